@@ -1,0 +1,3 @@
+//! loadgen: how many queries per second can a model serve within a p99 latency target?
+pub mod backend;
+pub mod clock;
