@@ -1,3 +1,4 @@
 //! loadgen: how many queries per second can a model serve within a p99 latency target?
 pub mod backend;
 pub mod clock;
+pub mod paths;

@@ -152,7 +152,9 @@ impl Backend for SimBackend {
     fn session(&self, worker: usize) -> Result<Box<dyn Session>, BackendError> {
         Ok(Box::new(SimSession {
             sampler: self.sampler.clone(),
-            rng: SmallRng::seed_from_u64(self.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(worker as u64 + 1))),
+            rng: SmallRng::seed_from_u64(
+                self.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(worker as u64 + 1)),
+            ),
         }))
     }
 }
@@ -201,9 +203,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_laws_with_a_sentence() {
-        for bad in ["gauss:5ms", "fixed", "fixed:fast", "uniform:8ms:2ms", "lognormal:5ms:-1", "fixed:0ms"] {
+        for bad in [
+            "gauss:5ms",
+            "fixed",
+            "fixed:fast",
+            "uniform:8ms:2ms",
+            "lognormal:5ms:-1",
+            "fixed:0ms",
+        ] {
             let err = ServiceTime::parse(bad).unwrap_err();
-            assert!(err.contains(bad) || err.contains("--sim-service-time"), "{err}");
+            assert!(
+                err.contains(bad) || err.contains("--sim-service-time"),
+                "{err}"
+            );
         }
     }
 
@@ -213,7 +225,10 @@ mod tests {
         for law in ["exp:5ms", "lognormal:5ms:0.5", "uniform:2ms:8ms"] {
             let s = Sampler::new(&ServiceTime::parse(law).unwrap());
             let n = 200_000;
-            let mean: f64 = (0..n).map(|_| s.sample(&mut rng).as_secs_f64()).sum::<f64>() / n as f64;
+            let mean: f64 = (0..n)
+                .map(|_| s.sample(&mut rng).as_secs_f64())
+                .sum::<f64>()
+                / n as f64;
             assert!((mean - 0.005).abs() < 0.005 * 0.02, "{law}: mean {mean}");
         }
     }
