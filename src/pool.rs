@@ -1,0 +1,504 @@
+//! The worker pool: one thread per `--threads`, each owning its backend session and
+//! its own histograms. The pool is started once (sessions load once) and runs many
+//! jobs: open-loop steps fed by the issuer, closed-loop runs, the accuracy pass.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
+
+use crate::backend::{Backend, BackendError, Batch, Prediction, Session};
+use crate::issuer::{Claim, Query, QueryQueue, RING_CAPACITY};
+use crate::stats::WorkerStats;
+
+/// The samples queries point at (LoadGen's "query sample library"): tensors already
+/// preprocessed and in RAM, so the timed path only reads memory.
+pub trait SampleLibrary: Send + Sync {
+    /// Number of samples; query `i` uses sample `i % len`.
+    fn len(&self) -> usize;
+    /// Elements in one sample (0 for backends that take no input).
+    fn item_len(&self) -> usize;
+    /// `n` consecutive samples from `start`, back to back (`start + n <= len`).
+    fn items(&self, start: usize, n: usize) -> &[f32];
+}
+
+/// A library of `len` samples with no data, for `sim` and `null`.
+pub struct EmptyLibrary(pub usize);
+
+impl SampleLibrary for EmptyLibrary {
+    fn len(&self) -> usize {
+        self.0.max(1)
+    }
+    fn item_len(&self) -> usize {
+        0
+    }
+    fn items(&self, _start: usize, _n: usize) -> &[f32] {
+        &[]
+    }
+}
+
+/// Counters a worker keeps current during a step so that the step's controller can
+/// decide early (each on its own cache line; written with plain stores).
+#[derive(Default)]
+pub struct LiveCounters {
+    pub completed: AtomicU64,
+    /// Completed with latency above the step's target.
+    pub late: AtomicU64,
+    /// Newest planned time in the batch being served (`u64::MAX` when idle).
+    pub busy_newest_planned: AtomicU64,
+    /// Queries in the batch being served.
+    pub busy_len: AtomicU64,
+}
+
+impl LiveCounters {
+    fn reset(&self) {
+        self.completed.store(0, Ordering::Relaxed);
+        self.late.store(0, Ordering::Relaxed);
+        self.busy_newest_planned.store(u64::MAX, Ordering::Relaxed);
+        self.busy_len.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What the accuracy pass collects: raw top-1 per sample, scores when asked.
+pub struct AccuracyOutput {
+    pub top1: Vec<i64>,
+    pub scores: Option<Vec<f32>>,
+    pub stats: WorkerStats,
+    pub seconds: f64,
+}
+
+enum Job {
+    /// Serve the queue until it is finished; latencies from `epoch`.
+    Open {
+        epoch: Instant,
+        late_after_ns: u64,
+    },
+    /// Back-to-back batches until `until` (or abort).
+    Closed {
+        epoch: Instant,
+        until: Instant,
+    },
+    /// Predict samples `[0, n)`, taking batches from a shared cursor.
+    Accuracy(Arc<AccuracyJob>),
+    Exit,
+}
+
+struct AccuracyJob {
+    n: usize,
+    cursor: AtomicUsize,
+    top1: Mutex<Vec<i64>>,
+    scores: Option<Mutex<Vec<f32>>>,
+    classes: usize,
+    epoch: Instant,
+}
+
+struct Worker {
+    jobs: Sender<Job>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Workers plus the queue they drain.
+pub struct WorkerPool {
+    workers: Vec<Worker>,
+    reports: Receiver<WorkerStats>,
+    queue: Arc<QueryQueue>,
+    live: Arc<[CachePadded<LiveCounters>]>,
+    stop: Arc<AtomicBool>,
+    batch_size: usize,
+}
+
+struct WorkerCtx {
+    session: Box<dyn Session>,
+    samples: Arc<dyn SampleLibrary>,
+    queue: Arc<QueryQueue>,
+    live: Arc<[CachePadded<LiveCounters>]>,
+    stop: Arc<AtomicBool>,
+    id: usize,
+    batch_size: usize,
+    /// Scratch for batches that wrap around the sample library.
+    gather: Vec<f32>,
+    pred: Prediction,
+    stats: WorkerStats,
+}
+
+impl WorkerPool {
+    /// Starts `threads` workers, each opening its own session (in parallel, since
+    /// loading can take seconds). Fails if any session fails.
+    pub fn start(
+        backend: &Arc<dyn Backend>,
+        samples: Arc<dyn SampleLibrary>,
+        threads: usize,
+        batch_size: usize,
+    ) -> Result<WorkerPool, BackendError> {
+        let queue = Arc::new(QueryQueue::new(RING_CAPACITY));
+        let live: Arc<[CachePadded<LiveCounters>]> = (0..threads)
+            .map(|_| CachePadded::new(LiveCounters::default()))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (report_tx, reports) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut workers = Vec::with_capacity(threads);
+        for id in 0..threads {
+            let (jobs, job_rx) = mpsc::channel();
+            let backend = Arc::clone(backend);
+            let ctx_parts = (
+                Arc::clone(&samples),
+                Arc::clone(&queue),
+                Arc::clone(&live),
+                Arc::clone(&stop),
+            );
+            let report_tx = report_tx.clone();
+            let ready_tx = ready_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn(move || {
+                    crate::clock::tighten_timer_slack();
+                    let session = match backend.session(id) {
+                        Ok(s) => {
+                            let _ = ready_tx.send(Ok(()));
+                            s
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let (samples, queue, live, stop) = ctx_parts;
+                    let mut ctx = WorkerCtx {
+                        session,
+                        samples,
+                        queue,
+                        live,
+                        stop,
+                        id,
+                        batch_size,
+                        gather: Vec::new(),
+                        pred: Prediction::default(),
+                        stats: WorkerStats::default(),
+                    };
+                    ctx.serve(job_rx, report_tx);
+                })
+                .map_err(|e| {
+                    BackendError::Runtime(format!("could not start a worker thread: {e}"))
+                })?;
+            workers.push(Worker {
+                jobs,
+                thread: Some(thread),
+            });
+        }
+        drop(ready_tx);
+        let mut first_err = None;
+        for _ in 0..threads {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(BackendError::Runtime(
+                        "a worker thread died while loading".into(),
+                    ));
+                }
+            }
+        }
+        let pool = WorkerPool {
+            workers,
+            reports,
+            queue,
+            live,
+            stop,
+            batch_size,
+        };
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(pool),
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub fn queue(&self) -> &QueryQueue {
+        &self.queue
+    }
+
+    pub fn live(&self) -> &[CachePadded<LiveCounters>] {
+        &self.live
+    }
+
+    fn broadcast(&self, make: impl Fn() -> Job) {
+        for w in &self.workers {
+            let _ = w.jobs.send(make());
+        }
+    }
+
+    fn prepare(&self) {
+        self.queue.reset();
+        self.stop.store(false, Ordering::SeqCst);
+        for l in self.live.iter() {
+            l.reset();
+        }
+    }
+
+    /// Starts an open-loop step: workers serve the queue, which the caller then fills
+    /// with [`crate::issuer::issue`] and ends with [`WorkerPool::collect`].
+    pub fn begin_open(&self, epoch: Instant, late_after_ns: u64) {
+        self.prepare();
+        self.broadcast(|| Job::Open {
+            epoch,
+            late_after_ns,
+        });
+    }
+
+    /// Starts a closed-loop run until `until`; end it with [`WorkerPool::collect`].
+    pub fn begin_closed(&self, epoch: Instant, until: Instant) {
+        self.prepare();
+        self.broadcast(|| Job::Closed { epoch, until });
+    }
+
+    /// Asks workers to finish the batch in hand and report (closed loop, interrupts).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.queue.abort();
+    }
+
+    /// Waits for every worker's report of the current job and merges them.
+    pub fn collect(&self) -> Result<WorkerStats, BackendError> {
+        let mut total = WorkerStats::default();
+        for _ in 0..self.workers.len() {
+            let s = self
+                .reports
+                .recv()
+                .map_err(|_| BackendError::Runtime("a worker thread died".into()))?;
+            total.merge(&s);
+        }
+        Ok(total)
+    }
+
+    /// Predicts samples `[0, n)` once, spread over the workers.
+    pub fn run_accuracy(
+        &self,
+        n: usize,
+        classes: usize,
+        keep_scores: bool,
+    ) -> Result<AccuracyOutput, BackendError> {
+        self.prepare();
+        let job = Arc::new(AccuracyJob {
+            n,
+            cursor: AtomicUsize::new(0),
+            top1: Mutex::new(vec![-1; n]),
+            scores: keep_scores.then(|| Mutex::new(vec![0.0; n * classes])),
+            classes,
+            epoch: Instant::now(),
+        });
+        self.broadcast(|| Job::Accuracy(Arc::clone(&job)));
+        let stats = self.collect()?;
+        let seconds = job.epoch.elapsed().as_secs_f64();
+        if let Some(e) = &stats.first_error {
+            return Err(BackendError::Runtime(e.clone()));
+        }
+        let job = Arc::try_unwrap(job)
+            .map_err(|_| BackendError::Runtime("accuracy job still shared".into()))?;
+        Ok(AccuracyOutput {
+            top1: job.top1.into_inner(),
+            scores: job.scores.map(Mutex::into_inner),
+            stats,
+            seconds,
+        })
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.stop();
+        self.broadcast(|| Job::Exit);
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[inline]
+fn ns_since(epoch: Instant) -> u64 {
+    Instant::now().saturating_duration_since(epoch).as_nanos() as u64
+}
+
+/// The samples for queries `first..first+n`, without a copy unless they wrap around
+/// the end of the library.
+fn gather_batch<'a>(
+    samples: &'a dyn SampleLibrary,
+    gather: &'a mut Vec<f32>,
+    first: u64,
+    n: usize,
+) -> Batch<'a> {
+    let len = samples.len();
+    if samples.item_len() == 0 {
+        return Batch { data: &[], len: n };
+    }
+    let start = (first % len as u64) as usize;
+    if start + n <= len {
+        return Batch {
+            data: samples.items(start, n),
+            len: n,
+        };
+    }
+    gather.clear();
+    for k in 0..n {
+        gather.extend_from_slice(samples.items((start + k) % len, 1));
+    }
+    Batch {
+        data: gather,
+        len: n,
+    }
+}
+
+impl WorkerCtx {
+    fn serve(&mut self, jobs: Receiver<Job>, reports: Sender<WorkerStats>) {
+        while let Ok(job) = jobs.recv() {
+            self.stats.reset();
+            match job {
+                Job::Open {
+                    epoch,
+                    late_after_ns,
+                } => self.open(epoch, late_after_ns),
+                Job::Closed { epoch, until } => self.closed(epoch, until),
+                Job::Accuracy(job) => self.accuracy(&job),
+                Job::Exit => return,
+            }
+            if reports.send(self.stats.clone()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn predict(&mut self, first: u64, n: usize) -> Result<(), BackendError> {
+        self.pred.clear();
+        let batch = gather_batch(&*self.samples, &mut self.gather, first, n);
+        self.session.predict(batch, &mut self.pred)
+    }
+
+    fn note_error(&mut self, n: usize, e: BackendError) {
+        self.stats.errors += n as u64;
+        if self.stats.first_error.is_none() {
+            self.stats.first_error = Some(e.to_string());
+        }
+    }
+
+    fn open(&mut self, epoch: Instant, late_after_ns: u64) {
+        let mut buf = vec![Query::default(); self.batch_size];
+        let queue = Arc::clone(&self.queue);
+        let live = Arc::clone(&self.live);
+        let live = &live[self.id];
+        let mut late = 0u64;
+        while let Claim::Got(n) = queue.claim(&mut buf) {
+            let batch = &buf[..n];
+            live.busy_newest_planned
+                .store(batch[n - 1].planned_ns, Ordering::Relaxed);
+            live.busy_len.store(n as u64, Ordering::Relaxed);
+            let result = self.predict(batch[0].index, n);
+            let done = ns_since(epoch);
+            live.busy_len.store(0, Ordering::Relaxed);
+            match result {
+                Ok(()) => {
+                    for q in batch {
+                        let lat = done.saturating_sub(q.planned_ns);
+                        self.stats.corrected.record(lat);
+                        self.stats
+                            .uncorrected
+                            .record(done.saturating_sub(q.issued_ns));
+                        late += u64::from(lat > late_after_ns);
+                    }
+                    self.stats.completed += n as u64;
+                }
+                Err(e) => self.note_error(n, e),
+            }
+            self.stats.last_completion_ns = done;
+            live.late.store(late, Ordering::Relaxed);
+            live.completed
+                .store(self.stats.completed + self.stats.errors, Ordering::Relaxed);
+        }
+    }
+
+    fn closed(&mut self, epoch: Instant, until: Instant) {
+        let n = self.batch_size;
+        let live = Arc::clone(&self.live);
+        let live = &live[self.id];
+        // Each worker starts at its own place in the library.
+        let mut next = (self.id * n) as u64;
+        let stride = (self.live.len() * n) as u64;
+        while !self.stop.load(Ordering::Relaxed) && Instant::now() < until {
+            let start = ns_since(epoch);
+            let result = self.predict(next, n);
+            let done = ns_since(epoch);
+            match result {
+                Ok(()) => {
+                    for _ in 0..n {
+                        self.stats.corrected.record(done - start);
+                        self.stats.uncorrected.record(done - start);
+                    }
+                    self.stats.completed += n as u64;
+                }
+                Err(e) => self.note_error(n, e),
+            }
+            self.stats.last_completion_ns = done;
+            live.completed
+                .store(self.stats.completed + self.stats.errors, Ordering::Relaxed);
+            next += stride;
+        }
+    }
+
+    fn accuracy(&mut self, job: &AccuracyJob) {
+        let bs = self.batch_size;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let first = job.cursor.fetch_add(bs, Ordering::Relaxed);
+            if first >= job.n {
+                return;
+            }
+            let n = bs.min(job.n - first);
+            self.pred.keep_scores = job.scores.is_some();
+            let start = ns_since(job.epoch);
+            let result = self.predict(first as u64, n);
+            let done = ns_since(job.epoch);
+            match result {
+                Ok(()) if self.pred.top1.len() == n => {
+                    for _ in 0..n {
+                        self.stats.corrected.record(done - start);
+                        self.stats.uncorrected.record(done - start);
+                    }
+                    self.stats.completed += n as u64;
+                    job.top1.lock()[first..first + n].copy_from_slice(&self.pred.top1);
+                    if let Some(scores) = &job.scores {
+                        let c = job.classes;
+                        if self.pred.scores.len() == n * c {
+                            scores.lock()[first * c..(first + n) * c]
+                                .copy_from_slice(&self.pred.scores);
+                        }
+                    }
+                }
+                Ok(()) => self.note_error(
+                    n,
+                    BackendError::Runtime(format!(
+                        "the backend returned {} classes for a batch of {n}",
+                        self.pred.top1.len()
+                    )),
+                ),
+                Err(e) => self.note_error(n, e),
+            }
+            self.stats.last_completion_ns = done;
+        }
+    }
+}
