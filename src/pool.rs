@@ -231,6 +231,10 @@ impl WorkerPool {
         &self.queue
     }
 
+    pub fn live_handle(&self) -> Arc<[CachePadded<LiveCounters>]> {
+        Arc::clone(&self.live)
+    }
+
     pub fn live(&self) -> &[CachePadded<LiveCounters>] {
         &self.live
     }

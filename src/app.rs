@@ -1,0 +1,253 @@
+//! The subcommands, gluing settings, backend, samples, pool, search and report
+//! together. Measuring lives in `step`/`search`, formatting in `report`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+
+use crate::backend::{self, Backend};
+use crate::cli::{FixedArgs, RunArgs, ThroughputArgs};
+use crate::error::Interrupted;
+use crate::pool::{EmptyLibrary, SampleLibrary, WorkerPool};
+use crate::progress::Progress;
+use crate::report::{self, Results};
+use crate::schedule::Distribution;
+use crate::search::{self, SearchStop, StepRunner};
+use crate::settings::{parse_latencies, RunOverrides, Settings, SettingsError};
+use crate::signals;
+use crate::step::{self, StepSpec, StepSummary};
+
+/// A loaded system under test: backend, samples and the worker pool.
+struct Sut {
+    backend: Arc<dyn Backend>,
+    pool: WorkerPool,
+}
+
+fn load_sut(settings: &Settings, progress: &mut Progress) -> Result<Sut> {
+    progress.stage("load", &format!("{} backend", settings.backend.name()));
+    let backend = backend::load(settings.backend, &settings.backend_config())?;
+    let samples = load_samples(settings, &backend, progress)?;
+    progress.stage("load", &format!("{} sessions", settings.threads));
+    let pool = WorkerPool::start(&backend, samples, settings.threads, settings.batch_size)?;
+    Ok(Sut { backend, pool })
+}
+
+fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>, _progress: &mut Progress) -> Result<Arc<dyn SampleLibrary>> {
+    let _ = backend;
+    Ok(Arc::new(EmptyLibrary(settings.count)))
+}
+
+/// Warm-up, so that the first timed step does not pay for lazy initialisation.
+fn warm_up(sut: &Sut, settings: &Settings, progress: &mut Progress) -> Result<()> {
+    if settings.warmup > 0.0 {
+        progress.stage("warm-up", &format!("{:.0} s closed loop", settings.warmup));
+        step::run_closed(&sut.pool, Duration::from_secs_f64(settings.warmup), signals::flag())?;
+    }
+    Ok(())
+}
+
+fn epoch_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The step runner the search drives: runs a step on the pool, prints its line and
+/// records it in the results.
+struct PoolRunner<'a> {
+    sut: &'a Sut,
+    settings: &'a Settings,
+    progress: &'a mut Progress,
+    results: &'a mut Results,
+}
+
+impl StepRunner for PoolRunner<'_> {
+    fn step(&mut self, dist: Distribution, qps: f64, target: Duration) -> Result<StepSummary, SearchStop> {
+        let spec = StepSpec {
+            distribution: dist,
+            offered_qps: qps,
+            queries: StepSpec::query_count(qps, self.settings.time, self.settings.min_queries),
+            target: Some(target),
+            seed: self.settings.seed,
+        };
+        let name = report::step_name(dist, Some(target.as_secs_f64()), qps);
+        self.progress.stage(&format!("{} {}", dist.as_str(), report::py_float(target.as_secs_f64())), &name);
+        self.progress.track(self.sut.pool.live_handle(), spec.queries);
+        let summary = step::run_open(&self.sut.pool, &spec, signals::flag())
+            .map_err(|e| SearchStop::Failed(e.into()))?;
+        self.progress.end_step();
+        if signals::interrupted() {
+            return Err(SearchStop::Interrupted);
+        }
+        self.progress.println(&report::step_line(&name, &summary));
+        if summary.passed {
+            self.progress.println(report::TAKEN);
+        }
+        self.results.add_step(dist, name, summary.clone());
+        Ok(summary)
+    }
+}
+
+fn write_results(path: &PathBuf, results: &Results) -> Result<()> {
+    report::write_json_atomic(path, &results.to_json())?;
+    Ok(())
+}
+
+/// `loadgen run`: the scenario's whole procedure.
+pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
+    let o = RunOverrides {
+        time: args.time,
+        max_latency: args.max_latency.clone(),
+        distributions: args.distributions.clone(),
+        min_queries: args.min_queries,
+        no_accuracy: args.no_accuracy,
+    };
+    let settings = Settings::resolve(&args.common, &o)?;
+    let output = args.output.clone().unwrap_or_else(|| PathBuf::from("out/results.json"));
+    report::check_writable(&output)?;
+    let mut progress = Progress::new(settings.quiet);
+    let sut = load_sut(&settings, &mut progress)?;
+    let mut results = Results {
+        runtime: sut.backend.name().to_string(),
+        version: sut.backend.version(),
+        time: epoch_seconds(),
+        cmdline,
+        settings: report::settings_json(&settings),
+        system: crate::system::describe(),
+        ..Results::default()
+    };
+    if settings.accuracy {
+        progress.note("loadgen: accuracy pass skipped: this backend has no model outputs to check");
+    }
+    write_results(&output, &results)?;
+    let interrupted = || Interrupted(output.display().to_string());
+
+    warm_up(&sut, &settings, &mut progress)?;
+    // Capacity probe: the closed-loop rate bounds every open-loop answer from above.
+    let probe_time = (settings.time / 4.0).clamp(1.0, 5.0);
+    progress.stage("probe", &format!("{probe_time:.0} s closed loop"));
+    let probe = step::run_closed(&sut.pool, Duration::from_secs_f64(probe_time), signals::flag())?;
+    if signals::interrupted() {
+        results.interrupted = true;
+        write_results(&output, &results)?;
+        return Err(interrupted().into());
+    }
+    if probe.count == 0 {
+        anyhow::bail!(
+            "the capacity probe completed no query in {probe_time:.0} s{}",
+            probe.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
+    progress.note(&format!(
+        "loadgen: capacity probe: {:.1} queries/s closed loop with {} threads, batch {}",
+        probe.qps, settings.threads, settings.batch_size
+    ));
+    results.capacity = Some(probe.clone());
+
+    for &dist in &settings.distributions {
+        let mut known: Option<StepSummary> = None;
+        for (t, target) in settings.targets() {
+            let mut runner = PoolRunner {
+                sut: &sut,
+                settings: &settings,
+                progress: &mut progress,
+                results: &mut results,
+            };
+            match search::search(&mut runner, dist, target, probe.qps, known.as_ref()) {
+                Ok(found) => {
+                    progress.println(&report::result_line(dist, t, found.best.as_ref()));
+                    results.set_result(dist, t, found.best.clone());
+                    write_results(&output, &results)?;
+                    if found.best.is_some() {
+                        known = found.best;
+                    }
+                }
+                Err(SearchStop::Interrupted) => {
+                    results.interrupted = true;
+                    write_results(&output, &results)?;
+                    return Err(interrupted().into());
+                }
+                Err(SearchStop::Failed(e)) => {
+                    write_results(&output, &results)?;
+                    return Err(e);
+                }
+            }
+        }
+    }
+    progress.finish();
+    println!("{}", results.final_results.line());
+    write_results(&output, &results)?;
+    Ok(())
+}
+
+/// `loadgen fixed`: one step at a fixed offered rate.
+pub fn fixed(args: FixedArgs) -> Result<()> {
+    let dist = Distribution::parse(&args.distribution).ok_or_else(|| {
+        SettingsError(format!(
+            "unknown distribution '{}': use linear or exponential",
+            args.distribution
+        ))
+    })?;
+    let target = match &args.max_latency {
+        Some(s) => Some(parse_latencies(s)?[0]),
+        None => None,
+    };
+    let o = RunOverrides {
+        time: args.time,
+        min_queries: args.min_queries,
+        ..RunOverrides::default()
+    };
+    let settings = Settings::resolve(&args.common, &o)?;
+    let mut progress = Progress::new(settings.quiet);
+    let sut = load_sut(&settings, &mut progress)?;
+    warm_up(&sut, &settings, &mut progress)?;
+    let spec = StepSpec {
+        distribution: dist,
+        offered_qps: args.qps,
+        queries: StepSpec::query_count(args.qps, settings.time, settings.min_queries),
+        target: target.map(Duration::from_secs_f64),
+        seed: settings.seed,
+    };
+    let name = report::step_name(dist, target, args.qps);
+    progress.stage("fixed", &name);
+    progress.track(sut.pool.live_handle(), spec.queries);
+    let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
+    progress.finish();
+    println!("{}", report::step_line(&name, &summary));
+    if args.json {
+        println!("{}", report::step_json(&summary));
+    }
+    if signals::interrupted() {
+        return Err(Interrupted("stdout".into()).into());
+    }
+    Ok(())
+}
+
+/// `loadgen throughput`: closed loop, the most the system can do.
+pub fn throughput(args: ThroughputArgs) -> Result<()> {
+    let o = RunOverrides {
+        time: args.time,
+        ..RunOverrides::default()
+    };
+    let settings = Settings::resolve(&args.common, &o)?;
+    let mut progress = Progress::new(settings.quiet);
+    let sut = load_sut(&settings, &mut progress)?;
+    warm_up(&sut, &settings, &mut progress)?;
+    progress.stage("throughput", &format!("{:.0} s closed loop", settings.time));
+    progress.track(sut.pool.live_handle(), 0);
+    let summary = step::run_closed(&sut.pool, Duration::from_secs_f64(settings.time), signals::flag())?;
+    progress.finish();
+    println!("Throughput: {:.2} images/sec", summary.qps);
+    if args.json {
+        println!("{}", report::step_json(&summary));
+    }
+    if signals::interrupted() {
+        return Err(Interrupted("stdout".into()).into());
+    }
+    Ok(())
+}
+
+/// `loadgen accuracy`: the accuracy pass alone.
+pub fn accuracy(_args: crate::cli::AccuracyArgs) -> Result<()> {
+    anyhow::bail!(SettingsError("the accuracy pass needs a real backend and a dataset".into()))
+}

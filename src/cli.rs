@@ -1,0 +1,233 @@
+//! The command line. Flags keep the old tool's names (`--batch_size`, `--max-latency`,
+//! …); values are checked here where clap can say what is wrong in one sentence, and
+//! in [`crate::settings`] where the check needs the scenario file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "How many queries per second can this model serve while 99 % of answers come back within a target latency?",
+    propagate_version = true,
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The whole procedure of a scenario (default cloud.toml): accuracy pass, then the
+    /// highest passing rate per target latency and distribution.
+    Run(RunArgs),
+    /// One step at a fixed offered rate.
+    Fixed(FixedArgs),
+    /// Closed loop: `--threads` batches in flight, the most the system can do.
+    Throughput(ThroughputArgs),
+    /// The accuracy pass alone.
+    Accuracy(AccuracyArgs),
+}
+
+/// Flags shared by every subcommand: what to load and how to run it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// Scenario file with the defaults (default: scenarios/cloud.toml).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// resnet50-tf, resnet50-onnxruntime, mobilenet-tf or mobilenet-onnx.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Model file (default: the profile's file under models/).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// onnxruntime, tf (tensorflow), sim or null.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// cpu or gpu.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// ImageNet-layout folder; without it inputs are synthetic and the accuracy pass is skipped.
+    #[arg(long = "dataset-path", alias = "dataset_path")]
+    pub dataset_path: Option<PathBuf>,
+    /// Image list (default: <dataset-path>/val_map.txt).
+    #[arg(long = "dataset-list", alias = "dataset_list")]
+    pub dataset_list: Option<PathBuf>,
+    /// NCHW or NHWC (default: from the model).
+    #[arg(long = "data-format", alias = "data_format")]
+    pub data_format: Option<String>,
+    /// Input tensor name(s), comma separated (default: from the profile or model).
+    #[arg(long)]
+    pub inputs: Option<String>,
+    /// Output tensor name(s), comma separated.
+    #[arg(long)]
+    pub outputs: Option<String>,
+    /// Queries per batch sent to the backend.
+    #[arg(long = "batch_size", alias = "batch-size", value_parser = positive_usize)]
+    pub batch_size: Option<usize>,
+    /// Worker threads, each with its own session (default: one per core).
+    #[arg(long, value_parser = positive_usize)]
+    pub threads: Option<usize>,
+    /// Intra-op threads per session (default: cores / threads).
+    #[arg(long = "intra-threads", value_parser = positive_usize)]
+    pub intra_threads: Option<usize>,
+    /// Inter-op threads per session (default: 1).
+    #[arg(long = "inter-threads", value_parser = positive_usize)]
+    pub inter_threads: Option<usize>,
+    /// Dataset items loaded into memory; queries cycle over them.
+    #[arg(long, value_parser = positive_usize)]
+    pub count: Option<usize>,
+    /// 1 keeps preprocessed images under out/cache/ for the next run.
+    #[arg(long, value_parser = zero_or_one)]
+    pub cache: Option<bool>,
+    /// Seed of the exponential schedule and of synthetic data.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Service-time law of the sim backend: fixed:5ms, exp:5ms, lognormal:5ms:0.5, uniform:2ms:8ms.
+    #[arg(long = "sim-service-time")]
+    pub sim_service_time: Option<String>,
+    /// Closed-loop warm-up seconds before timing.
+    #[arg(long, value_parser = non_negative_f64)]
+    pub warmup: Option<f64>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// results.json path.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Seconds per search step.
+    #[arg(long, value_parser = positive_f64)]
+    pub time: Option<f64>,
+    /// Target p99 latencies in seconds, comma separated: 0.01,0.05,0.1,0.2.
+    #[arg(long = "max-latency", alias = "max_latency")]
+    pub max_latency: Option<String>,
+    /// Distributions to search, comma separated: linear,exponential.
+    #[arg(long)]
+    pub distributions: Option<String>,
+    /// Fewest queries in a step.
+    #[arg(long = "min-queries")]
+    pub min_queries: Option<u64>,
+    /// Skip the accuracy pass.
+    #[arg(long = "no-accuracy")]
+    pub no_accuracy: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FixedArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Offered queries per second.
+    #[arg(long, value_parser = positive_f64)]
+    pub qps: f64,
+    /// linear or exponential.
+    #[arg(long, default_value = "linear")]
+    pub distribution: String,
+    /// Seconds to offer load.
+    #[arg(long, value_parser = positive_f64)]
+    pub time: Option<f64>,
+    /// A p99 target in seconds to judge the step against (and stop it early).
+    #[arg(long = "max-latency", alias = "max_latency")]
+    pub max_latency: Option<String>,
+    #[arg(long = "min-queries")]
+    pub min_queries: Option<u64>,
+    /// Print the step summary as JSON on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ThroughputArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Seconds to run.
+    #[arg(long, value_parser = positive_f64)]
+    pub time: Option<f64>,
+    /// Print the step summary as JSON on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AccuracyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print the accuracy block as JSON on the last line.
+    #[arg(long)]
+    pub json: bool,
+    /// Write inputs.npy, top1.npy, labels.npy, names.txt (and scores.npy) to this
+    /// folder, for comparing with another implementation.
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<PathBuf>,
+}
+
+fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number")),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds")),
+    }
+}
+
+fn zero_or_one(s: &str) -> Result<bool, String> {
+    match s {
+        "0" | "false" => Ok(false),
+        "1" | "true" => Ok(true),
+        _ => Err(format!("'{s}' is not 0 or 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn old_flag_spellings_parse() {
+        let cli = Cli::try_parse_from([
+            "loadgen", "run", "--profile", "resnet50-tf", "--batch_size", "4", "--max-latency", "0.01,0.1",
+            "--dataset-path", "/d", "--data-format", "NHWC", "--time", "5", "--count", "50", "--cache", "1",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else { panic!("run") };
+        assert_eq!(r.common.batch_size, Some(4));
+        assert_eq!(r.max_latency.as_deref(), Some("0.01,0.1"));
+        assert_eq!(r.common.cache, Some(true));
+        let cli = Cli::try_parse_from(["loadgen", "run", "--batch-size", "2"]).unwrap();
+        let Command::Run(r) = cli.command else { panic!("run") };
+        assert_eq!(r.common.batch_size, Some(2));
+    }
+
+    #[test]
+    fn zero_threads_is_refused() {
+        let err = Cli::try_parse_from(["loadgen", "run", "--threads", "0"]).unwrap_err();
+        assert!(err.to_string().contains("must be at least 1"), "{err}");
+    }
+}

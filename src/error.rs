@@ -1,0 +1,27 @@
+//! Exit codes (SPEC §3): 0 done, 1 the run itself failed, 2 bad usage or input,
+//! 130 interrupted. Errors are typed inside the library; `main` only asks this module.
+
+use crate::backend::BackendError;
+use crate::report::WriteError;
+use crate::settings::SettingsError;
+
+/// The run was interrupted by Ctrl-C after writing what it had.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: results measured so far were written to {0}")]
+pub struct Interrupted(pub String);
+
+/// The exit code for an error that reached `main`.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.is::<SettingsError>() || cause.is::<WriteError>() {
+            return 2;
+        }
+        if cause.is::<Interrupted>() {
+            return 130;
+        }
+        if let Some(e) = cause.downcast_ref::<BackendError>() {
+            return e.exit_code();
+        }
+    }
+    1
+}

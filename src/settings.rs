@@ -1,0 +1,379 @@
+//! Test settings: the scenario file gives defaults, the profile gives model
+//! conventions, flags override both. Everything is checked here, once, so that later
+//! code can trust it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{BackendConfig, BackendKind, Device, Layout};
+use crate::cli::CommonArgs;
+use crate::profile::{self, Profile};
+use crate::schedule::Distribution;
+
+/// A bad flag or scenario value: one sentence, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+fn bad<T>(msg: impl Into<String>) -> Result<T, SettingsError> {
+    Err(SettingsError(msg.into()))
+}
+
+/// A scenario file (`scenarios/*.toml`). Every key is optional.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: Option<String>,
+    pub accuracy: Option<bool>,
+    pub distributions: Option<Vec<String>>,
+    pub max_latency: Option<Vec<f64>>,
+    pub time: Option<f64>,
+    pub count: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub min_queries: Option<u64>,
+    pub warmup: Option<f64>,
+    pub seed: Option<u64>,
+    pub threads: Option<usize>,
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SettingsError(format!("cannot read scenario file {}: {e}", path.display()))
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            let msg = e.message().to_string();
+            SettingsError(format!("scenario file {} is not valid: {msg}", path.display()))
+        })
+    }
+
+    /// `--scenario`, else `scenarios/cloud.toml` of the project, else built-in defaults
+    /// equal to cloud.toml (so the binary works from any folder).
+    pub fn resolve(flag: Option<&Path>) -> Result<(Scenario, Option<PathBuf>), SettingsError> {
+        if let Some(p) = flag {
+            return Ok((Scenario::load(p)?, Some(p.to_path_buf())));
+        }
+        if let Some(root) = crate::paths::project_root() {
+            let p = root.join("scenarios/cloud.toml");
+            return Ok((Scenario::load(&p)?, Some(p)));
+        }
+        Ok((Scenario::cloud_defaults(), None))
+    }
+
+    pub fn cloud_defaults() -> Scenario {
+        Scenario {
+            name: Some("cloud".into()),
+            accuracy: Some(true),
+            distributions: Some(vec!["linear".into(), "exponential".into()]),
+            max_latency: Some(vec![0.01, 0.05, 0.1, 0.2]),
+            time: Some(10.0),
+            count: Some(500),
+            batch_size: Some(1),
+            min_queries: Some(100),
+            warmup: Some(2.0),
+            seed: Some(42),
+            threads: None,
+        }
+    }
+}
+
+/// Everything a run needs, resolved and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub scenario: String,
+    pub scenario_file: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub backend: BackendKind,
+    pub model: Option<PathBuf>,
+    pub device: Device,
+    pub dataset_path: Option<PathBuf>,
+    pub dataset_list: Option<PathBuf>,
+    pub data_format: Option<Layout>,
+    pub inputs: Option<String>,
+    pub outputs: Option<String>,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub intra_threads: Option<usize>,
+    pub inter_threads: Option<usize>,
+    pub count: usize,
+    pub cache: bool,
+    pub seed: u64,
+    pub sim_service_time: Option<String>,
+    pub warmup: f64,
+    pub time: f64,
+    pub max_latency: Vec<f64>,
+    pub distributions: Vec<Distribution>,
+    pub min_queries: u64,
+    pub accuracy: bool,
+    pub quiet: bool,
+    #[serde(skip)]
+    pub profile_info: Option<&'static Profile>,
+}
+
+/// Parses `0.01,0.05` into seconds.
+pub fn parse_latencies(s: &str) -> Result<Vec<f64>, SettingsError> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => out.push(v),
+            _ => {
+                return bad(format!(
+                    "--max-latency '{s}': '{part}' is not a latency in seconds (example: --max-latency 0.01,0.05,0.1,0.2)"
+                ))
+            }
+        }
+    }
+    if out.is_empty() {
+        return bad("--max-latency needs at least one latency in seconds (example: 0.01,0.05)");
+    }
+    Ok(out)
+}
+
+pub fn parse_distributions(items: &[String]) -> Result<Vec<Distribution>, SettingsError> {
+    let mut out = Vec::new();
+    for d in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match Distribution::parse(d) {
+            Some(x) if !out.contains(&x) => out.push(x),
+            Some(_) => {}
+            None => return bad(format!("unknown distribution '{d}': use linear, exponential or both (linear,exponential)")),
+        }
+    }
+    if out.is_empty() {
+        return bad("--distributions needs linear, exponential or both");
+    }
+    Ok(out)
+}
+
+/// Per-subcommand values that are not in [`CommonArgs`].
+#[derive(Debug, Default, Clone)]
+pub struct RunOverrides {
+    pub time: Option<f64>,
+    pub max_latency: Option<String>,
+    pub distributions: Option<String>,
+    pub min_queries: Option<u64>,
+    pub no_accuracy: bool,
+}
+
+impl Settings {
+    pub fn resolve(c: &CommonArgs, o: &RunOverrides) -> Result<Settings, SettingsError> {
+        let (sc, scenario_file) = Scenario::resolve(c.scenario.as_deref())?;
+        let defaults = Scenario::cloud_defaults();
+
+        let profile_info = match &c.profile {
+            Some(name) => Some(profile::find(name).ok_or_else(|| {
+                SettingsError(format!("unknown profile '{name}': use one of {}", profile::names()))
+            })?),
+            None => None,
+        };
+        let backend = match (&c.backend, profile_info) {
+            (Some(b), _) => BackendKind::parse(b).ok_or_else(|| {
+                SettingsError(format!("unknown backend '{b}': use onnxruntime, tf, sim or null"))
+            })?,
+            (None, Some(p)) => p.backend,
+            (None, None) => {
+                return bad("say which backend to measure: --backend onnxruntime|tf|sim|null (or --profile NAME)")
+            }
+        };
+        let profile_info = profile_info.or_else(|| profile::default_for(backend));
+        let device = match c.device.as_deref() {
+            None | Some("cpu") => Device::Cpu,
+            Some("gpu") => Device::Gpu,
+            Some(d) => return bad(format!("unknown device '{d}': use cpu or gpu")),
+        };
+        let data_format = match c.data_format.as_deref() {
+            None => None,
+            Some(f) => Some(Layout::parse(f).ok_or_else(|| {
+                SettingsError(format!("unknown --data-format '{f}': use NCHW or NHWC"))
+            })?),
+        };
+        let model = match (&c.model, profile_info) {
+            (Some(m), _) => Some(m.clone()),
+            (None, Some(p)) if backend.needs_model() => Some(default_model_path(p.model_file)),
+            _ => None,
+        };
+        let max_latency = match &o.max_latency {
+            Some(s) => parse_latencies(s)?,
+            None => sc.max_latency.clone().or(defaults.max_latency).unwrap_or_default(),
+        };
+        if max_latency.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+            return bad("max_latency in the scenario file must hold positive seconds");
+        }
+        let distributions = match &o.distributions {
+            Some(s) => parse_distributions(&s.split(',').map(String::from).collect::<Vec<_>>())?,
+            None => parse_distributions(&sc.distributions.clone().or(defaults.distributions).unwrap_or_default())?,
+        };
+        let pick = |flag: Option<f64>, file: Option<f64>, def: Option<f64>| flag.or(file).or(def).unwrap_or(0.0);
+        let time = pick(o.time, sc.time, defaults.time);
+        if !(time.is_finite() && time > 0.0) {
+            return bad("time must be a positive number of seconds");
+        }
+        let warmup = pick(c.warmup, sc.warmup, defaults.warmup);
+        if !(warmup.is_finite() && warmup >= 0.0) {
+            return bad("warmup must be zero or more seconds");
+        }
+        let threads = c
+            .threads
+            .or(sc.threads)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let batch_size = c.batch_size.or(sc.batch_size).or(defaults.batch_size).unwrap_or(1);
+        let count = c.count.or(sc.count).or(defaults.count).unwrap_or(500);
+        if threads == 0 || batch_size == 0 || count == 0 {
+            return bad("threads, batch_size and count must be at least 1");
+        }
+        if backend == BackendKind::Sim {
+            if let Some(spec) = &c.sim_service_time {
+                crate::backend::sim::ServiceTime::parse(spec).map_err(SettingsError)?;
+            }
+        } else if c.sim_service_time.is_some() {
+            return bad("--sim-service-time only applies to --backend sim");
+        }
+        if let Some(p) = &c.dataset_path {
+            if !p.is_dir() {
+                return bad(format!(
+                    "--dataset-path {} is not a folder (expected an ImageNet-layout folder with val_map.txt)",
+                    p.display()
+                ));
+            }
+        }
+        Ok(Settings {
+            scenario: sc.name.clone().unwrap_or_else(|| "cloud".into()),
+            scenario_file,
+            profile: profile_info.map(|p| p.name.to_string()),
+            backend,
+            model,
+            device,
+            dataset_path: c.dataset_path.clone(),
+            dataset_list: c.dataset_list.clone(),
+            data_format: data_format.or(profile_info.filter(|_| c.profile.is_some()).map(|p| p.data_format)),
+            inputs: c.inputs.clone().or_else(|| profile_info.and_then(|p| p.inputs.map(String::from))),
+            outputs: c.outputs.clone().or_else(|| profile_info.and_then(|p| p.outputs.map(String::from))),
+            batch_size,
+            threads,
+            intra_threads: c.intra_threads,
+            inter_threads: c.inter_threads,
+            count,
+            cache: c.cache.unwrap_or(false),
+            seed: c.seed.or(sc.seed).or(defaults.seed).unwrap_or(42),
+            sim_service_time: c.sim_service_time.clone(),
+            warmup,
+            time,
+            max_latency,
+            distributions,
+            min_queries: o.min_queries.or(sc.min_queries).or(defaults.min_queries).unwrap_or(0),
+            accuracy: !o.no_accuracy && sc.accuracy.or(defaults.accuracy).unwrap_or(true),
+            quiet: c.quiet,
+            profile_info,
+        })
+    }
+
+    pub fn backend_config(&self) -> BackendConfig {
+        BackendConfig {
+            model: self.model.clone(),
+            device: self.device,
+            workers: self.threads,
+            intra_threads: self.intra_threads,
+            inter_threads: self.inter_threads,
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            data_format: self.data_format,
+            sim_service_time: self.sim_service_time.clone(),
+            seed: self.seed,
+        }
+    }
+
+    pub fn targets(&self) -> impl Iterator<Item = (f64, Duration)> + '_ {
+        self.max_latency.iter().map(|&t| (t, Duration::from_secs_f64(t)))
+    }
+}
+
+/// `models/<file>` of the project (or of the working directory).
+fn default_model_path(file: &str) -> PathBuf {
+    crate::paths::project_root()
+        .map(|r| r.join("models").join(file))
+        .unwrap_or_else(|| PathBuf::from("models").join(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(backend: &str) -> CommonArgs {
+        CommonArgs {
+            backend: Some(backend.into()),
+            ..CommonArgs::default()
+        }
+    }
+
+    #[test]
+    fn cloud_defaults_then_flags() {
+        let s = Settings::resolve(&common("sim"), &RunOverrides::default()).unwrap();
+        assert_eq!(s.max_latency, vec![0.01, 0.05, 0.1, 0.2]);
+        assert_eq!(s.distributions, vec![Distribution::Linear, Distribution::Exponential]);
+        assert_eq!((s.time, s.count, s.batch_size), (10.0, 500, 1));
+        let o = RunOverrides {
+            time: Some(5.0),
+            max_latency: Some("0.02".into()),
+            distributions: Some("exponential".into()),
+            no_accuracy: true,
+            ..RunOverrides::default()
+        };
+        let s = Settings::resolve(&common("sim"), &o).unwrap();
+        assert_eq!((s.time, s.max_latency.clone(), s.accuracy), (5.0, vec![0.02], false));
+        assert_eq!(s.distributions, vec![Distribution::Exponential]);
+    }
+
+    #[test]
+    fn bad_values_are_one_sentence() {
+        let o = RunOverrides {
+            max_latency: Some("abc".into()),
+            ..RunOverrides::default()
+        };
+        let e = Settings::resolve(&common("sim"), &o).unwrap_err().to_string();
+        assert!(e.contains("'abc' is not a latency"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = Settings::resolve(&common("mxnet"), &RunOverrides::default()).unwrap_err().to_string();
+        assert!(e.contains("unknown backend 'mxnet'"), "{e}");
+        let e = parse_distributions(&["poisson".into()]).unwrap_err().to_string();
+        assert!(e.contains("unknown distribution 'poisson'"), "{e}");
+    }
+
+    #[test]
+    fn profile_sets_backend_and_tensor_names() {
+        let c = CommonArgs {
+            profile: Some("resnet50-tf".into()),
+            ..CommonArgs::default()
+        };
+        let s = Settings::resolve(&c, &RunOverrides::default()).unwrap();
+        assert_eq!(s.backend, BackendKind::Tf);
+        assert_eq!(s.inputs.as_deref(), Some("input_tensor:0"));
+        assert_eq!(s.outputs.as_deref(), Some("ArgMax:0"));
+        assert_eq!(s.data_format, Some(Layout::Nhwc));
+        assert!(s.model.unwrap().ends_with("models/resnet50_v1.pb"));
+    }
+
+    #[test]
+    fn scenario_files_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(&p, "time = 3\nmax_latncy = [0.1]\n").unwrap();
+        let e = Scenario::load(&p).unwrap_err().to_string();
+        assert!(e.contains("max_latncy"), "{e}");
+        std::fs::write(&p, "time = 3\nmax_latency = [0.1]\n").unwrap();
+        let c = CommonArgs {
+            scenario: Some(p),
+            ..common("null")
+        };
+        let s = Settings::resolve(&c, &RunOverrides::default()).unwrap();
+        assert_eq!((s.time, s.max_latency), (3.0, vec![0.1]));
+    }
+
+    #[test]
+    fn the_committed_cloud_scenario_matches_the_built_in_defaults() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cloud.toml");
+        let file = Scenario::load(&p).unwrap();
+        let def = Scenario::cloud_defaults();
+        assert_eq!(toml::to_string(&file).unwrap(), toml::to_string(&def).unwrap());
+    }
+}
