@@ -34,7 +34,11 @@ fn load_sut(settings: &Settings, progress: &mut Progress) -> Result<Sut> {
     Ok(Sut { backend, pool })
 }
 
-fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>, _progress: &mut Progress) -> Result<Arc<dyn SampleLibrary>> {
+fn load_samples(
+    settings: &Settings,
+    backend: &Arc<dyn Backend>,
+    _progress: &mut Progress,
+) -> Result<Arc<dyn SampleLibrary>> {
     let _ = backend;
     Ok(Arc::new(EmptyLibrary(settings.count)))
 }
@@ -43,13 +47,19 @@ fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>, _progress: &mut
 fn warm_up(sut: &Sut, settings: &Settings, progress: &mut Progress) -> Result<()> {
     if settings.warmup > 0.0 {
         progress.stage("warm-up", &format!("{:.0} s closed loop", settings.warmup));
-        step::run_closed(&sut.pool, Duration::from_secs_f64(settings.warmup), signals::flag())?;
+        step::run_closed(
+            &sut.pool,
+            Duration::from_secs_f64(settings.warmup),
+            signals::flag(),
+        )?;
     }
     Ok(())
 }
 
 fn epoch_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The step runner the search drives: runs a step on the pool, prints its line and
@@ -62,7 +72,12 @@ struct PoolRunner<'a> {
 }
 
 impl StepRunner for PoolRunner<'_> {
-    fn step(&mut self, dist: Distribution, qps: f64, target: Duration) -> Result<StepSummary, SearchStop> {
+    fn step(
+        &mut self,
+        dist: Distribution,
+        qps: f64,
+        target: Duration,
+    ) -> Result<StepSummary, SearchStop> {
         let spec = StepSpec {
             distribution: dist,
             offered_qps: qps,
@@ -71,8 +86,16 @@ impl StepRunner for PoolRunner<'_> {
             seed: self.settings.seed,
         };
         let name = report::step_name(dist, Some(target.as_secs_f64()), qps);
-        self.progress.stage(&format!("{} {}", dist.as_str(), report::py_float(target.as_secs_f64())), &name);
-        self.progress.track(self.sut.pool.live_handle(), spec.queries);
+        self.progress.stage(
+            &format!(
+                "{} {}",
+                dist.as_str(),
+                report::py_float(target.as_secs_f64())
+            ),
+            &name,
+        );
+        self.progress
+            .track(self.sut.pool.live_handle(), spec.queries);
         let summary = step::run_open(&self.sut.pool, &spec, signals::flag())
             .map_err(|e| SearchStop::Failed(e.into()))?;
         self.progress.end_step();
@@ -82,6 +105,11 @@ impl StepRunner for PoolRunner<'_> {
         self.progress.println(&report::step_line(&name, &summary));
         if summary.passed {
             self.progress.println(report::TAKEN);
+        } else {
+            self.progress.note(&format!(
+                "loadgen: {name}: {}",
+                report::verdict_text(&summary)
+            ));
         }
         self.results.add_step(dist, name, summary.clone());
         Ok(summary)
@@ -103,7 +131,10 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         no_accuracy: args.no_accuracy,
     };
     let settings = Settings::resolve(&args.common, &o)?;
-    let output = args.output.clone().unwrap_or_else(|| PathBuf::from("out/results.json"));
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out/results.json"));
     report::check_writable(&output)?;
     let mut progress = Progress::new(settings.quiet);
     let sut = load_sut(&settings, &mut progress)?;
@@ -126,7 +157,11 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     // Capacity probe: the closed-loop rate bounds every open-loop answer from above.
     let probe_time = (settings.time / 4.0).clamp(1.0, 5.0);
     progress.stage("probe", &format!("{probe_time:.0} s closed loop"));
-    let probe = step::run_closed(&sut.pool, Duration::from_secs_f64(probe_time), signals::flag())?;
+    let probe = step::run_closed(
+        &sut.pool,
+        Duration::from_secs_f64(probe_time),
+        signals::flag(),
+    )?;
     if signals::interrupted() {
         results.interrupted = true;
         write_results(&output, &results)?;
@@ -135,7 +170,11 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     if probe.count == 0 {
         anyhow::bail!(
             "the capacity probe completed no query in {probe_time:.0} s{}",
-            probe.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            probe
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
     }
     progress.note(&format!(
@@ -235,7 +274,11 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
     warm_up(&sut, &settings, &mut progress)?;
     progress.stage("throughput", &format!("{:.0} s closed loop", settings.time));
     progress.track(sut.pool.live_handle(), 0);
-    let summary = step::run_closed(&sut.pool, Duration::from_secs_f64(settings.time), signals::flag())?;
+    let summary = step::run_closed(
+        &sut.pool,
+        Duration::from_secs_f64(settings.time),
+        signals::flag(),
+    )?;
     progress.finish();
     println!("Throughput: {:.2} images/sec", summary.qps);
     if args.json {
@@ -249,5 +292,7 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
 
 /// `loadgen accuracy`: the accuracy pass alone.
 pub fn accuracy(_args: crate::cli::AccuracyArgs) -> Result<()> {
-    anyhow::bail!(SettingsError("the accuracy pass needs a real backend and a dataset".into()))
+    anyhow::bail!(SettingsError(
+        "the accuracy pass needs a real backend and a dataset".into()
+    ))
 }

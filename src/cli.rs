@@ -212,16 +212,36 @@ mod tests {
     #[test]
     fn old_flag_spellings_parse() {
         let cli = Cli::try_parse_from([
-            "loadgen", "run", "--profile", "resnet50-tf", "--batch_size", "4", "--max-latency", "0.01,0.1",
-            "--dataset-path", "/d", "--data-format", "NHWC", "--time", "5", "--count", "50", "--cache", "1",
+            "loadgen",
+            "run",
+            "--profile",
+            "resnet50-tf",
+            "--batch_size",
+            "4",
+            "--max-latency",
+            "0.01,0.1",
+            "--dataset-path",
+            "/d",
+            "--data-format",
+            "NHWC",
+            "--time",
+            "5",
+            "--count",
+            "50",
+            "--cache",
+            "1",
         ])
         .unwrap();
-        let Command::Run(r) = cli.command else { panic!("run") };
+        let Command::Run(r) = cli.command else {
+            panic!("run")
+        };
         assert_eq!(r.common.batch_size, Some(4));
         assert_eq!(r.max_latency.as_deref(), Some("0.01,0.1"));
         assert_eq!(r.common.cache, Some(true));
         let cli = Cli::try_parse_from(["loadgen", "run", "--batch-size", "2"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("run") };
+        let Command::Run(r) = cli.command else {
+            panic!("run")
+        };
         assert_eq!(r.common.batch_size, Some(2));
     }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 /// How long before the deadline we stop sleeping and start spinning.
-pub const SPIN_WINDOW: Duration = Duration::from_micros(200);
+pub const SPIN_WINDOW: Duration = Duration::from_micros(100);
 
 /// Asks the kernel for 1 µs timer slack on the calling thread (default 50 µs), so the
 /// sleep part of [`wait_until`] lands close to where it aimed. Best effort.
@@ -13,6 +13,32 @@ pub fn tighten_timer_slack() {
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes a per-thread scheduling hint.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// Lowers the calling thread's priority a little (nice +5) so that the issuer, which
+/// sleeps most of the time, preempts busy workers the moment its instant comes.
+/// Threads the worker creates (a runtime's intra-op pool) inherit it. Best effort.
+pub fn yield_priority_to_issuer() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority only read/change this thread's scheduling nice value.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
+    }
+}
+
+/// Raises the calling thread's priority (nice −10) for the issuer, best effort: it
+/// needs CAP_SYS_NICE (root), and without it the issuer still runs at nice 0 against
+/// workers at nice +5.
+pub fn raise_issuer_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority only read/change this thread's nice value.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::getpriority(libc::PRIO_PROCESS, tid) > -10 {
+            libc::setpriority(libc::PRIO_PROCESS, tid, -10);
+        }
     }
 }
 
@@ -37,7 +63,7 @@ pub fn spin_until(deadline: Instant) {
     let mut spins = 0u32;
     while Instant::now() < deadline {
         spins = spins.wrapping_add(1);
-        if spins % 64 == 0 {
+        if spins.is_multiple_of(64) {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
@@ -86,16 +112,21 @@ mod tests {
     #[test]
     fn wait_until_is_not_early_and_not_much_late() {
         tighten_timer_slack();
-        let mut worst = Duration::ZERO;
-        for _ in 0..20 {
+        let mut late = Vec::new();
+        for _ in 0..40 {
             let deadline = Instant::now() + Duration::from_micros(700);
             wait_until(deadline);
             let now = Instant::now();
             assert!(now >= deadline, "returned before the deadline");
-            worst = worst.max(now - deadline);
+            late.push(now - deadline);
         }
-        // Generous bound: this asserts correctness (not early, not a 1 ms tick late),
-        // not speed; the lateness figures live in the benchmarks.
-        assert!(worst < Duration::from_millis(5), "worst lateness {worst:?}");
+        late.sort();
+        // Correctness, not speed (the figures live in the benchmarks): the median wait
+        // ends well inside a plain sleep's 1 ms granularity even on a busy machine.
+        assert!(
+            late[20] < Duration::from_micros(500),
+            "median lateness {:?}",
+            late[20]
+        );
     }
 }

@@ -24,8 +24,9 @@ pub const RING_CAPACITY: usize = 1 << 18;
 /// How often (at most) the issuer asks whether the step should stop.
 const CHECK_EVERY_NS: u64 = 1_000_000;
 
-/// How long an idle worker spins before it sleeps on the condition variable.
-const WORKER_SPIN: Duration = Duration::from_micros(50);
+/// How long an idle worker spins before it sleeps on the condition variable, when
+/// there are cores to spare.
+pub const WORKER_SPIN: Duration = Duration::from_micros(50);
 
 #[derive(Default)]
 struct Slot {
@@ -151,7 +152,9 @@ impl QueryQueue {
     }
 
     /// Worker side: takes up to `out.len()` queries in FIFO order, waiting for them.
-    pub fn claim(&self, out: &mut [Query]) -> Claim {
+    /// `spin` is how long to busy-wait before sleeping: worth it only while there are
+    /// fewer workers than cores (else spinning steals the issuer's core).
+    pub fn claim(&self, out: &mut [Query], spin: Duration) -> Claim {
         let max = out.len() as u64;
         let mut spin_started: Option<Instant> = None;
         loop {
@@ -188,7 +191,7 @@ impl QueryQueue {
             // Nothing to do: spin briefly (the next query is often microseconds away),
             // then sleep until the issuer wakes us.
             let started = *spin_started.get_or_insert_with(Instant::now);
-            if started.elapsed() < WORKER_SPIN {
+            if started.elapsed() < spin {
                 std::hint::spin_loop();
                 continue;
             }
@@ -271,6 +274,7 @@ pub fn issue(
     stop: &mut dyn StopCheck,
 ) -> IssueReport {
     let mut lateness = NsHistogram::new();
+    clock::raise_issuer_priority();
     let cap = queue.capacity();
     let mut issued = 0u64;
     let mut next = schedule.next_offset();
@@ -342,7 +346,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut seen = Vec::new();
                     let mut buf = [Query::default(); 4];
-                    while let Claim::Got(n) = q.claim(&mut buf) {
+                    while let Claim::Got(n) = q.claim(&mut buf, WORKER_SPIN) {
                         assert!(buf[..n].windows(2).all(|w| w[1].index == w[0].index + 1));
                         seen.extend(buf[..n].iter().map(|x| (x.index, x.planned_ns)));
                     }
@@ -377,7 +381,7 @@ mod tests {
         let worker = std::thread::spawn(move || {
             let mut buf = [Query::default(); 1];
             let mut early = 0;
-            while let Claim::Got(_) = qc.claim(&mut buf) {
+            while let Claim::Got(_) = qc.claim(&mut buf, WORKER_SPIN) {
                 let now = epoch.elapsed().as_nanos() as u64;
                 if now < buf[0].planned_ns || buf[0].issued_ns < buf[0].planned_ns {
                     early += 1;
@@ -424,7 +428,7 @@ mod tests {
         assert!(rep.issued < 1_000, "issued {}", rep.issued);
         q.abort();
         let mut buf = [Query::default(); 1];
-        assert_eq!(q.claim(&mut buf), Claim::Finished);
+        assert_eq!(q.claim(&mut buf, WORKER_SPIN), Claim::Finished);
     }
 
     #[test]
@@ -435,7 +439,7 @@ mod tests {
         }
         q.publish(10, 10);
         let mut buf = [Query::default(); 3];
-        assert_eq!(q.claim(&mut buf), Claim::Got(3)); // claimed: 0,1,2
+        assert_eq!(q.claim(&mut buf, WORKER_SPIN), Claim::Got(3)); // claimed: 0,1,2
         assert_eq!(q.backlog_planned_before(450), 2); // 3 and 4
         assert_eq!(q.backlog_planned_before(10_000), 7);
         assert_eq!(q.backlog_planned_before(250), 0);

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use crate::backend::{Backend, BackendError, Batch, Prediction, Session};
-use crate::issuer::{Claim, Query, QueryQueue, RING_CAPACITY};
+use crate::issuer::{Claim, Query, QueryQueue, RING_CAPACITY, WORKER_SPIN};
 use crate::stats::WorkerStats;
 
 /// The samples queries point at (LoadGen's "query sample library"): tensors already
@@ -157,6 +157,7 @@ impl WorkerPool {
                 .name(format!("worker-{id}"))
                 .spawn(move || {
                     crate::clock::tighten_timer_slack();
+                    crate::clock::yield_priority_to_issuer();
                     let session = match backend.session(id) {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
@@ -405,7 +406,14 @@ impl WorkerCtx {
         let live = Arc::clone(&self.live);
         let live = &live[self.id];
         let mut late = 0u64;
-        while let Claim::Got(n) = queue.claim(&mut buf) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // The issuer needs a core of its own at high rates: spin only if one is left.
+        let spin = if self.live.len() < cores {
+            WORKER_SPIN
+        } else {
+            Duration::ZERO
+        };
+        while let Claim::Got(n) = queue.claim(&mut buf, spin) {
             let batch = &buf[..n];
             live.busy_newest_planned
                 .store(batch[n - 1].planned_ns, Ordering::Relaxed);

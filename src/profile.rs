@@ -76,5 +76,9 @@ pub fn default_for(backend: BackendKind) -> Option<&'static Profile> {
 }
 
 pub fn names() -> String {
-    PROFILES.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    PROFILES
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -27,9 +27,11 @@ impl Progress {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} [{bar:30}] {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} {prefix:.bold} {msg} [{bar:30}] {pos}/{len} {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         Progress {
             bar,
@@ -61,7 +63,10 @@ impl Progress {
         let s = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let done: u64 = live.iter().map(|w| w.completed.load(Ordering::Relaxed)).sum();
+                let done: u64 = live
+                    .iter()
+                    .map(|w| w.completed.load(Ordering::Relaxed))
+                    .sum();
                 bar.set_position(done.min(total));
                 std::thread::sleep(Duration::from_millis(100));
             }

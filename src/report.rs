@@ -14,7 +14,13 @@ use crate::step::StepSummary;
 /// A float as Python's `repr` writes it: `0.01`, `0.1`, `1.0`, `1e-05`.
 pub fn py_float(v: f64) -> String {
     if !v.is_finite() {
-        return if v.is_nan() { "nan".into() } else if v > 0.0 { "inf".into() } else { "-inf".into() };
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let a = v.abs();
     if a != 0.0 && !(1e-4..1e16).contains(&a) {
@@ -63,6 +69,39 @@ pub fn step_line(name: &str, s: &StepSummary) -> String {
     )
 }
 
+/// Why a step failed, in words with its numbers (stderr).
+pub fn verdict_text(s: &StepSummary) -> String {
+    use crate::step::Verdict as V;
+    let ms = |v: f64| format!("{:.2} ms", v * 1e3);
+    let target = s.target_latency.unwrap_or(0.0);
+    match s.verdict {
+        V::Pass => "passed".into(),
+        V::NotJudged => "not judged".into(),
+        V::TooManyLate => format!(
+            "stopped early: more than 1 % of {} planned queries exceeded {}",
+            s.planned,
+            ms(target)
+        ),
+        V::P99AboveTarget => format!("p99 {} is above the target {}", ms(s.p99()), ms(target)),
+        V::BelowOfferedRate => format!(
+            "achieved {:.1} qps, below 90 % of the {} offered",
+            s.qps,
+            py_rate(s.offered_qps.unwrap_or(0.0))
+        ),
+        V::Errors => format!(
+            "{} queries failed: {}",
+            s.errors,
+            s.error.as_deref().unwrap_or("unknown error")
+        ),
+        V::IssuerLate => format!(
+            "the load generator fell behind (issue lateness p99 {}): the machine is too busy to judge this step",
+            ms(s.lateness.p99)
+        ),
+        V::DrainTimeout => format!("{} queries were still outstanding at the drain timeout", s.abandoned),
+        V::Interrupted => "interrupted".into(),
+    }
+}
+
 /// The line after a step that passed: the search takes it as a candidate answer.
 pub const TAKEN: &str = "^taken";
 
@@ -76,7 +115,11 @@ pub fn result_line(dist: Distribution, target: f64, best: Option<&StepSummary>) 
             py_float(s.p99()),
             py_rate(s.offered_qps.unwrap_or(s.qps))
         ),
-        None => format!("===RESULT: {} target_latency={} qps=FAIL", dist.as_str(), py_float(target)),
+        None => format!(
+            "===RESULT: {} target_latency={} qps=FAIL",
+            dist.as_str(),
+            py_float(target)
+        ),
     }
 }
 
@@ -97,7 +140,10 @@ impl FinalResults {
     }
 
     pub fn get(&self, dist: Distribution) -> &[(f64, f64)] {
-        self.0.iter().find(|(d, _)| *d == dist).map_or(&[], |(_, v)| v)
+        self.0
+            .iter()
+            .find(|(d, _)| *d == dist)
+            .map_or(&[], |(_, v)| v)
     }
 
     /// `===FINAL_RESULT: {'linear': {'0.01': 128}, 'exponential': {}}` (a Python dict).
@@ -185,7 +231,9 @@ impl Results {
     }
 
     pub fn set_result(&mut self, dist: Distribution, target: f64, best: Option<StepSummary>) {
-        let q = best.as_ref().map_or(-1.0, |s| s.offered_qps.unwrap_or(s.qps));
+        let q = best
+            .as_ref()
+            .map_or(-1.0, |s| s.offered_qps.unwrap_or(s.qps));
         self.final_results.set(dist, target, q);
         match self.results.iter_mut().find(|(d, _)| *d == dist) {
             Some((_, v)) => v.push((target, best)),
@@ -309,7 +357,10 @@ pub fn write_json_atomic(path: &Path, value: &Value) -> Result<(), WriteError> {
     };
     let dir = parent_dir(path);
     std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-    let name = path.file_name().map_or_else(|| "results.json".into(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || "results.json".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let mut text = serde_json::to_string_pretty(value).map_err(|e| err(e.to_string()))?;
     text.push('\n');
@@ -357,7 +408,14 @@ mod tests {
 
     fn step(qps: f64) -> StepSummary {
         let mut p = Percentiles::default();
-        for (k, v) in [("50.0", 0.0083), ("80.0", 0.0088), ("90.0", 0.0092), ("95.0", 0.0097), ("99.0", 0.0105), ("99.9", 0.0109)] {
+        for (k, v) in [
+            ("50.0", 0.0083),
+            ("80.0", 0.0088),
+            ("90.0", 0.0092),
+            ("95.0", 0.0097),
+            ("99.0", 0.0105),
+            ("99.9", 0.0109),
+        ] {
             p.0.insert(k.into(), v);
         }
         StepSummary {
@@ -400,7 +458,10 @@ mod tests {
         let mut f = FinalResults::default();
         f.set(Distribution::Linear, 0.01, 128.0);
         f.set(Distribution::Linear, 0.05, 142.0);
-        assert_eq!(f.line(), "===FINAL_RESULT: {'linear': {'0.01': 128, '0.05': 142}, 'exponential': {}}");
+        assert_eq!(
+            f.line(),
+            "===FINAL_RESULT: {'linear': {'0.01': 128, '0.05': 142}, 'exponential': {}}"
+        );
         f.set(Distribution::Exponential, 0.01, -1.0);
         assert!(f.line().ends_with("'exponential': {'0.01': -1}}"));
     }
@@ -431,7 +492,9 @@ mod tests {
         assert!(e.contains("it is a folder"), "{e}");
         let file = dir.path().join("f");
         std::fs::write(&file, "x").unwrap();
-        let e = check_writable(&file.join("results.json")).unwrap_err().to_string();
+        let e = check_writable(&file.join("results.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("cannot write"), "{e}");
     }
 }

@@ -45,7 +45,10 @@ impl Scenario {
         })?;
         toml::from_str(&text).map_err(|e| {
             let msg = e.message().to_string();
-            SettingsError(format!("scenario file {} is not valid: {msg}", path.display()))
+            SettingsError(format!(
+                "scenario file {} is not valid: {msg}",
+                path.display()
+            ))
         })
     }
 
@@ -137,7 +140,9 @@ pub fn parse_distributions(items: &[String]) -> Result<Vec<Distribution>, Settin
         match Distribution::parse(d) {
             Some(x) if !out.contains(&x) => out.push(x),
             Some(_) => {}
-            None => return bad(format!("unknown distribution '{d}': use linear, exponential or both (linear,exponential)")),
+            None => return bad(format!(
+                "unknown distribution '{d}': use linear, exponential or both (linear,exponential)"
+            )),
         }
     }
     if out.is_empty() {
@@ -163,7 +168,10 @@ impl Settings {
 
         let profile_info = match &c.profile {
             Some(name) => Some(profile::find(name).ok_or_else(|| {
-                SettingsError(format!("unknown profile '{name}': use one of {}", profile::names()))
+                SettingsError(format!(
+                    "unknown profile '{name}': use one of {}",
+                    profile::names()
+                ))
             })?),
             None => None,
         };
@@ -195,16 +203,27 @@ impl Settings {
         };
         let max_latency = match &o.max_latency {
             Some(s) => parse_latencies(s)?,
-            None => sc.max_latency.clone().or(defaults.max_latency).unwrap_or_default(),
+            None => sc
+                .max_latency
+                .clone()
+                .or(defaults.max_latency)
+                .unwrap_or_default(),
         };
         if max_latency.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
             return bad("max_latency in the scenario file must hold positive seconds");
         }
         let distributions = match &o.distributions {
             Some(s) => parse_distributions(&s.split(',').map(String::from).collect::<Vec<_>>())?,
-            None => parse_distributions(&sc.distributions.clone().or(defaults.distributions).unwrap_or_default())?,
+            None => parse_distributions(
+                &sc.distributions
+                    .clone()
+                    .or(defaults.distributions)
+                    .unwrap_or_default(),
+            )?,
         };
-        let pick = |flag: Option<f64>, file: Option<f64>, def: Option<f64>| flag.or(file).or(def).unwrap_or(0.0);
+        let pick = |flag: Option<f64>, file: Option<f64>, def: Option<f64>| {
+            flag.or(file).or(def).unwrap_or(0.0)
+        };
         let time = pick(o.time, sc.time, defaults.time);
         if !(time.is_finite() && time > 0.0) {
             return bad("time must be a positive number of seconds");
@@ -217,7 +236,11 @@ impl Settings {
             .threads
             .or(sc.threads)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let batch_size = c.batch_size.or(sc.batch_size).or(defaults.batch_size).unwrap_or(1);
+        let batch_size = c
+            .batch_size
+            .or(sc.batch_size)
+            .or(defaults.batch_size)
+            .unwrap_or(1);
         let count = c.count.or(sc.count).or(defaults.count).unwrap_or(500);
         if threads == 0 || batch_size == 0 || count == 0 {
             return bad("threads, batch_size and count must be at least 1");
@@ -246,9 +269,17 @@ impl Settings {
             device,
             dataset_path: c.dataset_path.clone(),
             dataset_list: c.dataset_list.clone(),
-            data_format: data_format.or(profile_info.filter(|_| c.profile.is_some()).map(|p| p.data_format)),
-            inputs: c.inputs.clone().or_else(|| profile_info.and_then(|p| p.inputs.map(String::from))),
-            outputs: c.outputs.clone().or_else(|| profile_info.and_then(|p| p.outputs.map(String::from))),
+            data_format: data_format.or(profile_info
+                .filter(|_| c.profile.is_some())
+                .map(|p| p.data_format)),
+            inputs: c
+                .inputs
+                .clone()
+                .or_else(|| profile_info.and_then(|p| p.inputs.map(String::from))),
+            outputs: c
+                .outputs
+                .clone()
+                .or_else(|| profile_info.and_then(|p| p.outputs.map(String::from))),
             batch_size,
             threads,
             intra_threads: c.intra_threads,
@@ -261,7 +292,11 @@ impl Settings {
             time,
             max_latency,
             distributions,
-            min_queries: o.min_queries.or(sc.min_queries).or(defaults.min_queries).unwrap_or(0),
+            min_queries: o
+                .min_queries
+                .or(sc.min_queries)
+                .or(defaults.min_queries)
+                .unwrap_or(0),
             accuracy: !o.no_accuracy && sc.accuracy.or(defaults.accuracy).unwrap_or(true),
             quiet: c.quiet,
             profile_info,
@@ -284,7 +319,9 @@ impl Settings {
     }
 
     pub fn targets(&self) -> impl Iterator<Item = (f64, Duration)> + '_ {
-        self.max_latency.iter().map(|&t| (t, Duration::from_secs_f64(t)))
+        self.max_latency
+            .iter()
+            .map(|&t| (t, Duration::from_secs_f64(t)))
     }
 }
 
@@ -310,7 +347,10 @@ mod tests {
     fn cloud_defaults_then_flags() {
         let s = Settings::resolve(&common("sim"), &RunOverrides::default()).unwrap();
         assert_eq!(s.max_latency, vec![0.01, 0.05, 0.1, 0.2]);
-        assert_eq!(s.distributions, vec![Distribution::Linear, Distribution::Exponential]);
+        assert_eq!(
+            s.distributions,
+            vec![Distribution::Linear, Distribution::Exponential]
+        );
         assert_eq!((s.time, s.count, s.batch_size), (10.0, 500, 1));
         let o = RunOverrides {
             time: Some(5.0),
@@ -320,7 +360,10 @@ mod tests {
             ..RunOverrides::default()
         };
         let s = Settings::resolve(&common("sim"), &o).unwrap();
-        assert_eq!((s.time, s.max_latency.clone(), s.accuracy), (5.0, vec![0.02], false));
+        assert_eq!(
+            (s.time, s.max_latency.clone(), s.accuracy),
+            (5.0, vec![0.02], false)
+        );
         assert_eq!(s.distributions, vec![Distribution::Exponential]);
     }
 
@@ -330,12 +373,18 @@ mod tests {
             max_latency: Some("abc".into()),
             ..RunOverrides::default()
         };
-        let e = Settings::resolve(&common("sim"), &o).unwrap_err().to_string();
+        let e = Settings::resolve(&common("sim"), &o)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'abc' is not a latency"), "{e}");
         assert!(!e.contains('\n'));
-        let e = Settings::resolve(&common("mxnet"), &RunOverrides::default()).unwrap_err().to_string();
+        let e = Settings::resolve(&common("mxnet"), &RunOverrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown backend 'mxnet'"), "{e}");
-        let e = parse_distributions(&["poisson".into()]).unwrap_err().to_string();
+        let e = parse_distributions(&["poisson".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown distribution 'poisson'"), "{e}");
     }
 
@@ -374,6 +423,9 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cloud.toml");
         let file = Scenario::load(&p).unwrap();
         let def = Scenario::cloud_defaults();
-        assert_eq!(toml::to_string(&file).unwrap(), toml::to_string(&def).unwrap());
+        assert_eq!(
+            toml::to_string(&file).unwrap(),
+            toml::to_string(&def).unwrap()
+        );
     }
 }
