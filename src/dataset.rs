@@ -75,9 +75,7 @@ pub enum DatasetError {
     #[error("input image size {h}x{w} is invalid; a model input must be at least 1x1 pixels")]
     BadImageSize { h: usize, w: usize },
 
-    #[error(
-        "{count} items of {item_len} floats each do not fit in memory; lower --count"
-    )]
+    #[error("{count} items of {item_len} floats each do not fit in memory; lower --count")]
     TooLarge { count: usize, item_len: usize },
 
     #[error(
@@ -430,6 +428,7 @@ impl Dataset {
     }
 
     /// `count` items of no data, for backends that take no input (`item_len() == 0`).
+    /// Counts as synthetic: no labels, no accuracy pass.
     pub fn empty(count: usize) -> Dataset {
         Dataset {
             data: Vec::new(),
@@ -537,6 +536,11 @@ fn progress_bar(n: u64, quiet: bool) -> ProgressBar {
     ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(style)
 }
 
+/// An error text on one line (some decoder messages end in a newline).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -566,12 +570,8 @@ impl Worker {
         match self.run_inner(ctx, entry, &path, out) {
             Ok(o) => o,
             Err(reason) => {
-                ctx.pb.suspend(|| {
-                    eprintln!(
-                        "warning: skipping image {}: {reason}",
-                        path.display()
-                    )
-                });
+                ctx.pb
+                    .suspend(|| eprintln!("warning: skipping image {}: {reason}", path.display()));
                 Outcome::Skipped(reason)
             }
         }
@@ -612,7 +612,7 @@ impl Worker {
         }));
         match decoded {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("cannot decode it ({e})")),
+            Ok(Err(e)) => return Err(format!("cannot decode it ({})", one_line(&e.to_string()))),
             Err(_) => return Err("the image decoder crashed on it".to_string()),
         }
         if let Some((cache, file, key)) = &cached {
@@ -843,7 +843,14 @@ mod tests {
         fs::write(dir.path().join("x.JPEG"), b"garbage").unwrap();
         fs::write(dir.path().join("val_map.txt"), "x.JPEG 1\n").unwrap();
         let err = Dataset::load(&opts(dir.path())).unwrap_err();
-        assert!(matches!(err, DatasetError::NoUsableItems { tried: 1, skipped: 1, .. }));
+        assert!(matches!(
+            err,
+            DatasetError::NoUsableItems {
+                tried: 1,
+                skipped: 1,
+                ..
+            }
+        ));
         assert_eq!(err.exit_code(), 2);
         fs::write(dir.path().join("val_map.txt"), "\n\n").unwrap();
         let err = Dataset::load(&opts(dir.path())).unwrap_err();
@@ -881,22 +888,35 @@ mod tests {
     #[test]
     fn missing_root_or_list() {
         let dir = tempfile::tempdir().unwrap();
+        let mut errors = Vec::new();
         let err = Dataset::load(&opts(&dir.path().join("nope"))).unwrap_err();
         assert!(matches!(err, DatasetError::RootMissing { .. }));
         assert!(err.to_string().contains("nope does not exist"), "{err}");
+        errors.push(err);
         let err = Dataset::load(&opts(dir.path())).unwrap_err();
         assert!(matches!(err, DatasetError::ListMissing { .. }));
-        assert!(err.to_string().contains("val_map.txt does not exist"), "{err}");
+        assert!(
+            err.to_string().contains("val_map.txt does not exist"),
+            "{err}"
+        );
+        errors.push(err);
         fs::write(dir.path().join("f"), "").unwrap();
         let err = Dataset::load(&opts(&dir.path().join("f"))).unwrap_err();
         assert!(matches!(err, DatasetError::RootNotDir { .. }));
+        errors.push(err);
         let mut o = opts(dir.path());
         o.list = Some(dir.path().join("other.txt"));
         let err = Dataset::load(&o).unwrap_err();
         assert!(err.to_string().contains("other.txt"), "{err}");
-        for e in [err] {
+        errors.push(err);
+        fs::write(dir.path().join("val_map.txt"), "a 1\n").unwrap();
+        let mut o = opts(dir.path());
+        o.image_hw = (0, 224);
+        errors.push(Dataset::load(&o).unwrap_err());
+        for e in errors {
             let s = e.to_string();
-            assert_eq!(s.matches(". ").count(), 0, "one sentence: {s}");
+            assert_eq!(e.exit_code(), 2);
+            assert!(!s.contains(". ") && !s.contains('\n'), "one sentence: {s}");
         }
     }
 

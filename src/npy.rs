@@ -22,7 +22,8 @@ pub fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
                 .join(", ")
         ),
     };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // magic(6) + version(2) + header length(2) + dict + '\n' ≡ 0 (mod 64)
     let unpadded = MAGIC.len() + 2 + 2 + dict.len() + 1;
     dict.push_str(&" ".repeat((64 - unpadded % 64) % 64));
@@ -92,9 +93,8 @@ mod tests {
         assert_eq!(h.len(), 10 + len);
         assert_eq!(h.len() % 64, 0);
         let text = std::str::from_utf8(&h[10..]).unwrap();
-        assert!(text.starts_with(
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 224, 224), }"
-        ));
+        assert!(text
+            .starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 224, 224), }"));
         assert!(text.ends_with(" \n"));
     }
 
@@ -102,11 +102,23 @@ mod tests {
     fn header_shapes() {
         let s = |shape: &[usize]| {
             let h = header("<i8", shape);
-            String::from_utf8(h[10..].to_vec()).unwrap().trim_end().to_string()
+            String::from_utf8(h[10..].to_vec())
+                .unwrap()
+                .trim_end()
+                .to_string()
         };
-        assert_eq!(s(&[5]), "{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }");
-        assert_eq!(s(&[]), "{'descr': '<i8', 'fortran_order': False, 'shape': (), }");
-        assert_eq!(s(&[0, 3]), "{'descr': '<i8', 'fortran_order': False, 'shape': (0, 3), }");
+        assert_eq!(
+            s(&[5]),
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }"
+        );
+        assert_eq!(
+            s(&[]),
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (), }"
+        );
+        assert_eq!(
+            s(&[0, 3]),
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (0, 3), }"
+        );
     }
 
     #[test]

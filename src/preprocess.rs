@@ -168,13 +168,22 @@ pub fn to_rgb8(img: DynamicImage) -> RgbImage {
 
 /// Decodes an encoded image (JPEG or PNG, format from the content, not the name),
 /// applies its EXIF orientation (as `cv2.imread` does) and converts it with
-/// [`to_rgb8`].
+/// [`to_rgb8`]. An image without pixels is a decoding error, so what this returns can
+/// always be given to [`Preprocessor::process`].
 pub fn decode_rgb8(bytes: &[u8]) -> image::ImageResult<RgbImage> {
     let reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
     let mut decoder = reader.into_decoder()?;
     // An unreadable EXIF block is not a reason to lose the picture: cv2 ignores it too.
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder)?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(image::ImageError::Decoding(
+            image::error::DecodingError::new(
+                image::error::ImageFormatHint::Unknown,
+                "the image has no pixels",
+            ),
+        ));
+    }
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
@@ -196,6 +205,8 @@ pub struct ResizeScratch {
     ytab: Vec<Decimate>,
     /// Per destination row of the window: range into `ytab`.
     yofs: Vec<usize>,
+    /// Per destination column of the window: range into `xtab`.
+    xofs: Vec<usize>,
     buf: Vec<f32>,
     sum: Vec<f32>,
     xlin: Vec<(u32, i32, i32)>,
@@ -215,8 +226,12 @@ pub struct Window {
 /// `saturate_cast<uchar>(float)`: round half to even, clamp to [0, 255].
 #[inline]
 fn sat_u8(v: f32) -> u8 {
-    // `as` saturates (and maps NaN to 0), which is the clamp.
-    v.round_ties_even() as u8
+    // Clamp, then round half to even by adding and removing 2^23 (exact in the default
+    // rounding mode for 0 <= v < 2^23; Rust never reassociates float arithmetic). This
+    // is `round_ties_even`, without the libm call it becomes on baseline x86-64. NaN
+    // stays NaN and `as` maps it to 0.
+    const MAGIC: f32 = 8_388_608.0;
+    ((v.clamp(0.0, 255.0) + MAGIC) - MAGIC) as u8
 }
 
 /// `saturate_cast<short>(float)`.
@@ -282,9 +297,15 @@ pub fn resize_area(
     out: &mut [u8],
     scratch: &mut ResizeScratch,
 ) {
-    assert!(sh > 0 && sw > 0 && dh > 0 && dw > 0, "resize of an empty image");
+    assert!(
+        sh > 0 && sw > 0 && dh > 0 && dw > 0,
+        "resize of an empty image"
+    );
     assert!(src.len() >= sh * sw * 3, "source buffer too short");
-    assert!(win.y0 + win.h <= dh && win.x0 + win.w <= dw, "window outside destination");
+    assert!(
+        win.y0 + win.h <= dh && win.x0 + win.w <= dw,
+        "window outside destination"
+    );
     assert!(out.len() >= win.h * win.w * 3, "output buffer too short");
     if win.h == 0 || win.w == 0 {
         return;
@@ -310,14 +331,7 @@ pub fn resize_area(
         let is_area_fast =
             (scale_x - iscale_x).abs() < f64::EPSILON && (scale_y - iscale_y).abs() < f64::EPSILON;
         if is_area_fast {
-            area_fast(
-                src,
-                sw,
-                iscale_x as usize,
-                iscale_y as usize,
-                win,
-                out,
-            );
+            area_fast(src, sw, iscale_x as usize, iscale_y as usize, win, out);
         } else {
             area_general(src, sh, sw, scale_x, scale_y, win, out, scratch);
         }
@@ -393,25 +407,51 @@ fn area_general(
         // A destination row always gets at least one entry; keep ranges monotone anyway.
         s.yofs[dy] = s.yofs[dy].min(s.yofs[dy + 1]);
     }
+    // Ranges of the x table per destination column, like `yofs` (entries sorted by di).
+    s.xofs.clear();
+    s.xofs.resize(win.w + 1, s.xtab.len());
+    for (k, e) in s.xtab.iter().enumerate().rev() {
+        s.xofs[e.di as usize] = k;
+    }
+    for dx in (0..win.w).rev() {
+        s.xofs[dx] = s.xofs[dx].min(s.xofs[dx + 1]);
+    }
     let n = win.w * 3;
     s.buf.clear();
     s.buf.resize(n, 0.0);
     s.sum.clear();
     s.sum.resize(n, 0.0);
     let stride = sw * 3;
+    // The horizontal pass of a source row does not depend on the destination row, and
+    // the row straddling two destination rows is needed by both: keep the last one.
+    let mut buf_row = usize::MAX;
     for dy in 0..win.h {
         let (j0, j1) = (s.yofs[dy], s.yofs[dy + 1]);
         for j in j0..j1 {
-            let Decimate { si: sy, alpha: beta, .. } = s.ytab[j];
-            let row = &src[sy as usize * stride..(sy as usize + 1) * stride];
-            s.buf.fill(0.0);
-            for e in &s.xtab {
-                let d = e.di as usize * 3;
-                let si = e.si as usize * 3;
-                let a = e.alpha;
-                s.buf[d] += f32::from(row[si]) * a;
-                s.buf[d + 1] += f32::from(row[si + 1]) * a;
-                s.buf[d + 2] += f32::from(row[si + 2]) * a;
+            let Decimate {
+                si: sy,
+                alpha: beta,
+                ..
+            } = s.ytab[j];
+            let sy = sy as usize;
+            if sy != buf_row {
+                let row = &src[sy * stride..(sy + 1) * stride];
+                // Per destination pixel, its entries in table order from 0: the same
+                // float32 additions, in the same order, as OpenCV's `buf[dxn] += ...`.
+                for (dx, px) in s.buf.chunks_exact_mut(3).enumerate() {
+                    let (mut a0, mut a1, mut a2) = (0.0f32, 0.0f32, 0.0f32);
+                    for e in &s.xtab[s.xofs[dx]..s.xofs[dx + 1]] {
+                        let si = e.si as usize * 3;
+                        let a = e.alpha;
+                        a0 += f32::from(row[si]) * a;
+                        a1 += f32::from(row[si + 1]) * a;
+                        a2 += f32::from(row[si + 2]) * a;
+                    }
+                    px[0] = a0;
+                    px[1] = a1;
+                    px[2] = a2;
+                }
+                buf_row = sy;
             }
             if j == j0 {
                 for (acc, &b) in s.sum.iter_mut().zip(&s.buf) {
@@ -481,13 +521,28 @@ fn linear_area_mode(
         }
     };
     let clamp_row = |r: i64| r.clamp(0, sh as i64 - 1) as usize;
+    // Source rows whose horizontal pass is in hrow0 / hrow1 (consecutive destination
+    // rows mostly share them when enlarging).
+    let (mut have0, mut have1) = (usize::MAX, usize::MAX);
     for dy in 0..win.h {
         let (sy, fy) = coef(win.y0 + dy, scale_y, inv_scale_y);
         let b0 = sat_i16((1.0 - fy) * COEF_SCALE);
         let b1 = sat_i16(fy * COEF_SCALE);
         let (r0, r1) = (clamp_row(sy), clamp_row(sy + 1));
-        hpass(&src[r0 * stride..(r0 + 1) * stride], &s.xlin, &mut s.hrow0);
-        hpass(&src[r1 * stride..(r1 + 1) * stride], &s.xlin, &mut s.hrow1);
+        if r0 != have0 {
+            if r0 == have1 {
+                std::mem::swap(&mut s.hrow0, &mut s.hrow1);
+                have0 = have1;
+                have1 = usize::MAX;
+            } else {
+                hpass(&src[r0 * stride..(r0 + 1) * stride], &s.xlin, &mut s.hrow0);
+                have0 = r0;
+            }
+        }
+        if r1 != have1 {
+            hpass(&src[r1 * stride..(r1 + 1) * stride], &s.xlin, &mut s.hrow1);
+            have1 = r1;
+        }
         for (o, (&h0, &h1)) in out[dy * n..(dy + 1) * n]
             .iter_mut()
             .zip(s.hrow0.iter().zip(&s.hrow1))
@@ -570,7 +625,11 @@ impl Preprocessor {
     /// If `out.len() != self.item_len()` (a caller bug) or the image has no pixel
     /// (decoders never produce one).
     pub fn process(&mut self, img: &RgbImage, out: &mut [f32]) {
-        assert_eq!(out.len(), self.item_len(), "output slice of the wrong length");
+        assert_eq!(
+            out.len(),
+            self.item_len(),
+            "output slice of the wrong length"
+        );
         self.crop_rgb8(img);
         let (h, w) = (self.out_h, self.out_w);
         let lut = &*self.lut;
@@ -665,7 +724,7 @@ mod tests {
             [100, 100, 255, 255],
             [100, 100, 255, 255],
         ];
-        let img = rgb(4, 4, |y, x, c| vals[y][x] + c as u8 * 0);
+        let img = rgb(4, 4, |y, x, _| vals[y][x]);
         let out = resize(&img, 2, 2);
         assert_eq!(channel(&out, 0), vec![2, 10, 100, 255]);
         assert_eq!(channel(&out, 1), channel(&out, 0));
@@ -847,7 +906,10 @@ mod tests {
         let out = to_rgb8(DynamicImage::ImageLuma8(grey));
         assert_eq!(out.as_raw(), &vec![10, 10, 10, 200, 200, 200]);
         let rgba = image::RgbaImage::from_raw(1, 1, vec![1, 2, 3, 0]).unwrap();
-        assert_eq!(to_rgb8(DynamicImage::ImageRgba8(rgba)).as_raw(), &vec![1, 2, 3]);
+        assert_eq!(
+            to_rgb8(DynamicImage::ImageRgba8(rgba)).as_raw(),
+            &vec![1, 2, 3]
+        );
         // 16-bit keeps the high byte (0x12ff → 0x12), not round(v / 257) (= 0x13).
         let rgb16: image::ImageBuffer<image::Rgb<u16>, Vec<u16>> =
             image::ImageBuffer::from_raw(1, 1, vec![0x12ff, 0xffff, 0x00ff]).unwrap();
@@ -862,7 +924,10 @@ mod tests {
         let img = rgb(9, 11, |y, x, c| (y * 20 + x * 3 + c) as u8);
         let mut bytes = Vec::new();
         DynamicImage::ImageRgb8(img.clone())
-            .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
             .unwrap();
         assert_eq!(decode_rgb8(&bytes).unwrap(), img);
         assert!(decode_rgb8(&bytes[..bytes.len() / 2]).is_err());
