@@ -529,10 +529,17 @@ fn progress_bar(n: u64, quiet: bool) -> ProgressBar {
     if quiet || !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
+    // A constant, valid template: the fallback only keeps this free of a panic path.
     let style = ProgressStyle::with_template(
-        "preprocessing {bar:40} {pos}/{len} images ({per_sec}, {eta} left)",
+        "preprocessing {bar:40} {pos}/{len} images ({rate} images/s, {eta} left)",
     )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}", state.per_sec());
+        },
+    );
     ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(style)
 }
 
