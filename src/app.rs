@@ -10,7 +10,10 @@ use anyhow::Result;
 use crate::backend::{self, Backend};
 use crate::cli::{FixedArgs, RunArgs, ThroughputArgs};
 use crate::error::Interrupted;
-use crate::pool::{EmptyLibrary, SampleLibrary, WorkerPool};
+use crate::accuracy;
+use crate::dataset::{Dataset, DatasetOptions};
+use crate::pool::{SampleLibrary, WorkerPool};
+use crate::preprocess::Preprocess;
 use crate::progress::Progress;
 use crate::report::{self, Results};
 use crate::schedule::Distribution;
@@ -22,25 +25,70 @@ use crate::step::{self, StepSpec, StepSummary};
 /// A loaded system under test: backend, samples and the worker pool.
 struct Sut {
     backend: Arc<dyn Backend>,
+    dataset: Arc<Dataset>,
     pool: WorkerPool,
 }
 
-fn load_sut(settings: &Settings, progress: &mut Progress) -> Result<Sut> {
-    progress.stage("load", &format!("{} backend", settings.backend.name()));
+/// Loads the backend, the samples and the pool. Diagnostics go to stderr directly: the
+/// dataset draws its own progress bar while it loads.
+fn load_sut(settings: &Settings) -> Result<Sut> {
     let backend = backend::load(settings.backend, &settings.backend_config())?;
-    let samples = load_samples(settings, &backend, progress)?;
-    progress.stage("load", &format!("{} sessions", settings.threads));
+    let dataset = Arc::new(load_samples(settings, &backend)?);
+    let samples: Arc<dyn SampleLibrary> = dataset.clone();
     let pool = WorkerPool::start(&backend, samples, settings.threads, settings.batch_size)?;
-    Ok(Sut { backend, pool })
+    Ok(Sut { backend, dataset, pool })
 }
 
-fn load_samples(
-    settings: &Settings,
-    backend: &Arc<dyn Backend>,
-    _progress: &mut Progress,
-) -> Result<Arc<dyn SampleLibrary>> {
-    let _ = backend;
-    Ok(Arc::new(EmptyLibrary(settings.count)))
+/// The samples: the dataset preprocessed for this model, synthetic tensors of the
+/// model's shape without one, or nothing for backends that take no input.
+fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> Result<Dataset> {
+    let model = backend.model();
+    if model.item_len() == 0 {
+        return Ok(Dataset::empty(settings.count));
+    }
+    let kind = settings.profile_info.map_or(Preprocess::Resnet50, |p| p.preprocess);
+    let Some(hw) = model.image_hw() else {
+        anyhow::bail!(backend::BackendError::BadInput(format!(
+            "the model input {:?} is not an image tensor in {} layout",
+            model.item_shape,
+            model.layout.as_str()
+        )));
+    };
+    match &settings.dataset_path {
+        Some(root) => {
+            let mut o = DatasetOptions::new(root, kind, model.layout, hw);
+            o.list = settings.dataset_list.clone();
+            o.count = Some(settings.count);
+            o.quiet = settings.quiet;
+            o.cache_dir = settings.cache.then(|| PathBuf::from("out/cache"));
+            Ok(Dataset::load(&o)?)
+        }
+        None => {
+            if !settings.quiet {
+                eprintln!(
+                    "loadgen: no --dataset-path: using {} synthetic inputs of shape {:?}; the accuracy pass is skipped",
+                    settings.count, model.item_shape
+                );
+            }
+            Ok(Dataset::synthetic_in_range(
+                &model.item_shape,
+                model.layout,
+                settings.count,
+                settings.seed,
+                kind.value_range(),
+            )?)
+        }
+    }
+}
+
+/// The accuracy pass, when the settings ask for it and the samples have labels.
+fn accuracy_pass(sut: &Sut, settings: &Settings, keep_scores: bool) -> Result<Option<accuracy::AccuracyRun>> {
+    if sut.dataset.is_synthetic() || sut.dataset.labels().is_none() {
+        return Ok(None);
+    }
+    let model = sut.backend.model();
+    let offset = accuracy::label_offset(model, settings.profile_info.map(|p| p.label_offset));
+    Ok(Some(accuracy::run(&sut.pool, &sut.dataset, model, offset, keep_scores)?))
 }
 
 /// Warm-up, so that the first timed step does not pay for lazy initialisation.
@@ -136,8 +184,8 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out/results.json"));
     report::check_writable(&output)?;
+    let sut = load_sut(&settings)?;
     let mut progress = Progress::new(settings.quiet);
-    let sut = load_sut(&settings, &mut progress)?;
     let mut results = Results {
         runtime: sut.backend.name().to_string(),
         version: sut.backend.version(),
@@ -148,7 +196,15 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         ..Results::default()
     };
     if settings.accuracy {
-        progress.note("loadgen: accuracy pass skipped: this backend has no model outputs to check");
+        progress.stage("accuracy", &format!("{} items", sut.dataset.len()));
+        match accuracy_pass(&sut, &settings, false)? {
+            Some(run) => {
+                progress.println(&report::accuracy_line(&run.report));
+                results.check_accuracy = Some(run.report);
+            }
+            None if !settings.backend.needs_model() => {}
+            None => progress.note("loadgen: accuracy pass skipped: synthetic inputs have no labels (give --dataset-path)"),
+        }
     }
     write_results(&output, &results)?;
     let interrupted = || Interrupted(output.display().to_string());
@@ -237,8 +293,8 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         ..RunOverrides::default()
     };
     let settings = Settings::resolve(&args.common, &o)?;
+    let sut = load_sut(&settings)?;
     let mut progress = Progress::new(settings.quiet);
-    let sut = load_sut(&settings, &mut progress)?;
     warm_up(&sut, &settings, &mut progress)?;
     let spec = StepSpec {
         distribution: dist,
@@ -269,8 +325,8 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
         ..RunOverrides::default()
     };
     let settings = Settings::resolve(&args.common, &o)?;
+    let sut = load_sut(&settings)?;
     let mut progress = Progress::new(settings.quiet);
-    let sut = load_sut(&settings, &mut progress)?;
     warm_up(&sut, &settings, &mut progress)?;
     progress.stage("throughput", &format!("{:.0} s closed loop", settings.time));
     progress.track(sut.pool.live_handle(), 0);
@@ -291,8 +347,28 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
 }
 
 /// `loadgen accuracy`: the accuracy pass alone.
-pub fn accuracy(_args: crate::cli::AccuracyArgs) -> Result<()> {
-    anyhow::bail!(SettingsError(
-        "the accuracy pass needs a real backend and a dataset".into()
-    ))
+pub fn accuracy(args: crate::cli::AccuracyArgs) -> Result<()> {
+    let settings = Settings::resolve(&args.common, &RunOverrides::default())?;
+    if !settings.backend.needs_model() {
+        anyhow::bail!(SettingsError(format!(
+            "the accuracy pass needs a model: the {} backend has none (use onnxruntime or tf)",
+            settings.backend.name()
+        )));
+    }
+    if settings.dataset_path.is_none() {
+        anyhow::bail!(SettingsError(
+            "the accuracy pass needs labelled images: give --dataset-path (an ImageNet-layout folder with val_map.txt)".into()
+        ));
+    }
+    let sut = load_sut(&settings)?;
+    let run = accuracy_pass(&sut, &settings, args.dump.is_some())?
+        .ok_or_else(|| SettingsError("the dataset has no labels".into()))?;
+    println!("{}", report::accuracy_line(&run.report));
+    if let Some(dir) = &args.dump {
+        accuracy::dump(dir, &sut.dataset, &run, sut.backend.model().num_classes)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&run.report)?);
+    }
+    Ok(())
 }

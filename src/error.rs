@@ -19,6 +19,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if cause.is::<Interrupted>() {
             return 130;
         }
+        if let Some(e) = cause.downcast_ref::<crate::dataset::DatasetError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<BackendError>() {
             return e.exit_code();
         }

@@ -26,21 +26,6 @@ pub trait SampleLibrary: Send + Sync {
     fn items(&self, start: usize, n: usize) -> &[f32];
 }
 
-/// A library of `len` samples with no data, for `sim` and `null`.
-pub struct EmptyLibrary(pub usize);
-
-impl SampleLibrary for EmptyLibrary {
-    fn len(&self) -> usize {
-        self.0.max(1)
-    }
-    fn item_len(&self) -> usize {
-        0
-    }
-    fn items(&self, _start: usize, _n: usize) -> &[f32] {
-        &[]
-    }
-}
-
 /// Counters a worker keeps current during a step so that the step's controller can
 /// decide early (each on its own cache line; written with plain stores).
 #[derive(Default)]

@@ -1,0 +1,1020 @@
+//! The sample library: every item preprocessed once, before any timed step, into one
+//! contiguous `Vec<f32>` (item `i` at `i * item_len`), so that a batch of consecutive
+//! items is a plain slice and a query costs no copy.
+//!
+//! Items come from an ImageNet-layout folder (`val_map.txt` lines
+//! `<relative path> <label>`), from a seeded random generator ([`Dataset::synthetic`]),
+//! or are empty for backends that take no input ([`Dataset::empty`]).
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::backend::Layout;
+use crate::preprocess::{self, Preprocess, Preprocessor};
+
+/// A user's dataset mistake. Every variant is one sentence naming the thing and what is
+/// expected; all map to exit code 2.
+#[derive(Debug, Error)]
+pub enum DatasetError {
+    #[error(
+        "dataset folder {} does not exist; --dataset-path must name the folder that holds the images and val_map.txt",
+        path.display()
+    )]
+    RootMissing { path: PathBuf },
+
+    #[error(
+        "dataset path {} is not a folder; --dataset-path must name the folder that holds the images and val_map.txt",
+        path.display()
+    )]
+    RootNotDir { path: PathBuf },
+
+    #[error(
+        "image list {} does not exist; put a val_map.txt of `<relative path> <label>` lines in the dataset folder or name one with --dataset-list",
+        path.display()
+    )]
+    ListMissing { path: PathBuf },
+
+    #[error("cannot read image list {}: {source}", path.display())]
+    ListRead { path: PathBuf, source: io::Error },
+
+    #[error(
+        "line {line_no} of {} reads {line:?} but every line must be `<relative path> <integer label>`",
+        path.display()
+    )]
+    BadListLine {
+        path: PathBuf,
+        line_no: usize,
+        line: String,
+    },
+
+    #[error(
+        "image list {} lists no images; it must hold lines of `<relative path> <integer label>`",
+        path.display()
+    )]
+    EmptyList { path: PathBuf },
+
+    #[error(
+        "none of the {tried} images taken from {} could be used ({skipped} unreadable, warnings above); check --dataset-path, --dataset-list and --count",
+        list.display()
+    )]
+    NoUsableItems {
+        list: PathBuf,
+        tried: usize,
+        skipped: usize,
+    },
+
+    #[error("input image size {h}x{w} is invalid; a model input must be at least 1x1 pixels")]
+    BadImageSize { h: usize, w: usize },
+
+    #[error("{count} items of {item_len} floats each do not fit in memory; lower --count")]
+    TooLarge { count: usize, item_len: usize },
+
+    #[error(
+        "cannot create the cache folder {}: {source}; choose a writable place or run without --cache",
+        path.display()
+    )]
+    CacheDir { path: PathBuf, source: io::Error },
+
+    #[error("cannot start {threads} preprocessing threads ({reason}); use fewer --threads")]
+    ThreadPool { threads: usize, reason: String },
+}
+
+impl DatasetError {
+    /// Process exit code for this error: always 2 (bad usage or bad input).
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+}
+
+/// One line of the image list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Path relative to the dataset root, as written in the list.
+    pub name: String,
+    pub label: i64,
+}
+
+/// An image that was listed but left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedItem {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Parses an image list: lines `<relative path> <label>` separated by whitespace, blank
+/// lines skipped. The label is the last field, so a path may contain spaces.
+pub fn parse_list(path: &Path, text: &str) -> Result<Vec<ListEntry>, DatasetError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = || DatasetError::BadListLine {
+            path: path.to_path_buf(),
+            line_no: i + 1,
+            line: raw.to_string(),
+        };
+        let (name, label) = line.rsplit_once(char::is_whitespace).ok_or_else(bad)?;
+        let label: i64 = label.parse().map_err(|_| bad())?;
+        let name = name.trim_end();
+        out.push(ListEntry {
+            name: name.to_string(),
+            label,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads and parses an image list file ([`parse_list`]).
+pub fn read_list(path: &Path) -> Result<Vec<ListEntry>, DatasetError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(DatasetError::ListMissing {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(source) => {
+            return Err(DatasetError::ListRead {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    parse_list(path, &text)
+}
+
+/// What [`Dataset::load`] reads and how it prepares it.
+#[derive(Clone, Debug)]
+pub struct DatasetOptions {
+    /// Dataset folder (`--dataset-path`).
+    pub root: PathBuf,
+    /// Image list (`--dataset-list`); `None`: `<root>/val_map.txt`.
+    pub list: Option<PathBuf>,
+    /// Use the first N lines of the list (`--count`); `None`: all.
+    pub count: Option<usize>,
+    pub preprocess: Preprocess,
+    pub layout: Layout,
+    /// Model input (height, width).
+    pub image_hw: (usize, usize),
+    /// Keep preprocessed items here and reuse them on the next load (`--cache 1`).
+    pub cache_dir: Option<PathBuf>,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Preprocessing threads; `None`: all cores.
+    pub threads: Option<usize>,
+}
+
+impl DatasetOptions {
+    /// Options with the defaults: list `<root>/val_map.txt`, all items, no cache,
+    /// progress bar on a terminal, all cores.
+    pub fn new(
+        root: impl Into<PathBuf>,
+        preprocess: Preprocess,
+        layout: Layout,
+        image_hw: (usize, usize),
+    ) -> DatasetOptions {
+        DatasetOptions {
+            root: root.into(),
+            list: None,
+            count: None,
+            preprocess,
+            layout,
+            image_hw,
+            cache_dir: None,
+            quiet: false,
+            threads: None,
+        }
+    }
+
+    /// The image list this load reads.
+    pub fn list_path(&self) -> PathBuf {
+        self.list
+            .clone()
+            .unwrap_or_else(|| self.root.join("val_map.txt"))
+    }
+}
+
+/// Preprocessed items in one contiguous buffer, with their labels and names.
+#[derive(Debug)]
+pub struct Dataset {
+    data: Vec<f32>,
+    len: usize,
+    item_len: usize,
+    item_shape: Vec<usize>,
+    layout: Layout,
+    labels: Vec<i64>,
+    names: Vec<String>,
+    skipped: Vec<SkippedItem>,
+    cache_hits: usize,
+    synthetic: bool,
+}
+
+/// How one listed image turned out.
+enum Outcome {
+    Computed,
+    FromCache,
+    Skipped(String),
+}
+
+impl Dataset {
+    /// Loads and preprocesses the listed images (see the module docs). Unreadable images
+    /// are reported on stderr, counted in [`Dataset::skipped`] and left out.
+    pub fn load(opts: &DatasetOptions) -> Result<Dataset, DatasetError> {
+        match fs::metadata(&opts.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(DatasetError::RootNotDir {
+                    path: opts.root.clone(),
+                })
+            }
+            Err(_) => {
+                return Err(DatasetError::RootMissing {
+                    path: opts.root.clone(),
+                })
+            }
+        }
+        let list_path = opts.list_path();
+        let mut entries = read_list(&list_path)?;
+        if entries.is_empty() {
+            return Err(DatasetError::EmptyList { path: list_path });
+        }
+        if let Some(n) = opts.count {
+            entries.truncate(n);
+        }
+        let (h, w) = opts.image_hw;
+        if h == 0 || w == 0 {
+            return Err(DatasetError::BadImageSize { h, w });
+        }
+        let item_len = 3 * h * w;
+        let n = entries.len();
+        let too_large = || DatasetError::TooLarge { count: n, item_len };
+        let total = n.checked_mul(item_len).ok_or_else(too_large)?;
+        let mut data: Vec<f32> = Vec::new();
+        data.try_reserve_exact(total).map_err(|_| too_large())?;
+        data.resize(total, 0.0);
+
+        let cache = match &opts.cache_dir {
+            Some(dir) => {
+                fs::create_dir_all(dir).map_err(|source| DatasetError::CacheDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Some(Cache {
+                    dir: dir.clone(),
+                    warned: AtomicBool::new(false),
+                })
+            }
+            None => None,
+        };
+
+        let threads = opts.threads.unwrap_or(0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("preprocess-{i}"))
+            .build()
+            .map_err(|e| DatasetError::ThreadPool {
+                threads,
+                reason: e.to_string(),
+            })?;
+
+        let pb = progress_bar(n as u64, opts.quiet);
+        let ctx = LoadCtx {
+            root: &opts.root,
+            preprocess: opts.preprocess,
+            layout: opts.layout,
+            hw: (h, w),
+            cache: cache.as_ref(),
+            pb: &pb,
+        };
+        let outcomes: Vec<Outcome> = pool.install(|| {
+            data.par_chunks_mut(item_len)
+                .zip(entries.par_iter())
+                .map_init(
+                    || Worker {
+                        pp: Preprocessor::new(opts.preprocess, opts.layout, h, w),
+                        buf: Vec::new(),
+                    },
+                    |worker, (chunk, entry)| {
+                        let outcome = worker.run(&ctx, entry, chunk);
+                        pb.inc(1);
+                        outcome
+                    },
+                )
+                .collect()
+        });
+        pb.finish_and_clear();
+
+        // Keep the good items, in list order, moving them down over the skipped ones.
+        let mut kept = 0;
+        let mut labels = Vec::with_capacity(n);
+        let mut names = Vec::with_capacity(n);
+        let mut skipped = Vec::new();
+        let mut cache_hits = 0;
+        for (i, (outcome, entry)) in outcomes.into_iter().zip(entries).enumerate() {
+            match outcome {
+                Outcome::Skipped(reason) => skipped.push(SkippedItem {
+                    name: entry.name,
+                    reason,
+                }),
+                ok => {
+                    if matches!(ok, Outcome::FromCache) {
+                        cache_hits += 1;
+                    }
+                    if kept != i {
+                        data.copy_within(i * item_len..(i + 1) * item_len, kept * item_len);
+                    }
+                    labels.push(entry.label);
+                    names.push(entry.name);
+                    kept += 1;
+                }
+            }
+        }
+        if kept == 0 {
+            return Err(DatasetError::NoUsableItems {
+                list: list_path,
+                tried: n,
+                skipped: skipped.len(),
+            });
+        }
+        if kept < n {
+            data.truncate(kept * item_len);
+            data.shrink_to_fit();
+        }
+        Ok(Dataset {
+            data,
+            len: kept,
+            item_len,
+            item_shape: preprocess::item_shape(opts.layout, h, w),
+            layout: opts.layout,
+            labels,
+            names,
+            skipped,
+            cache_hits,
+            synthetic: false,
+        })
+    }
+
+    /// `count` seeded random items of `item_shape`, uniform over the range ResNet-50
+    /// preprocessing produces (`[-123.68, 151.06]`); no labels. The same seed gives the
+    /// same tensors whatever the number of threads.
+    pub fn synthetic(
+        item_shape: &[usize],
+        layout: Layout,
+        count: usize,
+        seed: u64,
+    ) -> Result<Dataset, DatasetError> {
+        Self::synthetic_in_range(
+            item_shape,
+            layout,
+            count,
+            seed,
+            Preprocess::Resnet50.value_range(),
+        )
+    }
+
+    /// [`Dataset::synthetic`] with values uniform in `[lo, hi)` (e.g.
+    /// [`Preprocess::value_range`] of the profile's preprocessing).
+    pub fn synthetic_in_range(
+        item_shape: &[usize],
+        layout: Layout,
+        count: usize,
+        seed: u64,
+        (lo, hi): (f32, f32),
+    ) -> Result<Dataset, DatasetError> {
+        let item_len = if item_shape.is_empty() {
+            0
+        } else {
+            item_shape.iter().product()
+        };
+        let too_large = || DatasetError::TooLarge { count, item_len };
+        let total = count.checked_mul(item_len).ok_or_else(too_large)?;
+        let mut data: Vec<f32> = Vec::new();
+        data.try_reserve_exact(total).map_err(|_| too_large())?;
+        data.resize(total, 0.0);
+        if item_len > 0 {
+            let span = hi - lo;
+            data.par_chunks_mut(item_len)
+                .enumerate()
+                .for_each(|(i, chunk)| {
+                    let mut rng = StdRng::seed_from_u64(splitmix64(seed ^ splitmix64(i as u64)));
+                    for v in chunk {
+                        *v = lo + span * rng.random::<f32>();
+                    }
+                });
+        }
+        Ok(Dataset {
+            data,
+            len: count,
+            item_len,
+            item_shape: item_shape.to_vec(),
+            layout,
+            labels: Vec::new(),
+            names: Vec::new(),
+            skipped: Vec::new(),
+            cache_hits: 0,
+            synthetic: true,
+        })
+    }
+
+    /// `count` items of no data, for backends that take no input (`item_len() == 0`).
+    /// Counts as synthetic: no labels, no accuracy pass.
+    pub fn empty(count: usize) -> Dataset {
+        Dataset {
+            data: Vec::new(),
+            len: count,
+            item_len: 0,
+            item_shape: Vec::new(),
+            layout: Layout::Nchw,
+            labels: Vec::new(),
+            names: Vec::new(),
+            skipped: Vec::new(),
+            cache_hits: 0,
+            synthetic: true,
+        }
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Elements (f32) in one item.
+    pub fn item_len(&self) -> usize {
+        self.item_len
+    }
+
+    /// Shape of one item without the batch dimension (`[]` for [`Dataset::empty`]).
+    pub fn item_shape(&self) -> &[usize] {
+        &self.item_shape
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Item `i`. Panics if `i >= len()` (like slice indexing).
+    pub fn item(&self, i: usize) -> &[f32] {
+        self.items(i, 1)
+    }
+
+    /// Items `start .. start + n` as one contiguous slice (`n * item_len()` values).
+    /// Panics if `start + n > len()` (like slice indexing).
+    pub fn items(&self, start: usize, n: usize) -> &[f32] {
+        assert!(
+            start + n <= self.len,
+            "items {start}..{} out of range (len {})",
+            start + n,
+            self.len
+        );
+        &self.data[start * self.item_len..(start + n) * self.item_len]
+    }
+
+    /// All items, item `i` at `i * item_len()`.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The label of item `i` as written in the list (`None`: synthetic or out of range).
+    pub fn label(&self, i: usize) -> Option<i64> {
+        self.labels.get(i).copied()
+    }
+
+    /// All labels, when the items came from a list.
+    pub fn labels(&self) -> Option<&[i64]> {
+        (!self.synthetic).then_some(self.labels.as_slice())
+    }
+
+    /// The relative path of item `i` (`""` for synthetic items).
+    pub fn name(&self, i: usize) -> &str {
+        self.names.get(i).map_or("", String::as_str)
+    }
+
+    /// How many listed images were left out as unreadable.
+    pub fn skipped(&self) -> usize {
+        self.skipped.len()
+    }
+
+    /// The images left out, and why.
+    pub fn skipped_items(&self) -> &[SkippedItem] {
+        &self.skipped
+    }
+
+    /// How many items were read from the disk cache instead of being decoded.
+    pub fn cache_hits(&self) -> usize {
+        self.cache_hits
+    }
+
+    pub fn is_synthetic(&self) -> bool {
+        self.synthetic
+    }
+}
+
+fn progress_bar(n: u64, quiet: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    // A constant, valid template: the fallback only keeps this free of a panic path.
+    let style = ProgressStyle::with_template(
+        "preprocessing {bar:40} {pos}/{len} images ({rate} images/s, {eta} left)",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}", state.per_sec());
+        },
+    );
+    ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(style)
+}
+
+/// An error text on one line (some decoder messages end in a newline).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What every worker shares during a load.
+struct LoadCtx<'a> {
+    root: &'a Path,
+    preprocess: Preprocess,
+    layout: Layout,
+    hw: (usize, usize),
+    cache: Option<&'a Cache>,
+    pb: &'a ProgressBar,
+}
+
+/// Per-thread state: the preprocessor's buffers and a byte buffer for file reads.
+struct Worker {
+    pp: Preprocessor,
+    buf: Vec<u8>,
+}
+
+impl Worker {
+    fn run(&mut self, ctx: &LoadCtx<'_>, entry: &ListEntry, out: &mut [f32]) -> Outcome {
+        let path = ctx.root.join(&entry.name);
+        match self.run_inner(ctx, entry, &path, out) {
+            Ok(o) => o,
+            Err(reason) => {
+                ctx.pb
+                    .suspend(|| eprintln!("warning: skipping image {}: {reason}", path.display()));
+                Outcome::Skipped(reason)
+            }
+        }
+    }
+
+    fn run_inner(
+        &mut self,
+        ctx: &LoadCtx<'_>,
+        entry: &ListEntry,
+        path: &Path,
+        out: &mut [f32],
+    ) -> Result<Outcome, String> {
+        let meta = fs::metadata(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => "file not found".to_string(),
+            _ => e.to_string(),
+        })?;
+        if !meta.is_file() {
+            return Err("not a regular file".to_string());
+        }
+        let cached = ctx.cache.map(|c| {
+            let key = cache_key(entry, &meta, ctx);
+            (c, c.file_for(&key), key)
+        });
+        if let Some((_, file, key)) = &cached {
+            if read_cache(file, key, out, &mut self.buf) {
+                return Ok(Outcome::FromCache);
+            }
+        }
+        self.buf.clear();
+        fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut self.buf))
+            .map_err(|e| format!("cannot read it ({e})"))?;
+        let bytes = &self.buf;
+        let pp = &mut self.pp;
+        // A decoder bug on a hostile file must not take the whole load down.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pp.process_encoded(bytes, out)
+        }));
+        match decoded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("cannot decode it ({})", one_line(&e.to_string()))),
+            Err(_) => return Err("the image decoder crashed on it".to_string()),
+        }
+        if let Some((cache, file, key)) = &cached {
+            if let Err(e) = write_cache(file, key, out, &mut self.buf) {
+                if !cache.warned.swap(true, Ordering::Relaxed) {
+                    ctx.pb.suspend(|| {
+                        eprintln!(
+                            "warning: cannot write the preprocessing cache in {} ({e}); going on without it",
+                            cache.dir.display()
+                        )
+                    });
+                }
+            }
+        }
+        Ok(Outcome::Computed)
+    }
+}
+
+/// The on-disk cache: one file per item, `<hash of the key>.f32`, holding a header with
+/// the full key (checked on read, so a hash collision only costs a recomputation) and
+/// the item as raw little-endian f32.
+struct Cache {
+    dir: PathBuf,
+    warned: AtomicBool,
+}
+
+const CACHE_MAGIC: &[u8; 8] = b"LGCACHE1";
+
+impl Cache {
+    fn file_for(&self, key: &str) -> PathBuf {
+        let h1 = fnv1a64(key.as_bytes(), 0xcbf2_9ce4_8422_2325);
+        let h2 = fnv1a64(key.as_bytes(), splitmix64(h1));
+        self.dir.join(format!("{h1:016x}{h2:016x}.f32"))
+    }
+}
+
+fn fnv1a64(bytes: &[u8], basis: u64) -> u64 {
+    bytes.iter().fold(basis, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What identifies a cached item: the image (relative path, size, modification time)
+/// and everything that shapes its tensor.
+fn cache_key(entry: &ListEntry, meta: &fs::Metadata, ctx: &LoadCtx<'_>) -> String {
+    let mtime_ns: i128 = match meta.modified().map(|t| t.duration_since(UNIX_EPOCH)) {
+        Ok(Ok(d)) => d.as_nanos() as i128,
+        Ok(Err(before)) => -(before.duration().as_nanos() as i128),
+        Err(_) => 0,
+    };
+    format!(
+        "loadgen preprocessed item v1\npath={}\nsize={}\nmtime_ns={mtime_ns}\npreprocess={}\nlayout={}\nhw={}x{}\n",
+        entry.name,
+        meta.len(),
+        ctx.preprocess.as_str(),
+        ctx.layout.as_str(),
+        ctx.hw.0,
+        ctx.hw.1
+    )
+}
+
+/// Fills `out` from a cache file if it is complete and made for `key`.
+fn read_cache(file: &Path, key: &str, out: &mut [f32], buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    let Ok(mut f) = fs::File::open(file) else {
+        return false;
+    };
+    if f.read_to_end(buf).is_err() {
+        return false;
+    }
+    let head = CACHE_MAGIC.len() + 4 + key.len() + 8;
+    if buf.len() != head + out.len() * 4
+        || &buf[..8] != CACHE_MAGIC
+        || buf[8..12] != (key.len() as u32).to_le_bytes()
+        || &buf[12..12 + key.len()] != key.as_bytes()
+        || buf[12 + key.len()..head] != (out.len() as u64).to_le_bytes()
+    {
+        return false;
+    }
+    for (o, b) in out.iter_mut().zip(buf[head..].chunks_exact(4)) {
+        *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    true
+}
+
+/// Writes a cache file atomically (temporary file, then rename).
+fn write_cache(file: &Path, key: &str, item: &[f32], buf: &mut Vec<u8>) -> io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    buf.clear();
+    buf.extend_from_slice(CACHE_MAGIC);
+    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    buf.extend_from_slice(key.as_bytes());
+    buf.extend_from_slice(&(item.len() as u64).to_le_bytes());
+    for v in item {
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+    let tmp = file.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let res = fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(buf))
+        .and_then(|()| fs::rename(&tmp, file));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, ImageFormat, RgbImage};
+
+    fn pattern(w: u32, h: u32, seed: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                ((x * 7 + y * 3 + seed) % 256) as u8,
+                ((x * y + seed * 5) % 256) as u8,
+                (((x / 8 + y / 8) % 2) * 200 + seed % 50) as u8,
+            ])
+        })
+    }
+
+    /// A dataset folder: a PNG, a JPEG, a grey PNG; returns the decoded images.
+    fn make_set(dir: &Path) -> Vec<RgbImage> {
+        let a = pattern(60, 45, 1);
+        let b = pattern(40, 70, 2);
+        let c = pattern(33, 33, 3);
+        DynamicImage::ImageRgb8(a.clone())
+            .save_with_format(dir.join("a.PNG"), ImageFormat::Png)
+            .unwrap();
+        DynamicImage::ImageRgb8(b.clone())
+            .save_with_format(dir.join("b.JPEG"), ImageFormat::Jpeg)
+            .unwrap();
+        DynamicImage::ImageRgb8(c.clone())
+            .to_luma8()
+            .save_with_format(dir.join("c.png"), ImageFormat::Png)
+            .unwrap();
+        fs::write(dir.join("val_map.txt"), "a.PNG 7\n\nb.JPEG 65\nc.png 999\n").unwrap();
+        let decode = |n: &str| preprocess::decode_rgb8(&fs::read(dir.join(n)).unwrap()).unwrap();
+        vec![decode("a.PNG"), decode("b.JPEG"), decode("c.png")]
+    }
+
+    fn opts(dir: &Path) -> DatasetOptions {
+        let mut o = DatasetOptions::new(dir, Preprocess::Resnet50, Layout::Nchw, (16, 16));
+        o.quiet = true;
+        // One thread: the suite runs tests in parallel on a small machine, and timing
+        // tests elsewhere in the crate suffer from oversubscription.
+        o.threads = Some(1);
+        o
+    }
+
+    #[test]
+    fn loads_in_list_order_into_one_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let imgs = make_set(dir.path());
+        let mut o = opts(dir.path());
+        o.threads = Some(2);
+        let ds = Dataset::load(&o).unwrap();
+        assert_eq!(ds.len(), 3);
+        assert_eq!(ds.item_len(), 3 * 16 * 16);
+        assert_eq!(ds.item_shape(), &[3, 16, 16]);
+        assert_eq!(ds.data().len(), 3 * ds.item_len());
+        assert_eq!(
+            (ds.label(0), ds.label(1), ds.label(2), ds.label(3)),
+            (Some(7), Some(65), Some(999), None)
+        );
+        assert_eq!(ds.name(1), "b.JPEG");
+        assert!(!ds.is_synthetic());
+        assert_eq!(ds.skipped(), 0);
+        for (i, img) in imgs.iter().enumerate() {
+            let want = preprocess::preprocess(img, Preprocess::Resnet50, 16, 16, Layout::Nchw);
+            assert_eq!(ds.item(i), &want[..], "item {i}");
+        }
+        assert_eq!(&ds.items(1, 2)[..ds.item_len()], ds.item(1));
+        // Grey replicated: the three planes differ only by the means.
+        let c = ds.item(2);
+        assert_eq!(c[0] + RESNET_R, c[256] + RESNET_G);
+    }
+
+    const RESNET_R: f32 = preprocess::RESNET50_MEANS[0];
+    const RESNET_G: f32 = preprocess::RESNET50_MEANS[1];
+
+    #[test]
+    fn count_takes_the_first_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        make_set(dir.path());
+        let mut o = opts(dir.path());
+        o.count = Some(2);
+        o.layout = Layout::Nhwc;
+        let ds = Dataset::load(&o).unwrap();
+        assert_eq!(ds.len(), 2);
+        assert_eq!(ds.item_shape(), &[16, 16, 3]);
+        assert_eq!(ds.name(1), "b.JPEG");
+    }
+
+    #[test]
+    fn corrupt_and_missing_images_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        make_set(dir.path());
+        let jpeg = fs::read(dir.path().join("b.JPEG")).unwrap();
+        fs::write(dir.path().join("bad.JPEG"), &jpeg[..200]).unwrap();
+        fs::write(
+            dir.path().join("val_map.txt"),
+            "a.PNG 7\nbad.JPEG 1\nmissing.JPEG 2\nc.png 3\n",
+        )
+        .unwrap();
+        let ds = Dataset::load(&opts(dir.path())).unwrap();
+        assert_eq!(ds.len(), 2);
+        assert_eq!(ds.skipped(), 2);
+        assert_eq!((ds.name(0), ds.name(1)), ("a.PNG", "c.png"));
+        assert_eq!((ds.label(0), ds.label(1)), (Some(7), Some(3)));
+        assert_eq!(ds.skipped_items()[0].name, "bad.JPEG");
+        assert!(ds.skipped_items()[0].reason.contains("decode"));
+        assert_eq!(ds.skipped_items()[1].reason, "file not found");
+        // The kept items were moved down intact.
+        let full = Dataset::load(&{
+            let mut o = opts(dir.path());
+            o.list = Some(dir.path().join("one.txt"));
+            fs::write(dir.path().join("one.txt"), "c.png 3\n").unwrap();
+            o
+        })
+        .unwrap();
+        assert_eq!(ds.item(1), full.item(0));
+    }
+
+    #[test]
+    fn no_usable_items_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("x.JPEG"), b"garbage").unwrap();
+        fs::write(dir.path().join("val_map.txt"), "x.JPEG 1\n").unwrap();
+        let err = Dataset::load(&opts(dir.path())).unwrap_err();
+        assert!(matches!(
+            err,
+            DatasetError::NoUsableItems {
+                tried: 1,
+                skipped: 1,
+                ..
+            }
+        ));
+        assert_eq!(err.exit_code(), 2);
+        fs::write(dir.path().join("val_map.txt"), "\n\n").unwrap();
+        let err = Dataset::load(&opts(dir.path())).unwrap_err();
+        assert!(matches!(err, DatasetError::EmptyList { .. }), "{err}");
+    }
+
+    #[test]
+    fn list_errors_name_file_and_line() {
+        let p = Path::new("/data/val_map.txt");
+        let err = parse_list(p, "a.JPEG 1\n\nb.JPEG\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(&err, DatasetError::BadListLine { line_no: 3, line, .. } if line == "b.JPEG")
+        );
+        assert!(msg.contains("line 3 of /data/val_map.txt"), "{msg}");
+        assert!(msg.contains("`<relative path> <integer label>`"), "{msg}");
+        let err = parse_list(p, "a.JPEG x1\n").unwrap_err();
+        assert!(matches!(err, DatasetError::BadListLine { line_no: 1, .. }));
+        let ok = parse_list(p, "  dir/a b.JPEG\t12  \r\nc.png -1\n").unwrap();
+        assert_eq!(
+            ok,
+            vec![
+                ListEntry {
+                    name: "dir/a b.JPEG".into(),
+                    label: 12
+                },
+                ListEntry {
+                    name: "c.png".into(),
+                    label: -1
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_root_or_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut errors = Vec::new();
+        let err = Dataset::load(&opts(&dir.path().join("nope"))).unwrap_err();
+        assert!(matches!(err, DatasetError::RootMissing { .. }));
+        assert!(err.to_string().contains("nope does not exist"), "{err}");
+        errors.push(err);
+        let err = Dataset::load(&opts(dir.path())).unwrap_err();
+        assert!(matches!(err, DatasetError::ListMissing { .. }));
+        assert!(
+            err.to_string().contains("val_map.txt does not exist"),
+            "{err}"
+        );
+        errors.push(err);
+        fs::write(dir.path().join("f"), "").unwrap();
+        let err = Dataset::load(&opts(&dir.path().join("f"))).unwrap_err();
+        assert!(matches!(err, DatasetError::RootNotDir { .. }));
+        errors.push(err);
+        let mut o = opts(dir.path());
+        o.list = Some(dir.path().join("other.txt"));
+        let err = Dataset::load(&o).unwrap_err();
+        assert!(err.to_string().contains("other.txt"), "{err}");
+        errors.push(err);
+        fs::write(dir.path().join("val_map.txt"), "a 1\n").unwrap();
+        let mut o = opts(dir.path());
+        o.image_hw = (0, 224);
+        errors.push(Dataset::load(&o).unwrap_err());
+        for e in errors {
+            let s = e.to_string();
+            assert_eq!(e.exit_code(), 2);
+            assert!(!s.contains(". ") && !s.contains('\n'), "one sentence: {s}");
+        }
+    }
+
+    #[test]
+    fn cache_is_reused_and_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        make_set(dir.path());
+        let cache = dir.path().join("cache");
+        let mut o = opts(dir.path());
+        o.cache_dir = Some(cache.clone());
+        let first = Dataset::load(&o).unwrap();
+        assert_eq!(first.cache_hits(), 0);
+        let files: Vec<_> = fs::read_dir(&cache).unwrap().collect();
+        assert_eq!(files.len(), 3);
+        let second = Dataset::load(&o).unwrap();
+        assert_eq!(second.cache_hits(), 3);
+        assert_eq!(first.data(), second.data());
+        assert_eq!(second.name(2), "c.png");
+
+        // Another layout is another key.
+        o.layout = Layout::Nhwc;
+        let nhwc = Dataset::load(&o).unwrap();
+        assert_eq!(nhwc.cache_hits(), 0);
+        assert_eq!(fs::read_dir(&cache).unwrap().count(), 6);
+        o.layout = Layout::Nchw;
+
+        // A truncated or scribbled cache file is ignored and rewritten.
+        for f in fs::read_dir(&cache).unwrap() {
+            let p = f.unwrap().path();
+            let bytes = fs::read(&p).unwrap();
+            fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
+        }
+        let third = Dataset::load(&o).unwrap();
+        assert_eq!(third.cache_hits(), 0);
+        assert_eq!(third.data(), first.data());
+        let fourth = Dataset::load(&o).unwrap();
+        assert_eq!(fourth.cache_hits(), 3);
+
+        // A changed image (size/mtime) is not served from the cache.
+        let img = pattern(50, 50, 9);
+        DynamicImage::ImageRgb8(img)
+            .save_with_format(dir.path().join("a.PNG"), ImageFormat::Png)
+            .unwrap();
+        let fifth = Dataset::load(&o).unwrap();
+        assert_eq!(fifth.cache_hits(), 2);
+        assert_ne!(fifth.item(0), first.item(0));
+    }
+
+    #[test]
+    fn synthetic_is_seeded() {
+        let a = Dataset::synthetic(&[3, 8, 8], Layout::Nchw, 5, 42).unwrap();
+        let b = Dataset::synthetic(&[3, 8, 8], Layout::Nchw, 5, 42).unwrap();
+        let c = Dataset::synthetic(&[3, 8, 8], Layout::Nchw, 5, 43).unwrap();
+        assert!(a.is_synthetic());
+        assert_eq!(a.len(), 5);
+        assert_eq!(a.item_len(), 192);
+        assert_eq!(a.data(), b.data());
+        assert_ne!(a.data(), c.data());
+        assert_ne!(a.item(0), a.item(1));
+        let (lo, hi) = Preprocess::Resnet50.value_range();
+        assert!(a.data().iter().all(|&v| v >= lo && v <= hi));
+        assert_eq!(a.label(0), None);
+        assert_eq!(a.labels(), None);
+        assert_eq!(a.name(0), "");
+        let m = Dataset::synthetic_in_range(&[2, 2], Layout::Nhwc, 3, 1, (-1.0, 1.0)).unwrap();
+        assert!(m.data().iter().all(|&v| (-1.0..=1.0).contains(&v)));
+    }
+
+    #[test]
+    fn empty_has_items_without_data() {
+        let e = Dataset::empty(4);
+        assert_eq!(e.len(), 4);
+        assert_eq!(e.item_len(), 0);
+        assert!(e.item(3).is_empty());
+        assert!(e.items(0, 4).is_empty());
+        assert!(e.item_shape().is_empty());
+    }
+}
+
+impl crate::pool::SampleLibrary for Dataset {
+    fn len(&self) -> usize {
+        self.len.max(1)
+    }
+    fn item_len(&self) -> usize {
+        self.item_len
+    }
+    fn items(&self, start: usize, n: usize) -> &[f32] {
+        Dataset::items(self, start, n)
+    }
+}
