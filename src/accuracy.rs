@@ -28,7 +28,13 @@ pub struct AccuracyRun {
 }
 
 /// Runs the pass over every item of `dataset` (which must have labels).
-pub fn run(pool: &WorkerPool, dataset: &Dataset, model: &ModelInfo, offset: i64, keep_scores: bool) -> Result<AccuracyRun> {
+pub fn run(
+    pool: &WorkerPool,
+    dataset: &Dataset,
+    model: &ModelInfo,
+    offset: i64,
+    keep_scores: bool,
+) -> Result<AccuracyRun> {
     let out = pool.run_accuracy(dataset.len(), model.num_classes, keep_scores)?;
     let labels = dataset.labels().unwrap_or(&[]);
     let good = out
@@ -50,7 +56,11 @@ pub fn run(pool: &WorkerPool, dataset: &Dataset, model: &ModelInfo, offset: i64,
         good_items: good,
         total_items: total,
         mean: s.corrected.mean_s(),
-        qps: if out.seconds > 0.0 { s.completed as f64 / out.seconds } else { 0.0 },
+        qps: if out.seconds > 0.0 {
+            s.completed as f64 / out.seconds
+        } else {
+            0.0
+        },
         count: s.completed,
         runtime: out.seconds,
         percentiles: s.corrected.percentiles(),
@@ -67,23 +77,29 @@ pub fn run(pool: &WorkerPool, dataset: &Dataset, model: &ModelInfo, offset: i64,
 /// `inputs.npy` (the preprocessed tensors), `top1.npy` (raw class indices),
 /// `labels.npy`, `names.txt` and, when the backend gave them, `scores.npy`.
 pub fn dump(dir: &Path, dataset: &Dataset, run: &AccuracyRun, classes: usize) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create --dump folder {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create --dump folder {}", dir.display()))?;
     let n = dataset.len();
     let mut shape = vec![n];
     shape.extend_from_slice(dataset.item_shape());
     let ctx = |f: &str| format!("cannot write {}", dir.join(f).display());
-    crate::npy::write_npy_f32(dir.join("inputs.npy"), &shape, dataset.data()).with_context(|| ctx("inputs.npy"))?;
-    crate::npy::write_npy_i64(dir.join("top1.npy"), &[n], &run.top1).with_context(|| ctx("top1.npy"))?;
+    crate::npy::write_npy_f32(dir.join("inputs.npy"), &shape, dataset.data())
+        .with_context(|| ctx("inputs.npy"))?;
+    crate::npy::write_npy_i64(dir.join("top1.npy"), &[n], &run.top1)
+        .with_context(|| ctx("top1.npy"))?;
     if let Some(labels) = dataset.labels() {
-        crate::npy::write_npy_i64(dir.join("labels.npy"), &[n], labels).with_context(|| ctx("labels.npy"))?;
+        crate::npy::write_npy_i64(dir.join("labels.npy"), &[n], labels)
+            .with_context(|| ctx("labels.npy"))?;
     }
     if let Some(scores) = &run.scores {
         if classes > 0 && scores.len() == n * classes {
-            crate::npy::write_npy_f32(dir.join("scores.npy"), &[n, classes], scores).with_context(|| ctx("scores.npy"))?;
+            crate::npy::write_npy_f32(dir.join("scores.npy"), &[n, classes], scores)
+                .with_context(|| ctx("scores.npy"))?;
         }
     }
     let names: Vec<&str> = (0..n).map(|i| dataset.name(i)).collect();
-    std::fs::write(dir.join("names.txt"), names.join("\n") + "\n").with_context(|| ctx("names.txt"))?;
+    std::fs::write(dir.join("names.txt"), names.join("\n") + "\n")
+        .with_context(|| ctx("names.txt"))?;
     Ok(())
 }
 

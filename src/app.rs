@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
+use crate::accuracy;
 use crate::backend::{self, Backend};
 use crate::cli::{FixedArgs, RunArgs, ThroughputArgs};
-use crate::error::Interrupted;
-use crate::accuracy;
 use crate::dataset::{Dataset, DatasetOptions};
+use crate::error::Interrupted;
 use crate::pool::{SampleLibrary, WorkerPool};
 use crate::preprocess::Preprocess;
 use crate::progress::Progress;
@@ -36,7 +36,11 @@ fn load_sut(settings: &Settings) -> Result<Sut> {
     let dataset = Arc::new(load_samples(settings, &backend)?);
     let samples: Arc<dyn SampleLibrary> = dataset.clone();
     let pool = WorkerPool::start(&backend, samples, settings.threads, settings.batch_size)?;
-    Ok(Sut { backend, dataset, pool })
+    Ok(Sut {
+        backend,
+        dataset,
+        pool,
+    })
 }
 
 /// The samples: the dataset preprocessed for this model, synthetic tensors of the
@@ -46,7 +50,9 @@ fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> Result<Datas
     if model.item_len() == 0 {
         return Ok(Dataset::empty(settings.count));
     }
-    let kind = settings.profile_info.map_or(Preprocess::Resnet50, |p| p.preprocess);
+    let kind = settings
+        .profile_info
+        .map_or(Preprocess::Resnet50, |p| p.preprocess);
     let Some(hw) = model.image_hw() else {
         anyhow::bail!(backend::BackendError::BadInput(format!(
             "the model input {:?} is not an image tensor in {} layout",
@@ -82,13 +88,23 @@ fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> Result<Datas
 }
 
 /// The accuracy pass, when the settings ask for it and the samples have labels.
-fn accuracy_pass(sut: &Sut, settings: &Settings, keep_scores: bool) -> Result<Option<accuracy::AccuracyRun>> {
+fn accuracy_pass(
+    sut: &Sut,
+    settings: &Settings,
+    keep_scores: bool,
+) -> Result<Option<accuracy::AccuracyRun>> {
     if sut.dataset.is_synthetic() || sut.dataset.labels().is_none() {
         return Ok(None);
     }
     let model = sut.backend.model();
     let offset = accuracy::label_offset(model, settings.profile_info.map(|p| p.label_offset));
-    Ok(Some(accuracy::run(&sut.pool, &sut.dataset, model, offset, keep_scores)?))
+    Ok(Some(accuracy::run(
+        &sut.pool,
+        &sut.dataset,
+        model,
+        offset,
+        keep_scores,
+    )?))
 }
 
 /// Warm-up, so that the first timed step does not pay for lazy initialisation.
@@ -164,7 +180,7 @@ impl StepRunner for PoolRunner<'_> {
     }
 }
 
-fn write_results(path: &PathBuf, results: &Results) -> Result<()> {
+fn write_results(path: &std::path::Path, results: &Results) -> Result<()> {
     report::write_json_atomic(path, &results.to_json())?;
     Ok(())
 }

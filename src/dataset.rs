@@ -730,6 +730,18 @@ fn write_cache(file: &Path, key: &str, item: &[f32], buf: &mut Vec<u8>) -> io::R
     res
 }
 
+impl crate::pool::SampleLibrary for Dataset {
+    fn count(&self) -> usize {
+        self.len.max(1)
+    }
+    fn item_len(&self) -> usize {
+        self.item_len
+    }
+    fn items(&self, start: usize, n: usize) -> &[f32] {
+        Dataset::items(self, start, n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1004,17 +1016,5 @@ mod tests {
         assert!(e.item(3).is_empty());
         assert!(e.items(0, 4).is_empty());
         assert!(e.item_shape().is_empty());
-    }
-}
-
-impl crate::pool::SampleLibrary for Dataset {
-    fn len(&self) -> usize {
-        self.len.max(1)
-    }
-    fn item_len(&self) -> usize {
-        self.item_len
-    }
-    fn items(&self, start: usize, n: usize) -> &[f32] {
-        Dataset::items(self, start, n)
     }
 }

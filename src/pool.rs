@@ -18,8 +18,8 @@ use crate::stats::WorkerStats;
 /// The samples queries point at (LoadGen's "query sample library"): tensors already
 /// preprocessed and in RAM, so the timed path only reads memory.
 pub trait SampleLibrary: Send + Sync {
-    /// Number of samples; query `i` uses sample `i % len`.
-    fn len(&self) -> usize;
+    /// Number of samples (at least 1); query `i` uses sample `i % count`.
+    fn count(&self) -> usize;
     /// Elements in one sample (0 for backends that take no input).
     fn item_len(&self) -> usize;
     /// `n` consecutive samples from `start`, back to back (`start + n <= len`).
@@ -332,7 +332,7 @@ fn gather_batch<'a>(
     first: u64,
     n: usize,
 ) -> Batch<'a> {
-    let len = samples.len();
+    let len = samples.count();
     if samples.item_len() == 0 {
         return Batch { data: &[], len: n };
     }

@@ -189,6 +189,9 @@ pub fn accuracy_line(a: &AccuracyReport) -> String {
     )
 }
 
+/// A target latency and the best step that met it (`None`: FAIL).
+pub type TargetResult = (f64, Option<StepSummary>);
+
 /// Everything `results.json` holds; filled in as the run goes.
 #[derive(Debug, Default)]
 pub struct Results {
@@ -200,7 +203,7 @@ pub struct Results {
     /// Per distribution, each step's name and summary in the order run.
     pub scan: Vec<(Distribution, Vec<(String, StepSummary)>)>,
     /// Per distribution and target: the best step, or `None` for FAIL.
-    pub results: Vec<(Distribution, Vec<(f64, Option<StepSummary>)>)>,
+    pub results: Vec<(Distribution, Vec<TargetResult>)>,
     pub final_results: FinalResults,
     pub settings: Value,
     pub system: Value,

@@ -140,9 +140,11 @@ pub fn parse_distributions(items: &[String]) -> Result<Vec<Distribution>, Settin
         match Distribution::parse(d) {
             Some(x) if !out.contains(&x) => out.push(x),
             Some(_) => {}
-            None => return bad(format!(
+            None => {
+                return bad(format!(
                 "unknown distribution '{d}': use linear, exponential or both (linear,exponential)"
-            )),
+            ))
+            }
         }
     }
     if out.is_empty() {
