@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Run the cloud image-classification benchmark here, without Docker (SPEC §2).
+#
+#   scripts/run_local.sh tf|onnxruntime [cpu|gpu] [extra loadgen flags...]
+#
+# Writes out/<profile>.<cpu|gpu>/results.json and the run's log beside it as output.txt.
+set -euo pipefail
+
+ROOT=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=common.sh
+. "$ROOT/scripts/common.sh"
+
+usage() {
+  cat <<'EOF'
+usage: scripts/run_local.sh tf|onnxruntime [cpu|gpu] [extra loadgen flags...]
+
+Runs `loadgen run` with profile resnet50-tf or resnet50-onnxruntime and writes
+out/<profile>.<cpu|gpu>/results.json plus a copy of the log (output.txt) beside it.
+Extra flags go to loadgen last, so they override (relative paths in them are taken
+from the project root).
+
+Environment:
+  MODEL_DIR    folder holding resnet50_v1.pb (tf) / resnet50_v1.onnx (onnxruntime);
+               default: the project's own models/, prepared by scripts/setup.sh
+  DATA_DIR     ImageNet validation folder (val_map.txt + images); default: synthetic
+               inputs, and the accuracy pass is skipped
+  LOADGEN_BIN  the loadgen binary to run; default: cargo build --release here
+  LOADGEN_LOG_FILE  where the log copy goes; default: output.txt beside results.json
+EOF
+}
+
+case ${1-} in
+  -h | --help)
+    usage
+    exit 0
+    ;;
+esac
+if ! is_runtime "${1-}"; then
+  if [[ $# -eq 0 ]]; then
+    note "which runtime? Give tf or onnxruntime."
+  else
+    note "'$1' is not a runtime; give tf or onnxruntime."
+  fi
+  usage >&2
+  exit 2
+fi
+runtime=$1
+shift
+device=cpu
+if [[ $# -gt 0 && ${1-} != -* ]]; then
+  if ! is_device "$1"; then
+    note "'$1' is not a device; give cpu or gpu (or a --flag for loadgen)."
+    usage >&2
+    exit 2
+  fi
+  device=$1
+  shift
+fi
+
+profile=$(profile_for "$runtime")
+model_file=$(model_file_for "$runtime")
+
+# Check what the user gave before anything slow.
+if [[ -n ${MODEL_DIR-} ]]; then
+  model_dir=$(abs_dir MODEL_DIR)
+  [[ -f $model_dir/$model_file ]] ||
+    die 2 "MODEL_DIR=$MODEL_DIR has no $model_file; put the model there or unset MODEL_DIR to use the project's own."
+else
+  model_dir=$ROOT/models
+fi
+data_dir=
+if [[ -n ${DATA_DIR-} ]]; then
+  data_dir=$(abs_dir DATA_DIR)
+fi
+if [[ -n ${LOADGEN_BIN-} && ! -x ${LOADGEN_BIN} ]]; then
+  die 2 "LOADGEN_BIN=$LOADGEN_BIN is not an executable file; build loadgen or unset LOADGEN_BIN."
+fi
+
+cd "$ROOT"
+
+# The runtime (and, without MODEL_DIR, the default models): setup.sh installs only
+# what is missing. Its output goes to stderr: stdout carries loadgen's log lines.
+if [[ $device == gpu ]]; then
+  export LOADGEN_GPU=1 # setup.sh: install the GPU wheels (requirements-*-gpu.txt)
+fi
+[[ -x $ROOT/scripts/setup.sh ]] ||
+  die 2 "scripts/setup.sh is missing or not executable; restore it from git."
+setup_rc=0
+"$ROOT/scripts/setup.sh" "$runtime" >&2 || setup_rc=$?
+[[ $setup_rc -eq 0 ]] ||
+  die "$setup_rc" "scripts/setup.sh $runtime failed (exit $setup_rc); see its messages above."
+[[ -f $model_dir/$model_file ]] ||
+  die 1 "scripts/setup.sh did not produce models/$model_file; run scripts/setup.sh $runtime and read its messages."
+
+if [[ -n ${LOADGEN_BIN-} ]]; then
+  loadgen=$LOADGEN_BIN
+else
+  command -v cargo >/dev/null 2>&1 ||
+    die 2 "cargo was not found; install Rust (rustup.rs) or set LOADGEN_BIN to a built loadgen."
+  note "building loadgen (cargo build --release)..."
+  cargo build --release --quiet >&2 ||
+    die 1 "cargo build --release failed; see the compiler's messages above."
+  loadgen=$ROOT/target/release/loadgen
+fi
+
+venv=$(venv_dir)
+if [[ -z ${LOADGEN_VENV-} && -d $venv ]]; then
+  export LOADGEN_VENV=$venv # where loadgen finds the runtime libraries
+fi
+if [[ $device == gpu ]]; then
+  libs=$(gpu_library_path "$runtime" "$venv")
+  if [[ -n $libs ]]; then
+    export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+fi
+
+out_dir=$ROOT/out/$profile.$device
+mkdir -p "$out_dir"
+log_file=${LOADGEN_LOG_FILE:-$out_dir/output.txt}
+
+cmd=("$loadgen" run
+  --profile "$profile"
+  --backend "$runtime"
+  --model "$model_dir/$model_file"
+  --output "$out_dir/results.json")
+if [[ $device == gpu ]]; then
+  cmd+=(--device gpu)
+fi
+if [[ -n $data_dir ]]; then
+  cmd+=(--dataset-path "$data_dir")
+fi
+cmd+=("$@")
+
+status=(0 0)
+{
+  printf '+' >&2
+  printf ' %q' "${cmd[@]}" >&2
+  printf '\n' >&2
+  "${cmd[@]}"
+} 2>&1 | tee_log "$log_file" || status=("${PIPESTATUS[@]}")
+rc=${status[0]}
+if [[ ${status[1]} -ne 0 ]]; then
+  note "could not write the log copy $log_file (tee exit ${status[1]})."
+  [[ $rc -ne 0 ]] || rc=1
+fi
+
+if [[ -f $out_dir/results.json ]]; then
+  note "results: ${out_dir#"$ROOT"/}/results.json, log: ${log_file#"$ROOT"/}"
+fi
+exit "$rc"
