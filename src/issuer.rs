@@ -210,19 +210,19 @@ impl QueryQueue {
         }
     }
 
-    /// Released, unclaimed queries planned at or before `before_ns`: certainly late
-    /// once `before_ns = now − target`. Issuer thread only.
+    /// Released, unclaimed queries planned before `before_ns`: certainly late once
+    /// `before_ns = now − target`. Issuer thread only.
     fn backlog_planned_before(&self, before_ns: u64) -> u64 {
         let (mut lo, hi) = (self.claimed(), self.released());
-        if lo >= hi || self.planned_of(lo) > before_ns {
+        if lo >= hi || self.planned_of(lo) >= before_ns {
             return 0;
         }
-        // Planned times rise with the index: binary search the first one after `before_ns`.
+        // Planned times rise with the index: binary search the first one not before the cut.
         let start = lo;
         let mut hi = hi;
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.planned_of(mid) <= before_ns {
+            if self.planned_of(mid) < before_ns {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -259,7 +259,7 @@ impl<'a> BacklogProbe<'a> {
         BacklogProbe(queue)
     }
 
-    /// Waiting queries planned at or before `before_ns`.
+    /// Waiting queries planned before `before_ns`.
     pub fn planned_before(&self, before_ns: u64) -> u64 {
         self.0.backlog_planned_before(before_ns)
     }

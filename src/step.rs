@@ -119,12 +119,19 @@ impl StopCheck for EarlyVerdict<'_> {
         let Some(target) = self.target_ns else {
             return false;
         };
-        let cut = now_ns.saturating_sub(target);
-        let mut late = backlog.planned_before(cut);
-        for w in self.live {
-            late += w.late.load(Ordering::Relaxed);
-            if w.busy_newest_planned.load(Ordering::Relaxed) <= cut {
-                late += w.busy_len.load(Ordering::Relaxed);
+        let mut late: u64 = self
+            .live
+            .iter()
+            .map(|w| w.late.load(Ordering::Relaxed))
+            .sum();
+        // A query is late once now − planned > target, i.e. planned < now − target.
+        if now_ns > target {
+            let cut = now_ns - target;
+            late += backlog.planned_before(cut);
+            for w in self.live {
+                if w.busy_newest_planned.load(Ordering::Relaxed) < cut {
+                    late += w.busy_len.load(Ordering::Relaxed);
+                }
             }
         }
         if late > self.budget {
@@ -304,4 +311,38 @@ pub fn run_closed(
         },
         error: s.first_error.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuer::QueryQueue;
+    use crossbeam_utils::CachePadded;
+
+    #[test]
+    fn nothing_is_late_before_the_target_has_elapsed() {
+        let queue = QueryQueue::new(16);
+        let live: Vec<CachePadded<LiveCounters>> = vec![CachePadded::new(LiveCounters::default())];
+        // One query planned at 0 is being served.
+        live[0].busy_newest_planned.store(0, Ordering::Relaxed);
+        live[0].busy_len.store(1, Ordering::Relaxed);
+        let interrupt = AtomicBool::new(false);
+        let mut verdict = EarlyVerdict {
+            live: &live,
+            target_ns: Some(500_000_000),
+            budget: 0,
+            interrupt: &interrupt,
+            tripped: false,
+        };
+        assert!(!verdict.should_stop(1_000_000, &BacklogProbe::new(&queue)));
+        assert!(!verdict.should_stop(500_000_000, &BacklogProbe::new(&queue)));
+        assert!(verdict.should_stop(600_000_000, &BacklogProbe::new(&queue)), "600 ms old > 500 ms target");
+    }
+
+    #[test]
+    fn step_sizes_respect_the_minimum() {
+        assert_eq!(StepSpec::query_count(55.0, 1.0, 10), 55);
+        assert_eq!(StepSpec::query_count(0.4, 1.0, 10), 10);
+        assert_eq!(StepSpec::query_count(0.4, 1.0, 0), 1);
+    }
 }

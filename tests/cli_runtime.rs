@@ -1,0 +1,217 @@
+//! The `loadgen` binary with real runtimes and real images: bad input gets one
+//! sentence and exit code 2. Tests marked `#[ignore]` need `scripts/setup.sh`
+//! (ONNX Runtime in `.venv`, `models/resnet50_v1.onnx`); `scripts/test.sh` runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const NEEDS: &str = "needs ONNX Runtime: run scripts/test.sh";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn loadgen(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    c.args(args).current_dir(root());
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn expect_exit_2(o: &Output, words: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for w in words {
+        assert!(err.contains(w), "missing '{w}' in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("loadgen: "),
+        "the error is the last line: {err}"
+    );
+}
+
+/// A generated ImageNet-layout set (`scripts/make_dataset.py`), with a truncated JPEG
+/// when `corrupt`.
+fn make_set(dir: &Path, count: usize, corrupt: bool) -> Option<String> {
+    let py = root().join(".venv/bin/python");
+    let mut c = Command::new(py);
+    c.arg(root().join("scripts/make_dataset.py"))
+        .arg("--out")
+        .arg(dir)
+        .args(["--count", &count.to_string()]);
+    if corrupt {
+        c.arg("--corrupt");
+    }
+    let o = c
+        .output()
+        .expect("python from .venv (run scripts/setup.sh onnxruntime)");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    // The third line of val_map.txt is the corrupt image.
+    corrupt.then(|| {
+        let list = std::fs::read_to_string(dir.join("val_map.txt")).unwrap();
+        let _ = text;
+        list.lines()
+            .nth(2)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    })
+}
+
+#[test]
+fn a_missing_onnx_runtime_library_says_where_it_looked() {
+    let o = loadgen(&["throughput", "--backend", "onnxruntime", "--time", "1"])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1.31.1")
+        .output()
+        .unwrap();
+    expect_exit_2(&o, &["/nonexistent/libonnxruntime.so.1.31.1"]);
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime: run scripts/test.sh"]
+fn a_corrupt_jpeg_is_warned_about_counted_and_skipped() {
+    let _ = NEEDS;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = make_set(dir.path(), 6, true).unwrap();
+    let o = loadgen(&[
+        "accuracy",
+        "--backend",
+        "onnxruntime",
+        "--json",
+        "--dataset-path",
+    ])
+    .arg(dir.path())
+    .output()
+    .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&bad), "the warning names {bad}: {err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let block: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(block["skipped_items"], 1);
+    assert_eq!(
+        block["total_items"], 6,
+        "6 good images besides the corrupt one: {block}"
+    );
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .starts_with("check_accuracy accuracy="),
+        "{out}"
+    );
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime: run scripts/test.sh"]
+fn a_val_map_line_without_a_label_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    make_set(dir.path(), 3, false);
+    let list = dir.path().join("val_map.txt");
+    let text = std::fs::read_to_string(&list).unwrap();
+    let first = text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&list, format!("{text}{first}\n")).unwrap();
+    let o = loadgen(&["accuracy", "--backend", "onnxruntime", "--dataset-path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    expect_exit_2(&o, &["val_map.txt", "line 4"]);
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime: run scripts/test.sh"]
+fn a_missing_model_and_a_non_onnx_file_get_one_sentence() {
+    let o = loadgen(&[
+        "throughput",
+        "--backend",
+        "onnxruntime",
+        "--model",
+        "/nonexistent/m.onnx",
+    ])
+    .output()
+    .unwrap();
+    expect_exit_2(&o, &["/nonexistent/m.onnx"]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.onnx");
+    std::fs::write(&f, "this is not a model").unwrap();
+    let o = loadgen(&["throughput", "--backend", "onnxruntime", "--model"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    expect_exit_2(&o, &["m.onnx"]);
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime: run scripts/test.sh"]
+fn run_on_onnx_runtime_writes_a_valid_results_file_with_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    make_set(&dir.path().join("data"), 8, false);
+    let out = dir.path().join("results.json");
+    let o = loadgen(&[
+        "run",
+        "--profile",
+        "resnet50-onnxruntime",
+        "--time",
+        "1",
+        "--max-latency",
+        "0.5",
+        "--distributions",
+        "linear",
+        "--warmup",
+        "1",
+        "--min-queries",
+        "10",
+        "--count",
+        "8",
+        "--quiet",
+        "--dataset-path",
+    ])
+    .arg(dir.path().join("data"))
+    .arg("--output")
+    .arg(&out)
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", stderr(&o));
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("check_accuracy accuracy="),
+        "{stdout}"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["runtime"], "onnxruntime");
+    assert_eq!(doc["version"], "1.31.1");
+    assert_eq!(doc["check_accuracy"]["total_items"], 8);
+    let q = doc["final_results"]["linear"]["0.5"].as_f64().unwrap();
+    assert!(
+        q > 0.0,
+        "ResNet-50 at ~40 ms serves something within 0.5 s: {stdout}"
+    );
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{errs:?}");
+}
