@@ -440,10 +440,8 @@ impl WorkerCtx {
             let done = ns_since(epoch);
             match result {
                 Ok(()) => {
-                    for _ in 0..n {
-                        self.stats.corrected.record(done - start);
-                        self.stats.uncorrected.record(done - start);
-                    }
+                    self.stats.corrected.record_n(done - start, n as u64);
+                    self.stats.uncorrected.record_n(done - start, n as u64);
                     self.stats.completed += n as u64;
                 }
                 Err(e) => self.note_error(n, e),
@@ -472,10 +470,8 @@ impl WorkerCtx {
             let done = ns_since(job.epoch);
             match result {
                 Ok(()) if self.pred.top1.len() == n => {
-                    for _ in 0..n {
-                        self.stats.corrected.record(done - start);
-                        self.stats.uncorrected.record(done - start);
-                    }
+                    self.stats.corrected.record_n(done - start, n as u64);
+                    self.stats.uncorrected.record_n(done - start, n as u64);
                     self.stats.completed += n as u64;
                     job.top1.lock()[first..first + n].copy_from_slice(&self.pred.top1);
                     if let Some(scores) = &job.scores {

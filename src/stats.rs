@@ -33,6 +33,12 @@ impl NsHistogram {
         self.0.saturating_record(ns.max(1));
     }
 
+    /// Records `n` equal values (a batch that completed together).
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        let _ = self.0.record_n(ns.clamp(1, MAX_NS), n);
+    }
+
     pub fn add(&mut self, other: &NsHistogram) {
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.0.add(&other.0);
