@@ -57,7 +57,7 @@ impl Schedule {
             Distribution::Linear => Kind::Linear { gap_ns },
             Distribution::Exponential => Kind::Exponential {
                 // Exp::new fails only for a negative or NaN rate; qps > 0 here.
-                gaps: Exp::new(1.0 / gap_ns).expect("qps > 0"),
+                gaps: Exp::new(1.0 / gap_ns).expect("qps > 0"), // ok: qps > 0 checked by settings
                 rng: Box::new(SmallRng::seed_from_u64(seed)),
             },
         };

@@ -26,6 +26,7 @@ impl NsHistogram {
     pub fn new() -> NsHistogram {
         // Bounds are constants that hdrhistogram accepts (1 ≤ low, high ≥ 2·low, sigfig 3).
         NsHistogram(Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid histogram bounds"))
+        // ok: constant bounds
     }
 
     #[inline]

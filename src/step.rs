@@ -336,7 +336,10 @@ mod tests {
         };
         assert!(!verdict.should_stop(1_000_000, &BacklogProbe::new(&queue)));
         assert!(!verdict.should_stop(500_000_000, &BacklogProbe::new(&queue)));
-        assert!(verdict.should_stop(600_000_000, &BacklogProbe::new(&queue)), "600 ms old > 500 ms target");
+        assert!(
+            verdict.should_stop(600_000_000, &BacklogProbe::new(&queue)),
+            "600 ms old > 500 ms target"
+        );
     }
 
     #[test]

@@ -88,17 +88,18 @@ impl Sampler {
         match *law {
             ServiceTime::Fixed(d) => Sampler::Fixed(d.as_secs_f64()),
             // Exp::new(λ) only fails for λ < 0 or NaN; the mean was checked > 0.
-            ServiceTime::Exp(d) => Sampler::Exp(Exp::new(1.0 / d.as_secs_f64()).expect("rate > 0")),
+            ServiceTime::Exp(d) => Sampler::Exp(Exp::new(1.0 / d.as_secs_f64()).expect("rate > 0")), // ok: mean > 0 checked in parse
             ServiceTime::LogNormal(d, sigma) => {
                 // mean = exp(mu + sigma²/2)  =>  mu = ln(mean) - sigma²/2
                 let mu = d.as_secs_f64().ln() - sigma * sigma / 2.0;
                 // Only fails for a non-finite or negative sigma, checked in parse.
                 Sampler::LogNormal(LogNormal::new(mu, sigma).expect("sigma > 0"))
+                // ok: sigma > 0 checked in parse
             }
             ServiceTime::Uniform(lo, hi) => {
                 // Only fails for lo > hi or non-finite bounds, checked in parse.
                 Sampler::Uniform(
-                    Uniform::new_inclusive(lo.as_secs_f64(), hi.as_secs_f64()).expect("lo <= hi"),
+                    Uniform::new_inclusive(lo.as_secs_f64(), hi.as_secs_f64()).expect("lo <= hi"), // ok: lo <= hi checked in parse
                 )
             }
         }
