@@ -24,9 +24,9 @@ impl Default for NsHistogram {
 
 impl NsHistogram {
     pub fn new() -> NsHistogram {
-        // Bounds are constants that hdrhistogram accepts (1 ≤ low, high ≥ 2·low, sigfig 3).
-        NsHistogram(Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid histogram bounds"))
-        // ok: constant bounds
+        // Constant bounds that hdrhistogram accepts (1 ≤ low, high ≥ 2·low, sigfig 3).
+        let h = Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid bounds"); // ok: constants
+        NsHistogram(h)
     }
 
     #[inline]
