@@ -3,8 +3,10 @@
 loadgen's `tf` backend is compared with.
 
 S threads share one session (sess.run releases the GIL) and run batches of B
-back to back for T seconds, after one warm-up run per thread. Threads are set like
-loadgen: intra-op = max(1, cores // S) unless --intra, inter-op = 1 unless --inter.
+back to back for T seconds, after one warm-up run. Threads are set like loadgen:
+intra-op = max(1, cores // S) unless --intra; inter-op = -1 unless --inter, i.e. each
+step runs in the thread that called it (a positive count makes one process-wide pool
+that every step queues on: with 1 thread, S threads' steps run one after the other).
 Inputs are seeded random tensors (the speed does not depend on the values).
 
 Prints `Throughput: X images/sec` (and ms per image).
@@ -29,7 +31,8 @@ def main():
     ap.add_argument("-B", "--batch", type=int, default=1, help="images per run (default 1)")
     ap.add_argument("-T", "--time", type=float, default=20.0, help="seconds (default 20)")
     ap.add_argument("--intra", type=int, help="intra-op threads (default cores // S)")
-    ap.add_argument("--inter", type=int, default=1, help="inter-op threads (default 1)")
+    ap.add_argument("--inter", type=int, default=-1,
+                    help="inter-op threads (default -1: run in the calling thread)")
     ap.add_argument("--input-name", default="input_tensor:0")
     ap.add_argument("--output-name", default="ArgMax:0")
     args = ap.parse_args()

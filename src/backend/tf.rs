@@ -6,8 +6,13 @@
 //! `models/make_tf_model.py`): feed a float32 NHWC placeholder, fetch `ArgMax`.
 //!
 //! Workers either share one TF session (`Session::run` takes `&self`) or each get their
-//! own; `LOADGEN_TF_SESSIONS=shared|per-worker` picks, [`SessionMode::default`] is the
-//! one measured faster here.
+//! own; `LOADGEN_TF_SESSIONS=shared|per-worker` picks. Both measured the same here
+//! (ResNet-50, batch 1, 2 cores: ~44 images/s with 1 worker, ~57-58 with 2), so the
+//! default is shared: one copy of the weights, one warm-up.
+//!
+//! Threads: intra-op = cores / workers unless `--intra-threads`; inter-op runs each
+//! step in the worker's own thread unless `--inter-threads` (see [`INTER_OP_IN_CALLER`]:
+//! TF's single inter-op pool of 1 thread halved the 2-worker throughput).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -64,8 +69,8 @@ impl SessionMode {
 }
 
 impl Default for SessionMode {
-    /// Shared: measured as fast as per-worker sessions on ResNet-50 here (see the
-    /// README), with one copy of the weights and one warm-up.
+    /// Shared: as fast as per-worker sessions on ResNet-50 here (within 1-2 %, run to
+    /// run noise), with one copy of the weights and one warm-up.
     fn default() -> Self {
         SessionMode::Shared
     }
@@ -163,23 +168,30 @@ fn push_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// A serialized `ConfigProto` (the crate has no builder): `device_count {"GPU": 0}`
 /// when `hide_gpu`, then `intra_op_parallelism_threads` (field 2) and
-/// `inter_op_parallelism_threads` (field 5), varints, in the order protobuf writes them.
-pub fn config_proto(intra: usize, inter: usize, hide_gpu: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
+/// `inter_op_parallelism_threads` (field 5), int32 varints (negative ones sign-extended
+/// to ten bytes), in the order protobuf writes them.
+pub fn config_proto(intra: i32, inter: i32, hide_gpu: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
     if hide_gpu {
         // Field 1, map<string,int32> entry {key: "GPU" (field 1), value: 0 (field 2)}.
         out.extend_from_slice(&[0x0a, 0x07, 0x0a, 0x03, b'G', b'P', b'U', 0x10, 0x00]);
     }
     out.push(0x10);
-    push_varint(&mut out, intra as u64);
+    push_varint(&mut out, i64::from(intra) as u64);
     out.push(0x28);
-    push_varint(&mut out, inter as u64);
+    push_varint(&mut out, i64::from(inter) as u64);
     out
 }
 
+/// `inter_op_parallelism_threads` meaning "run each step's ops in the calling thread":
+/// every worker then computes its own step, and only the intra-op pool is shared.
+/// (A positive count makes one process-wide pool that all steps queue on: with 1
+/// thread, two workers' steps run one after the other.)
+pub const INTER_OP_IN_CALLER: i32 = -1;
+
 /// Intra-op threads when not given: the cores split between the workers. TF's intra-op
 /// pool is per process (the first session's setting wins), so per-worker sessions
-/// share it too.
+/// share it too. (With 2 workers on 2 cores, 1 and 2 threads measured the same.)
 pub fn default_intra_threads(cores: usize, workers: usize) -> usize {
     (cores / workers.max(1)).max(1)
 }
@@ -387,11 +399,12 @@ impl TfBackend {
 
         let workers = cfg.workers.max(1);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let intra = cfg
-            .intra_threads
-            .unwrap_or_else(|| default_intra_threads(cores, workers))
-            .max(1);
-        let inter = cfg.inter_threads.unwrap_or(1).max(1);
+        let as_i32 = |n: usize| i32::try_from(n.max(1)).unwrap_or(i32::MAX);
+        let intra = as_i32(
+            cfg.intra_threads
+                .unwrap_or_else(|| default_intra_threads(cores, workers)),
+        );
+        let inter = cfg.inter_threads.map_or(INTER_OP_IN_CALLER, as_i32);
         let config = config_proto(intra, inter, cfg.device == Device::Cpu);
 
         let first = new_session(&graph, &config)?;
@@ -454,14 +467,24 @@ fn check_device(session: &TfSession, device: Device, version: &str) -> Result<()
     )))
 }
 
-/// The first run optimises the graph (~2 s for ResNet-50): pay it at load.
+/// The first run of each feed/fetch set optimises the graph (~1 s for ResNet-50 here):
+/// pay it at load, for the classes alone and with the scores (`keep_scores`).
 fn warm_up(session: &TfSession, plan: &Plan) -> Result<(), BackendError> {
     let zeros = vec![0f32; plan.item_len];
     let batch = Batch {
         data: &zeros,
         len: 1,
     };
-    run_step(session, plan, &mut None, batch, &mut Prediction::default())
+    let mut input = None;
+    run_step(session, plan, &mut input, batch, &mut Prediction::default())?;
+    if plan.scores.is_some() {
+        let mut out = Prediction {
+            keep_scores: true,
+            ..Prediction::default()
+        };
+        run_step(session, plan, &mut input, batch, &mut out)?;
+    }
+    Ok(())
 }
 
 /// Reads names, shapes and output kinds from the graph.
@@ -525,9 +548,11 @@ fn plan(graph: &Graph, cfg: &BackendConfig) -> Result<(Plan, ModelInfo), Backend
         DataType::Int64 => OutKind::Int64,
         DataType::Int32 => OutKind::Int32,
         DataType::Float => OutKind::Scores,
-        other => return Err(BackendError::BadInput(format!(
+        other => {
+            return Err(BackendError::BadInput(format!(
             "{output_name} is {other}; loadgen needs class indices (int64/int32) or float32 scores"
-        ))),
+        )))
+        }
     };
     // The scores for `keep_scores`: the output itself if it is scores, else softmax_tensor.
     let scores = match out_kind {
@@ -732,6 +757,11 @@ mod tests {
         );
         // intra 300 needs a two-byte varint.
         assert_eq!(config_proto(300, 1, false), vec![16, 172, 2, 40, 1]);
+        // inter -1 (run in the caller's thread): a ten-byte varint, as protobuf writes it.
+        assert_eq!(
+            config_proto(1, INTER_OP_IN_CALLER, false),
+            vec![16, 1, 40, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1]
+        );
     }
 
     #[test]
