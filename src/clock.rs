@@ -56,18 +56,13 @@ pub fn wait_until(deadline: Instant) {
     spin_until(deadline);
 }
 
-/// Busy-waits until `deadline`, yielding the core now and then so that a
-/// worker on the same core is not starved.
+/// Busy-waits until `deadline`. It never yields: a `sched_yield` hands the core to any
+/// runnable thread for a whole time slice (milliseconds), which is exactly the
+/// lateness this wait exists to avoid. The window is short (see [`SPIN_WINDOW`]).
 #[inline]
 pub fn spin_until(deadline: Instant) {
-    let mut spins = 0u32;
     while Instant::now() < deadline {
-        spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(64) {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
+        std::hint::spin_loop();
     }
 }
 
