@@ -103,7 +103,11 @@ fn sim_fixed_service_finds_the_servers_capacity_and_writes_valid_results() {
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     // One server at 5 ms serves at most 200/s.
     let q = final_qps(&out, "linear", "0.02");
-    assert!((190.0..=201.0).contains(&q), "qps {q}\n{out}");
+    assert!(
+        (190.0..=201.0).contains(&q),
+        "qps {q}\n{out}\n{}",
+        stderr(&o)
+    );
     let step_re = |l: &str| {
         let (name, rest) = l.split_once(' ').unwrap();
         name.starts_with("linear/0.02/")

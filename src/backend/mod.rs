@@ -141,7 +141,8 @@ pub struct BackendConfig {
     pub workers: usize,
     /// Intra-op threads per session (`None`: the backend's default for `workers`).
     pub intra_threads: Option<usize>,
-    /// Inter-op threads per session (`None`: 1).
+    /// Inter-op threads per session (`None`: the backend's default: 1 for ONNX Runtime;
+    /// for TensorFlow each step runs in the worker's own thread).
     pub inter_threads: Option<usize>,
     /// `--inputs` / `--outputs` / `--data-format` overrides.
     pub inputs: Option<String>,

@@ -131,6 +131,11 @@ fn load_library() -> Result<String, BackendError> {
                     // Once, before any TF call and before workers start: nothing else
                     // reads the environment concurrently here.
                     std::env::set_var("TENSORFLOW_DIR", &dir);
+                    // Keep TF's C++ info logs off stderr unless the user chose a level
+                    // (its oneDNN start-up line goes through absl and still shows).
+                    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
+                        std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "2");
+                    }
                     dir.join(LIB_FILE)
                 }
                 // Without TENSORFLOW_DIR, the crate also searches LD_LIBRARY_PATH and
