@@ -45,13 +45,13 @@ abs_dir() {
   (cd -P -- "$dir" && pwd)
 }
 
-# tee_log FILE: copy stdin to stdout and to FILE. It ignores SIGINT, so the lines a
-# program prints after Ctrl-C (loadgen writes partial results and exits 130) still
-# reach the log; it ends when its input closes.
+# tee_log FILE: copy stdin to stdout and append it to FILE. It ignores SIGINT, so the
+# lines a program prints after Ctrl-C (loadgen writes partial results and exits 130)
+# still reach the log; it ends when its input closes.
 tee_log() {
   (
     trap '' INT
-    exec tee -- "$1"
+    exec tee -a -- "$1"
   )
 }
 

@@ -100,6 +100,7 @@ if [[ -n $data_dir ]]; then
 fi
 run+=("$image" "$runtime" "$device" "$@")
 
+: >"$out_dir/output.txt"
 status=(0 0)
 "${run[@]}" 2>&1 | tee_log "$out_dir/output.txt" || status=("${PIPESTATUS[@]}")
 rc=${status[0]}

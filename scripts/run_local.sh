@@ -131,13 +131,12 @@ if [[ -n $data_dir ]]; then
 fi
 cmd+=("$@")
 
+# stdout keeps only loadgen's log lines (parsers read it); stderr stays stderr; the log
+# copy gets both.
+: >"$log_file"
+printf '+%s\n' "$(printf ' %q' "${cmd[@]}")" | tee_log "$log_file" >&2
 status=(0 0)
-{
-  printf '+' >&2
-  printf ' %q' "${cmd[@]}" >&2
-  printf '\n' >&2
-  "${cmd[@]}"
-} 2>&1 | tee_log "$log_file" || status=("${PIPESTATUS[@]}")
+"${cmd[@]}" 2> >(tee_log "$log_file" >&2) | tee_log "$log_file" || status=("${PIPESTATUS[@]}")
 rc=${status[0]}
 if [[ ${status[1]} -ne 0 ]]; then
   note "could not write the log copy $log_file (tee exit ${status[1]})."
