@@ -26,6 +26,14 @@ scripts/setup.sh "$rt" >&2
 cargo build --release --quiet
 PY=$ROOT/.venv/bin/python
 
+# The Python baseline with the same sessions/threads (each script's own flags).
+python_bench() {
+  case $rt in
+    onnxruntime) "$PY" "${py[@]}" -S "$1" -I "$2" -B 1 -T "$secs" --warmup 2 ;;
+    tf) "$PY" "${py[@]}" -S "$1" --intra "$2" -B 1 -T "$secs" ;;
+  esac
+}
+
 tput() { sed -n 's/^Throughput: \([0-9.]*\) images\/sec$/\1/p' | tail -1; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $rt; ${secs} s per run"
@@ -35,7 +43,7 @@ for cfg in "2 1" "1 2"; do
   for _ in $(seq "$rounds"); do
     ours+=("$(target/release/loadgen throughput --profile "$profile" --threads "$workers" --intra-threads "$intra" \
       --time "$secs" --warmup 2 --quiet | tput)")
-    theirs+=("$("$PY" "${py[@]}" -S "$workers" -I "$intra" -B 1 -T "$secs" --warmup 2 | tput)")
+    theirs+=("$(python_bench "$workers" "$intra" | tput)")
   done
   python3 - "$workers" "$intra" "${ours[*]}" "${theirs[*]}" <<'PYEOF'
 import statistics, sys
