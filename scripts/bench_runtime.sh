@@ -34,7 +34,7 @@ python_bench() {
   esac
 }
 
-tput() { sed -n 's/^Throughput: \([0-9.]*\) images\/sec$/\1/p' | tail -1; }
+tput() { sed -n 's/^Throughput: \([0-9.]*\) images\/sec.*/\1/p' | tail -1; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $rt; ${secs} s per run"
 for cfg in "2 1" "1 2"; do
