@@ -81,7 +81,12 @@ cd "$ROOT"
 # The runtime (and, without MODEL_DIR, the default models): setup.sh installs only
 # what is missing. Its output goes to stderr: stdout carries loadgen's log lines.
 if [[ $device == gpu ]]; then
+  # Say so before downloading gigabytes of CUDA wheels that could not be used.
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 ||
+    die 2 "gpu needs an NVIDIA GPU and its driver, and nvidia-smi finds none here; run with cpu instead."
   export LOADGEN_GPU=1 # setup.sh: install the GPU wheels (requirements-*-gpu.txt)
+  # The GPU wheels own the same package folders as the CPU ones: keep them apart.
+  export LOADGEN_VENV=${LOADGEN_VENV:-$ROOT/.venv-gpu}
 fi
 [[ -x $ROOT/scripts/setup.sh ]] ||
   die 2 "scripts/setup.sh is missing or not executable; restore it from git."

@@ -26,7 +26,8 @@ case "$1" in
 esac
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
+# LOADGEN_VENV: another venv (run_local.sh ... gpu keeps the GPU wheels in .venv-gpu).
+venv="${LOADGEN_VENV:-$root/.venv}"
 py="$venv/bin/python"
 
 say() { echo "setup: $*"; }
@@ -52,7 +53,7 @@ for line in open(sys.argv[1], encoding="utf-8"):
     line = line.split("#", 1)[0].strip()
     if not line:
         continue
-    m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)", line)
+    m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[A-Za-z0-9_,\-]*\])?==([A-Za-z0-9_.+\-]+)", line)
     if not m:
         print(line)  # not a plain pin: let pip decide
         continue
@@ -64,8 +65,12 @@ for line in open(sys.argv[1], encoding="utf-8"):
 PY
 }
 
+# LOADGEN_GPU=1 (Dockerfile.gpu, run_local.sh ... gpu) picks the GPU wheels instead.
 pip_install() {
     local req="$root/scripts/requirements-$1.txt"
+    if [[ "${LOADGEN_GPU:-0}" == 1 ]]; then
+        req="$root/scripts/requirements-$1-gpu.txt"
+    fi
     local missing
     missing="$(unsatisfied "$req")"
     if [[ -z "$missing" ]]; then

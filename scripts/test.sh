@@ -51,7 +51,7 @@ target/release/loadgen accuracy --profile resnet50-tf --dataset-path "$data" --d
 step "scripts: shellcheck and hadolint"
 scripts/lint.sh
 
-step "run_and_time.sh: usage and the no-Docker path exit 2"
+step "run_and_time.sh / run_local.sh: usage, no Docker, no GPU exit 2"
 expect_exit() {
   local want=$1
   shift
@@ -68,6 +68,9 @@ expect_exit 2 scripts/run_and_time.sh tensorflow cpu
 expect_exit 2 scripts/run_local.sh pytorch
 if ! docker info >/dev/null 2>&1; then
   expect_exit 2 scripts/run_and_time.sh onnxruntime cpu
+fi
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_exit 2 scripts/run_local.sh onnxruntime gpu
 fi
 
 step "run_local.sh end to end, short (both runtimes)"

@@ -3,7 +3,7 @@
 //! Hidden when stderr is not a terminal or with `--quiet`.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,26 +68,6 @@ impl Progress {
                     .map(|w| w.completed.load(Ordering::Relaxed))
                     .sum();
                 bar.set_position(done.min(total));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        self.ticker = Some((stop, handle));
-    }
-
-    /// Follows a plain counter (dataset loading).
-    pub fn track_counter(&mut self, counter: Arc<AtomicU64>, total: u64) {
-        self.end_step();
-        if !self.enabled {
-            return;
-        }
-        self.bar.set_length(total);
-        self.bar.set_position(0);
-        let stop = Arc::new(AtomicBool::new(false));
-        let bar = self.bar.clone();
-        let s = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                bar.set_position(counter.load(Ordering::Relaxed).min(total));
                 std::thread::sleep(Duration::from_millis(100));
             }
         });

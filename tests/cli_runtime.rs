@@ -215,3 +215,29 @@ fn run_on_onnx_runtime_writes_a_valid_results_file_with_accuracy() {
     let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
     assert!(errs.is_empty(), "{errs:?}");
 }
+
+#[test]
+fn a_missing_tensorflow_library_says_where_it_looked() {
+    let o = loadgen(&["throughput", "--backend", "tf", "--time", "1"])
+        .env("TENSORFLOW_DIR", "/nonexistent/tf-lib")
+        .output()
+        .unwrap();
+    expect_exit_2(&o, &["/nonexistent/tf-lib", "scripts/setup.sh tf"]);
+}
+
+#[test]
+#[ignore = "needs TensorFlow: run scripts/test.sh"]
+fn an_unknown_tf_input_names_the_graphs_placeholders() {
+    let o = loadgen(&[
+        "throughput",
+        "--profile",
+        "resnet50-tf",
+        "--inputs",
+        "nope:0",
+        "--time",
+        "1",
+    ])
+    .output()
+    .unwrap();
+    expect_exit_2(&o, &["nope:0", "input_tensor:0"]);
+}
