@@ -68,12 +68,30 @@ fn make_set(dir: &Path, count: usize, corrupt: bool) -> Option<String> {
     })
 }
 
+/// A file that exists, so that a missing library (not a missing model) is what stops
+/// the run, on a fresh clone without models too.
+fn some_model_file(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, b"placeholder").unwrap();
+    p
+}
+
 #[test]
 fn a_missing_onnx_runtime_library_says_where_it_looked() {
-    let o = loadgen(&["throughput", "--backend", "onnxruntime", "--time", "1"])
-        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1.31.1")
-        .output()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = some_model_file(dir.path(), "m.onnx");
+    let o = loadgen(&[
+        "throughput",
+        "--backend",
+        "onnxruntime",
+        "--time",
+        "1",
+        "--model",
+    ])
+    .arg(&model)
+    .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1.31.1")
+    .output()
+    .unwrap();
     expect_exit_2(&o, &["/nonexistent/libonnxruntime.so.1.31.1"]);
 }
 
@@ -218,7 +236,10 @@ fn run_on_onnx_runtime_writes_a_valid_results_file_with_accuracy() {
 
 #[test]
 fn a_missing_tensorflow_library_says_where_it_looked() {
-    let o = loadgen(&["throughput", "--backend", "tf", "--time", "1"])
+    let dir = tempfile::tempdir().unwrap();
+    let model = some_model_file(dir.path(), "m.pb");
+    let o = loadgen(&["throughput", "--backend", "tf", "--time", "1", "--model"])
+        .arg(&model)
         .env("TENSORFLOW_DIR", "/nonexistent/tf-lib")
         .output()
         .unwrap();
