@@ -82,8 +82,9 @@ cd "$ROOT"
 # what is missing. Its output goes to stderr: stdout carries loadgen's log lines.
 if [[ $device == gpu ]]; then
   # Say so before downloading gigabytes of CUDA wheels that could not be used.
-  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 ||
+  if ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
     die 2 "gpu needs an NVIDIA GPU and its driver, and nvidia-smi finds none here; run with cpu instead."
+  fi
   export LOADGEN_GPU=1 # setup.sh: install the GPU wheels (requirements-*-gpu.txt)
   # The GPU wheels own the same package folders as the CPU ones: keep them apart.
   export LOADGEN_VENV=${LOADGEN_VENV:-$ROOT/.venv-gpu}
