@@ -10,8 +10,8 @@
 #   6. the scripts: shellcheck, hadolint, run_and_time.sh without Docker, and a short
 #      run_local.sh per runtime.
 #
-#   scripts/test.sh            (from anywhere; about 15 minutes on 2 cores, the first
-#                               time mostly wheels and model generation)
+#   scripts/test.sh            (from anywhere; on a fresh clone about 7 minutes on 2
+#                               cores, plus downloading crates and ~400 MB of wheels)
 set -euo pipefail
 
 ROOT=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
