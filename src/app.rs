@@ -264,7 +264,8 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                 progress: &mut progress,
                 results: &mut results,
             };
-            match search::search(&mut runner, dist, target, probe.qps, known.as_ref()) {
+            let bounds = search::Bounds::new(probe.qps, settings.min_queries, settings.time);
+            match search::search(&mut runner, dist, target, bounds, known.as_ref()) {
                 Ok(found) => {
                     progress.println(&report::result_line(dist, t, found.best.as_ref()));
                     results.set_result(dist, t, found.best.clone());

@@ -48,7 +48,29 @@ pub fn round_rate(qps: f64) -> f64 {
 /// How far below the capacity the halving goes before the answer is "FAIL".
 const MAX_HALVINGS: u32 = 7;
 
-/// Searches the highest passing rate in `(0, capacity]`.
+/// The range of rates the search may try.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// Closed-loop capacity: no open-loop answer lies above it.
+    pub capacity: f64,
+    /// No rate below this is tried (a step there would take too long to gather its
+    /// minimum number of queries); failing down to it gives "FAIL".
+    pub floor: f64,
+}
+
+impl Bounds {
+    /// Floor: the larger of capacity / 2^MAX_HALVINGS and the rate at which a step
+    /// gathers `min_queries` within 4 × `step_seconds`.
+    pub fn new(capacity: f64, min_queries: u64, step_seconds: f64) -> Bounds {
+        let by_time = min_queries as f64 / (4.0 * step_seconds);
+        Bounds {
+            capacity,
+            floor: (capacity / f64::from(1u32 << MAX_HALVINGS)).max(by_time),
+        }
+    }
+}
+
+/// Searches the highest passing rate in `[floor, capacity]`.
 ///
 /// `known_pass` is a step that already passed a stricter target with the same
 /// distribution (it passes this one too, p99 being below the stricter target), so
@@ -57,11 +79,11 @@ pub fn search(
     runner: &mut dyn StepRunner,
     dist: Distribution,
     target: Duration,
-    capacity: f64,
+    bounds: Bounds,
     known_pass: Option<&StepSummary>,
 ) -> Result<SearchResult, SearchStop> {
     let mut out = SearchResult::default();
-    let top = round_rate(capacity.max(0.01));
+    let top = round_rate(bounds.capacity.max(0.01));
     let mut run = |qps: f64, out: &mut SearchResult| -> Result<bool, SearchStop> {
         let s = runner.step(dist, qps, target)?;
         let passed = s.passed;
@@ -97,7 +119,7 @@ pub fn search(
                 }
                 halvings += 1;
                 let next = round_rate(rate / 2.0);
-                if halvings > MAX_HALVINGS || next >= rate {
+                if halvings > MAX_HALVINGS || next >= rate || next < bounds.floor {
                     return Ok(out);
                 }
                 rate = next;
@@ -187,6 +209,13 @@ mod tests {
         }
     }
 
+    fn bounds(capacity: f64) -> Bounds {
+        Bounds {
+            capacity,
+            floor: 0.0,
+        }
+    }
+
     fn mm1(mu: f64) -> Mm1 {
         Mm1 {
             mu,
@@ -202,7 +231,7 @@ mod tests {
             &mut sys,
             Distribution::Exponential,
             Duration::from_millis(50),
-            200.0,
+            bounds(200.0),
             None,
         )
         .unwrap();
@@ -226,7 +255,7 @@ mod tests {
             &mut sys,
             Distribution::Linear,
             Duration::from_millis(10),
-            200.0,
+            bounds(200.0),
             None,
         )
         .unwrap();
@@ -242,7 +271,7 @@ mod tests {
             &mut sys,
             Distribution::Exponential,
             Duration::from_millis(50),
-            200.0,
+            bounds(200.0),
             None,
         )
         .unwrap();
@@ -251,7 +280,7 @@ mod tests {
             &mut sys,
             Distribution::Exponential,
             Duration::from_millis(100),
-            200.0,
+            bounds(200.0),
             t1.best.as_ref(),
         )
         .unwrap();
@@ -273,7 +302,7 @@ mod tests {
             &mut sys,
             Distribution::Linear,
             Duration::from_millis(200),
-            500.0,
+            bounds(500.0),
             None,
         )
         .unwrap();
@@ -289,10 +318,33 @@ mod tests {
             &mut sys,
             Distribution::Linear,
             Duration::from_millis(50),
-            200.0,
+            bounds(200.0),
             None,
         );
         assert!(matches!(r, Err(SearchStop::Interrupted)));
+    }
+
+    #[test]
+    fn the_floor_stops_the_halving() {
+        // Nothing passes a 10 ms target; with a floor at 30 qps only 200, 100, 50 are tried.
+        let mut sys = mm1(200.0);
+        let b = Bounds {
+            capacity: 200.0,
+            floor: 30.0,
+        };
+        let r = search(
+            &mut sys,
+            Distribution::Linear,
+            Duration::from_millis(10),
+            b,
+            None,
+        )
+        .unwrap();
+        assert!(r.best.is_none());
+        assert_eq!(sys.tested, vec![200.0, 100.0, 50.0]);
+        // 100 queries in 4 x 10 s: 2.5 qps; capacity / 128 is lower.
+        assert_eq!(Bounds::new(55.0, 100, 10.0).floor, 2.5);
+        assert_eq!(Bounds::new(1000.0, 100, 10.0).floor, 1000.0 / 128.0);
     }
 
     #[test]
