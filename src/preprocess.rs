@@ -242,6 +242,20 @@ fn sat_i16(v: f32) -> i32 {
 
 /// OpenCV's `computeResizeAreaTab`, for destination indices `d0..d1` (stored relative
 /// to `d0`). `scale` is source/destination as OpenCV computes it (`1 / (dst / src)`).
+/// `ofs[d]..ofs[d + 1]` is the range of `tab` entries for destination index `d`
+/// (entries are sorted by `di`; every destination gets at least one, and the ranges
+/// are kept monotone anyway).
+fn range_starts(tab: &[Decimate], n: usize, ofs: &mut Vec<usize>) {
+    ofs.clear();
+    ofs.resize(n + 1, tab.len());
+    for (k, e) in tab.iter().enumerate().rev() {
+        ofs[e.di as usize] = k;
+    }
+    for d in (0..n).rev() {
+        ofs[d] = ofs[d].min(ofs[d + 1]);
+    }
+}
+
 fn area_tab(ssize: usize, d0: usize, d1: usize, scale: f64, tab: &mut Vec<Decimate>) {
     tab.clear();
     let ssize_i = ssize as i64;
@@ -397,25 +411,8 @@ fn area_general(
 ) {
     area_tab(sw, win.x0, win.x0 + win.w, scale_x, &mut s.xtab);
     area_tab(sh, win.y0, win.y0 + win.h, scale_y, &mut s.ytab);
-    // Row ranges of the y table per destination row (entries are sorted by di).
-    s.yofs.clear();
-    s.yofs.resize(win.h + 1, s.ytab.len());
-    for (k, e) in s.ytab.iter().enumerate().rev() {
-        s.yofs[e.di as usize] = k;
-    }
-    for dy in (0..win.h).rev() {
-        // A destination row always gets at least one entry; keep ranges monotone anyway.
-        s.yofs[dy] = s.yofs[dy].min(s.yofs[dy + 1]);
-    }
-    // Ranges of the x table per destination column, like `yofs` (entries sorted by di).
-    s.xofs.clear();
-    s.xofs.resize(win.w + 1, s.xtab.len());
-    for (k, e) in s.xtab.iter().enumerate().rev() {
-        s.xofs[e.di as usize] = k;
-    }
-    for dx in (0..win.w).rev() {
-        s.xofs[dx] = s.xofs[dx].min(s.xofs[dx + 1]);
-    }
+    range_starts(&s.ytab, win.h, &mut s.yofs);
+    range_starts(&s.xtab, win.w, &mut s.xofs);
     let n = win.w * 3;
     s.buf.clear();
     s.buf.resize(n, 0.0);
