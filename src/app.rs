@@ -292,6 +292,27 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     Ok(())
 }
 
+/// Settings, a loaded system under test warmed up, and the progress bar: what `fixed`
+/// and `throughput` start with.
+fn prepare(common: &crate::cli::CommonArgs, o: &RunOverrides) -> Result<(Settings, Sut, Progress)> {
+    let settings = Settings::resolve(common, o)?;
+    let sut = load_sut(&settings)?;
+    let mut progress = Progress::new(settings.quiet);
+    warm_up(&sut, &settings, &mut progress)?;
+    Ok((settings, sut, progress))
+}
+
+/// Prints a one-step summary (`--json`) and turns an interruption into exit code 130.
+fn finish_single(summary: &StepSummary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", report::step_json(summary));
+    }
+    if signals::interrupted() {
+        return Err(Interrupted("stdout".into()).into());
+    }
+    Ok(())
+}
+
 /// `loadgen fixed`: one step at a fixed offered rate.
 pub fn fixed(args: FixedArgs) -> Result<()> {
     let dist = Distribution::parse(&args.distribution).ok_or_else(|| {
@@ -309,10 +330,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         min_queries: args.min_queries,
         ..RunOverrides::default()
     };
-    let settings = Settings::resolve(&args.common, &o)?;
-    let sut = load_sut(&settings)?;
-    let mut progress = Progress::new(settings.quiet);
-    warm_up(&sut, &settings, &mut progress)?;
+    let (settings, sut, mut progress) = prepare(&args.common, &o)?;
     let spec = StepSpec {
         distribution: dist,
         offered_qps: args.qps,
@@ -326,13 +344,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
     progress.finish();
     println!("{}", report::step_line(&name, &summary));
-    if args.json {
-        println!("{}", report::step_json(&summary));
-    }
-    if signals::interrupted() {
-        return Err(Interrupted("stdout".into()).into());
-    }
-    Ok(())
+    finish_single(&summary, args.json)
 }
 
 /// `loadgen throughput`: closed loop, the most the system can do.
@@ -341,10 +353,7 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
         time: args.time,
         ..RunOverrides::default()
     };
-    let settings = Settings::resolve(&args.common, &o)?;
-    let sut = load_sut(&settings)?;
-    let mut progress = Progress::new(settings.quiet);
-    warm_up(&sut, &settings, &mut progress)?;
+    let (settings, sut, mut progress) = prepare(&args.common, &o)?;
     progress.stage("throughput", &format!("{:.0} s closed loop", settings.time));
     progress.track(sut.pool.live_handle(), 0);
     let summary = step::run_closed(
@@ -354,13 +363,7 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
     )?;
     progress.finish();
     println!("Throughput: {:.2} images/sec", summary.qps);
-    if args.json {
-        println!("{}", report::step_json(&summary));
-    }
-    if signals::interrupted() {
-        return Err(Interrupted("stdout".into()).into());
-    }
-    Ok(())
+    finish_single(&summary, args.json)
 }
 
 /// `loadgen accuracy`: the accuracy pass alone.
