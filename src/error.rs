@@ -2,8 +2,8 @@
 //! 130 interrupted. Errors are typed inside the library; `main` only asks this module.
 
 use crate::backend::BackendError;
-use crate::report::WriteError;
-use crate::settings::SettingsError;
+use crate::config::settings::SettingsError;
+use crate::output::files::WriteError;
 
 /// The run was interrupted by Ctrl-C after writing what it had.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if cause.is::<Interrupted>() {
             return 130;
         }
-        if let Some(e) = cause.downcast_ref::<crate::dataset::DatasetError>() {
+        if let Some(e) = cause.downcast_ref::<crate::data::dataset::DatasetError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<BackendError>() {

@@ -2,30 +2,22 @@
 //! back within a target latency? A Rust successor to the early MLPerf cloud
 //! image-classification benchmark.
 //!
-//! The pieces, in the order a query meets them: [`settings`] (scenario + flags),
-//! [`dataset`]/[`preprocess`] (the samples, in RAM before timing), [`schedule`] (planned
-//! send times), [`issuer`] (releases queries on time), [`pool`] (workers, one backend
-//! [`backend::Session`] each), [`stats`] (HDR histograms), [`step`] (one measured step),
-//! [`search`] (the highest passing rate), [`report`] (log lines, results.json).
-pub mod accuracy;
+//! One folder per layer, in the order a query meets them:
+//! - [`config`]: the command line, scenario files and profiles, resolved into checked
+//!   settings;
+//! - [`data`]: the sample library (images decoded and preprocessed into RAM before
+//!   timing, or synthetic tensors);
+//! - [`backend`]: the system under test (ONNX Runtime, TensorFlow, sim, null);
+//! - [`measure`]: the measurement core (schedule, issuer, worker pool, statistics,
+//!   one step, the verdict, the search). It has its own types and imports nothing from
+//!   `config`, `data` or `output`;
+//! - [`output`]: log lines, results.json records, the progress bar. It never measures;
+//! - [`app`]: one file per subcommand, gluing the layers together.
 pub mod app;
 pub mod backend;
-pub mod cli;
-pub mod clock;
-pub mod dataset;
+pub mod config;
+pub mod data;
 pub mod error;
-pub mod issuer;
-pub mod npy;
-pub mod paths;
-pub mod pool;
-pub mod preprocess;
-pub mod profile;
-pub mod progress;
-pub mod report;
-pub mod schedule;
-pub mod search;
-pub mod settings;
+pub mod measure;
+pub mod output;
 pub mod signals;
-pub mod stats;
-pub mod step;
-pub mod system;

@@ -1,12 +1,12 @@
 //! `loadgen`: thin entry point; everything lives in the library.
 
 use clap::Parser;
-use loadgen::cli::{Cli, Command};
+use loadgen::config::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     loadgen::signals::install();
-    loadgen::clock::tighten_timer_slack();
+    loadgen::measure::clock::tighten_timer_slack();
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
     let result = match cli.command {
         Command::Run(a) => loadgen::app::run(a, cmdline),

@@ -22,7 +22,7 @@ use ort::value::{Outlet, TensorElementType, TensorRef, ValueType};
 use super::{
     Backend, BackendConfig, BackendError, Batch, Device, Layout, ModelInfo, Prediction, Session,
 };
-use crate::paths;
+use crate::config::paths;
 
 /// The fix we suggest whenever the runtime library cannot be found.
 const SETUP_HINT: &str =

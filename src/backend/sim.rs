@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Exp, LogNormal, Uniform};
 
 use super::{Backend, BackendConfig, BackendError, Batch, ModelInfo, Prediction, Session};
-use crate::clock;
+use crate::measure::clock;
 
 /// A service-time law, parsed from `--sim-service-time`.
 #[derive(Clone, Debug, PartialEq)]

@@ -25,7 +25,7 @@ use tensorflow::{
 use super::{
     Backend, BackendConfig, BackendError, Batch, Device, Layout, ModelInfo, Prediction, Session,
 };
-use crate::paths;
+use crate::config::paths;
 
 /// The file name `tensorflow::library::load()` looks for.
 const LIB_FILE: &str = "libtensorflow.so";

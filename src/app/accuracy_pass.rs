@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::backend::ModelInfo;
-use crate::dataset::Dataset;
-use crate::pool::WorkerPool;
-use crate::report::AccuracyReport;
+use crate::data::dataset::Dataset;
+use crate::measure::pool::WorkerPool;
+use crate::output::results::AccuracyReport;
 
 /// The offset between the model's class index and the dataset's label: 1 for
 /// 1001-class models (class 0 is "background"), 0 for 1000, else the profile's.
@@ -83,17 +83,17 @@ pub fn dump(dir: &Path, dataset: &Dataset, run: &AccuracyRun, classes: usize) ->
     let mut shape = vec![n];
     shape.extend_from_slice(dataset.item_shape());
     let ctx = |f: &str| format!("cannot write {}", dir.join(f).display());
-    crate::npy::write_npy_f32(dir.join("inputs.npy"), &shape, dataset.data())
+    crate::data::npy::write_npy_f32(dir.join("inputs.npy"), &shape, dataset.data())
         .with_context(|| ctx("inputs.npy"))?;
-    crate::npy::write_npy_i64(dir.join("top1.npy"), &[n], &run.top1)
+    crate::data::npy::write_npy_i64(dir.join("top1.npy"), &[n], &run.top1)
         .with_context(|| ctx("top1.npy"))?;
     if let Some(labels) = dataset.labels() {
-        crate::npy::write_npy_i64(dir.join("labels.npy"), &[n], labels)
+        crate::data::npy::write_npy_i64(dir.join("labels.npy"), &[n], labels)
             .with_context(|| ctx("labels.npy"))?;
     }
     if let Some(scores) = &run.scores {
         if classes > 0 && scores.len() == n * classes {
-            crate::npy::write_npy_f32(dir.join("scores.npy"), &[n, classes], scores)
+            crate::data::npy::write_npy_f32(dir.join("scores.npy"), &[n, classes], scores)
                 .with_context(|| ctx("scores.npy"))?;
         }
     }

@@ -12,8 +12,8 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use crate::backend::{Backend, BackendError, Batch, Prediction, Session};
-use crate::issuer::{Claim, Query, QueryQueue, RING_CAPACITY, WORKER_SPIN};
-use crate::stats::WorkerStats;
+use crate::measure::queue::{Claim, Query, QueryQueue, RING_CAPACITY, WORKER_SPIN};
+use crate::measure::stats::WorkerStats;
 
 /// The samples queries point at (LoadGen's "query sample library"): tensors already
 /// preprocessed and in RAM, so the timed path only reads memory.
@@ -141,8 +141,8 @@ impl WorkerPool {
             let thread = std::thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn(move || {
-                    crate::clock::tighten_timer_slack();
-                    crate::clock::yield_priority_to_issuer();
+                    crate::measure::clock::tighten_timer_slack();
+                    crate::measure::clock::yield_priority_to_issuer();
                     let session = match backend.session(id) {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
@@ -240,7 +240,7 @@ impl WorkerPool {
     }
 
     /// Starts an open-loop step: workers serve the queue, which the caller then fills
-    /// with [`crate::issuer::issue`] and ends with [`WorkerPool::collect`].
+    /// with [`crate::measure::issuer::issue`] and ends with [`WorkerPool::collect`].
     pub fn begin_open(&self, epoch: Instant, late_after_ns: u64) {
         self.prepare();
         self.broadcast(|| Job::Open {

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::backend::Layout;
-use crate::preprocess::{self, Preprocess, Preprocessor};
+use crate::data::preprocess::{self, Preprocess, Preprocessor};
 
 /// A user's dataset mistake. Every variant is one sentence naming the thing and what is
 /// expected; all map to exit code 2.
@@ -730,7 +730,7 @@ fn write_cache(file: &Path, key: &str, item: &[f32], buf: &mut Vec<u8>) -> io::R
     res
 }
 
-impl crate::pool::SampleLibrary for Dataset {
+impl crate::measure::pool::SampleLibrary for Dataset {
     fn count(&self) -> usize {
         self.len.max(1)
     }

@@ -2,7 +2,7 @@
 //! offset that go with a published model.
 
 use crate::backend::{BackendKind, Layout};
-use crate::preprocess::Preprocess;
+use crate::data::preprocess::Preprocess;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {

@@ -1,6 +1,6 @@
 //! The command line. Flags keep the old tool's names (`--batch_size`, `--max-latency`,
 //! …); values are checked here where clap can say what is wrong in one sentence, and
-//! in [`crate::settings`] where the check needs the scenario file.
+//! in [`crate::config::settings`] where the check needs the scenario file.
 
 use std::path::PathBuf;
 

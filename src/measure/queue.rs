@@ -1,11 +1,7 @@
-//! The issuer: releases each query of a step at its planned instant into the
-//! [`QueryQueue`], which the workers drain. It sleeps most of a gap and spins the
-//! rest (see [`crate::clock`]), and records its own lateness (actual − planned).
-//!
-//! The queue is two counters over a ring of planned/issued times: queries
-//! `[claimed, released)` wait for a worker. Releasing and claiming are one atomic
-//! store and one compare-and-swap, so the generator stays far above any real
-//! model's rate (SPEC §8: ≥ 1 M queries/s with `null`).
+//! The hand-off between the issuer and the workers: two counters over a ring of
+//! planned/issued times. Queries `[claimed, released)` wait for a worker. Releasing
+//! and claiming are one atomic store and one compare-and-swap, so the generator stays
+//! far above any real model's rate (SPEC §8).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,16 +9,9 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
-use crate::clock;
-use crate::schedule::Schedule;
-use crate::stats::NsHistogram;
-
 /// Ring size: how many released-but-unclaimed queries can wait. A backlog this deep
 /// means the step failed long ago; the issuer then waits for room (and is late).
 pub const RING_CAPACITY: usize = 1 << 18;
-
-/// How often (at most) the issuer asks whether the step should stop.
-const CHECK_EVERY_NS: u64 = 1_000_000;
 
 /// How long an idle worker spins before it sleeps on the condition variable, when
 /// there are cores to spare.
@@ -106,7 +95,7 @@ impl QueryQueue {
 
     /// Planned offset of a released query that has not been claimed yet.
     /// Only the issuer's thread may call it (it is the only writer of the slots).
-    fn planned_of(&self, index: u64) -> u64 {
+    pub(crate) fn planned_of(&self, index: u64) -> u64 {
         self.slots[(index & self.mask) as usize]
             .planned_ns
             .load(Ordering::Relaxed)
@@ -114,7 +103,7 @@ impl QueryQueue {
 
     /// Issuer side: makes query `index` visible to workers (with `publish`).
     #[inline]
-    fn write(&self, index: u64, planned_ns: u64, issued_ns: u64) {
+    pub(crate) fn write(&self, index: u64, planned_ns: u64, issued_ns: u64) {
         let slot = &self.slots[(index & self.mask) as usize];
         slot.planned_ns.store(planned_ns, Ordering::Relaxed);
         slot.issued_ns.store(issued_ns, Ordering::Relaxed);
@@ -122,7 +111,7 @@ impl QueryQueue {
 
     /// Issuer side: everything below `released` may now be claimed.
     #[inline]
-    fn publish(&self, released: u64, newly: u64) {
+    pub(crate) fn publish(&self, released: u64, newly: u64) {
         self.released.store(released, Ordering::SeqCst);
         if newly > 0 && self.sleepers.load(Ordering::SeqCst) > 0 {
             let _guard = self.lock.lock();
@@ -212,7 +201,7 @@ impl QueryQueue {
 
     /// Released, unclaimed queries planned before `before_ns`: certainly late once
     /// `before_ns = now − target`. Issuer thread only.
-    fn backlog_planned_before(&self, before_ns: u64) -> u64 {
+    pub(crate) fn backlog_planned_before(&self, before_ns: u64) -> u64 {
         let (mut lo, hi) = (self.claimed(), self.released());
         if lo >= hi || self.planned_of(lo) >= before_ns {
             return 0;
@@ -232,204 +221,9 @@ impl QueryQueue {
     }
 }
 
-/// What the issuer did during one step.
-#[derive(Debug, Default)]
-pub struct IssueReport {
-    /// Queries released.
-    pub issued: u64,
-    /// actual release − planned, per query.
-    pub lateness: NsHistogram,
-    /// The step was stopped before every planned query was released.
-    pub stopped_early: bool,
-}
-
-/// Why the issuer should stop, asked about every millisecond.
-pub trait StopCheck {
-    /// `now_ns` is ns from the step's start; `late_backlog` is a function giving the
-    /// number of waiting queries planned before a given offset.
-    fn should_stop(&mut self, now_ns: u64, queue: &BacklogProbe<'_>) -> bool;
-}
-
-/// A read-only look at the queue's backlog, for [`StopCheck`].
-pub struct BacklogProbe<'a>(&'a QueryQueue);
-
-impl<'a> BacklogProbe<'a> {
-    /// Only for the thread that runs [`issue`] (it alone writes the slots).
-    pub fn new(queue: &'a QueryQueue) -> BacklogProbe<'a> {
-        BacklogProbe(queue)
-    }
-
-    /// Waiting queries planned before `before_ns`.
-    pub fn planned_before(&self, before_ns: u64) -> u64 {
-        self.0.backlog_planned_before(before_ns)
-    }
-}
-
-/// Releases `count` queries of `schedule` at `epoch + offset`, or until `stop` says so.
-pub fn issue(
-    queue: &QueryQueue,
-    schedule: &mut Schedule,
-    count: u64,
-    epoch: Instant,
-    stop: &mut dyn StopCheck,
-) -> IssueReport {
-    let mut lateness = NsHistogram::new();
-    clock::raise_issuer_priority();
-    let cap = queue.capacity();
-    let mut issued = 0u64;
-    let mut next = schedule.next_offset();
-    let mut next_check = 0u64;
-    let mut stopped_early = false;
-    let since = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
-    while issued < count {
-        let mut now = since(Instant::now());
-        if now >= next_check {
-            if stop.should_stop(now, &BacklogProbe(queue)) {
-                stopped_early = true;
-                break;
-            }
-            next_check = now + CHECK_EVERY_NS;
-        }
-        if now < next {
-            // Wait for the next planned instant, but wake for the next stop check.
-            let until = next.min(next_check);
-            clock::wait_until(epoch + Duration::from_nanos(until));
-            if until < next {
-                continue;
-            }
-            now = since(Instant::now());
-        }
-        // Release everything due (several at once when we are behind).
-        let room = cap - (issued - queue.claimed());
-        let mut k = 0;
-        while k < room && issued < count && next <= now {
-            queue.write(issued, next, now);
-            lateness.record(now - next);
-            issued += 1;
-            k += 1;
-            if issued < count {
-                next = schedule.next_offset();
-            }
-        }
-        queue.publish(issued, k);
-        if k == 0 && room == 0 {
-            std::thread::yield_now();
-        }
-    }
-    queue.close();
-    IssueReport {
-        issued,
-        lateness,
-        stopped_early,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::Distribution;
-    use std::sync::Arc;
-
-    struct Never;
-    impl StopCheck for Never {
-        fn should_stop(&mut self, _: u64, _: &BacklogProbe<'_>) -> bool {
-            false
-        }
-    }
-
-    #[test]
-    fn every_query_is_claimed_once_in_order() {
-        let q = Arc::new(QueryQueue::new(64));
-        let consumers: Vec<_> = (0..3)
-            .map(|_| {
-                let q = Arc::clone(&q);
-                std::thread::spawn(move || {
-                    let mut seen = Vec::new();
-                    let mut buf = [Query::default(); 4];
-                    while let Claim::Got(n) = q.claim(&mut buf, WORKER_SPIN) {
-                        assert!(buf[..n].windows(2).all(|w| w[1].index == w[0].index + 1));
-                        seen.extend(buf[..n].iter().map(|x| (x.index, x.planned_ns)));
-                    }
-                    seen
-                })
-            })
-            .collect();
-        let mut sched = Schedule::new(Distribution::Linear, 200_000.0, 1);
-        let rep = issue(&q, &mut sched, 20_000, Instant::now(), &mut Never);
-        assert_eq!(rep.issued, 20_000);
-        let mut all: Vec<(u64, u64)> = consumers
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
-        all.sort();
-        assert_eq!(all.len(), 20_000);
-        for (i, (index, planned)) in all.iter().enumerate() {
-            assert_eq!(*index, i as u64);
-            assert_eq!(
-                *planned,
-                i as u64 * 5_000,
-                "planned time travels with the query"
-            );
-        }
-    }
-
-    #[test]
-    fn issuer_is_never_early_and_records_lateness() {
-        let q = Arc::new(QueryQueue::new(1024));
-        let qc = Arc::clone(&q);
-        let epoch = Instant::now() + Duration::from_millis(2);
-        let worker = std::thread::spawn(move || {
-            let mut buf = [Query::default(); 1];
-            let mut early = 0;
-            while let Claim::Got(_) = qc.claim(&mut buf, WORKER_SPIN) {
-                let now = epoch.elapsed().as_nanos() as u64;
-                if now < buf[0].planned_ns || buf[0].issued_ns < buf[0].planned_ns {
-                    early += 1;
-                }
-            }
-            early
-        });
-        let mut sched = Schedule::new(Distribution::Exponential, 2_000.0, 3);
-        let rep = issue(&q, &mut sched, 400, epoch, &mut Never);
-        assert_eq!(
-            worker.join().unwrap(),
-            0,
-            "no query seen before its planned time"
-        );
-        assert_eq!(rep.lateness.len(), 400);
-        // Correctness bound only (the benchmark holds the real figure): the median
-        // release is far closer than the 1 ms of a plain sleep-based timer.
-        assert!(
-            rep.lateness.percentile_s(50.0) < 0.0005,
-            "p50 {}",
-            rep.lateness.percentile_s(50.0)
-        );
-    }
-
-    #[test]
-    fn abort_ends_claims_and_stop_check_ends_issuing() {
-        struct After(u64);
-        impl StopCheck for After {
-            fn should_stop(&mut self, now: u64, _: &BacklogProbe<'_>) -> bool {
-                now > self.0
-            }
-        }
-        let q = QueryQueue::new(1 << 16);
-        let mut sched = Schedule::new(Distribution::Linear, 10_000.0, 1);
-        // 1 s of queries, stopped after ~20 ms.
-        let rep = issue(
-            &q,
-            &mut sched,
-            10_000,
-            Instant::now(),
-            &mut After(20_000_000),
-        );
-        assert!(rep.stopped_early);
-        assert!(rep.issued < 1_000, "issued {}", rep.issued);
-        q.abort();
-        let mut buf = [Query::default(); 1];
-        assert_eq!(q.claim(&mut buf, WORKER_SPIN), Claim::Finished);
-    }
 
     #[test]
     fn backlog_counts_only_waiting_queries_planned_before_the_cut() {

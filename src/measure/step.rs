@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::backend::BackendError;
-use crate::issuer::{self, BacklogProbe, StopCheck};
-use crate::pool::{LiveCounters, WorkerPool};
-use crate::schedule::{Distribution, Schedule};
-use crate::stats::{Lateness, NsHistogram, Percentiles, WorkerStats};
+use crate::measure::issuer::{self, BacklogProbe, StopCheck};
+use crate::measure::pool::{LiveCounters, WorkerPool};
+use crate::measure::schedule::{Distribution, Schedule};
+use crate::measure::stats::{Lateness, NsHistogram, Percentiles, WorkerStats};
 
 /// How the step is run.
 #[derive(Clone, Debug)]
@@ -319,7 +319,7 @@ pub fn run_closed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::issuer::QueryQueue;
+    use crate::measure::queue::QueryQueue;
     use crossbeam_utils::CachePadded;
 
     #[test]

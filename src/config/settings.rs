@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
-use crate::cli::CommonArgs;
-use crate::profile::{self, Profile};
-use crate::schedule::Distribution;
+use crate::config::cli::CommonArgs;
+use crate::config::profile::{self, Profile};
+use crate::measure::schedule::Distribution;
 
 /// A bad flag or scenario value: one sentence, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ impl Scenario {
         if let Some(p) = flag {
             return Ok((Scenario::load(p)?, Some(p.to_path_buf())));
         }
-        if let Some(root) = crate::paths::project_root() {
+        if let Some(root) = crate::config::paths::project_root() {
             let p = root.join("scenarios/cloud.toml");
             return Ok((Scenario::load(&p)?, Some(p)));
         }
@@ -329,7 +329,7 @@ impl Settings {
 
 /// `models/<file>` of the project (or of the working directory).
 fn default_model_path(file: &str) -> PathBuf {
-    crate::paths::project_root()
+    crate::config::paths::project_root()
         .map(|r| r.join("models").join(file))
         .unwrap_or_else(|| PathBuf::from("models").join(file))
 }

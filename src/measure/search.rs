@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::schedule::Distribution;
-use crate::step::StepSummary;
+use crate::measure::schedule::Distribution;
+use crate::measure::step::StepSummary;
 
 /// The run was interrupted (Ctrl-C) or failed; the search gives up.
 #[derive(Debug)]
@@ -150,8 +150,8 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{Lateness, Percentiles};
-    use crate::step::Verdict;
+    use crate::measure::stats::{Lateness, Percentiles};
+    use crate::measure::step::Verdict;
 
     /// A system whose p99 is known in closed form: M/M/1 with service rate `mu`.
     struct Mm1 {

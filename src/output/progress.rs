@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::pool::LiveCounters;
+use crate::measure::pool::LiveCounters;
 
 pub struct Progress {
     bar: ProgressBar,

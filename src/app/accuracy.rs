@@ -1,0 +1,35 @@
+//! `loadgen accuracy`: the accuracy pass alone.
+
+use anyhow::Result;
+
+use crate::config::settings::{RunOverrides, Settings, SettingsError};
+use crate::output::lines;
+
+use super::*;
+
+/// `loadgen accuracy`: the accuracy pass alone.
+pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
+    let settings = Settings::resolve(&args.common, &RunOverrides::default())?;
+    if !settings.backend.needs_model() {
+        anyhow::bail!(SettingsError(format!(
+            "the accuracy pass needs a model: the {} backend has none (use onnxruntime or tf)",
+            settings.backend.name()
+        )));
+    }
+    if settings.dataset_path.is_none() {
+        anyhow::bail!(SettingsError(
+            "the accuracy pass needs labelled images: give --dataset-path (an ImageNet-layout folder with val_map.txt)".into()
+        ));
+    }
+    let sut = load_sut(&settings)?;
+    let run = accuracy_pass(&sut, &settings, args.dump.is_some())?
+        .ok_or_else(|| SettingsError("the dataset has no labels".into()))?;
+    println!("{}", lines::accuracy_line(&run.report));
+    if let Some(dir) = &args.dump {
+        accuracy_pass::dump(dir, &sut.dataset, &run, sut.backend.model().num_classes)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&run.report)?);
+    }
+    Ok(())
+}

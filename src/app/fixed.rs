@@ -1,0 +1,48 @@
+//! `loadgen fixed`: one step at a fixed offered rate.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::config::cli::FixedArgs;
+use crate::config::settings::{parse_latencies, RunOverrides, SettingsError};
+use crate::measure::schedule::Distribution;
+use crate::measure::step::{self, StepSpec};
+use crate::output::lines;
+use crate::signals;
+
+use super::*;
+
+/// `loadgen fixed`: one step at a fixed offered rate.
+pub fn fixed(args: FixedArgs) -> Result<()> {
+    let dist = Distribution::parse(&args.distribution).ok_or_else(|| {
+        SettingsError(format!(
+            "unknown distribution '{}': use linear or exponential",
+            args.distribution
+        ))
+    })?;
+    let target = match &args.max_latency {
+        Some(s) => Some(parse_latencies(s)?[0]),
+        None => None,
+    };
+    let o = RunOverrides {
+        time: args.time,
+        min_queries: args.min_queries,
+        ..RunOverrides::default()
+    };
+    let (settings, sut, mut progress) = prepare(&args.common, &o)?;
+    let spec = StepSpec {
+        distribution: dist,
+        offered_qps: args.qps,
+        queries: StepSpec::query_count(args.qps, settings.time, settings.min_queries),
+        target: target.map(Duration::from_secs_f64),
+        seed: settings.seed,
+    };
+    let name = lines::step_name(dist, target, args.qps);
+    progress.stage("fixed", &name);
+    progress.track(sut.pool.live_handle(), spec.queries);
+    let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
+    progress.finish();
+    println!("{}", lines::step_line(&name, &summary));
+    finish_single(&summary, args.json)
+}

@@ -1,0 +1,159 @@
+//! The subcommands, one file each, gluing settings, backend, samples, pool, search and
+//! report together. Measuring lives in `measure`, formatting in `output`; this module
+//! holds what the subcommands share: loading the system under test and warming it up.
+
+pub mod accuracy;
+pub mod accuracy_pass;
+pub mod fixed;
+pub mod run;
+pub mod throughput;
+
+pub use accuracy::accuracy;
+pub use fixed::fixed;
+pub use run::run;
+pub use throughput::throughput;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+
+use crate::backend::{self, Backend};
+use crate::config::settings::{RunOverrides, Settings};
+use crate::data::dataset::{Dataset, DatasetOptions};
+use crate::data::preprocess::Preprocess;
+use crate::error::Interrupted;
+use crate::measure::pool::{SampleLibrary, WorkerPool};
+use crate::measure::step::{self, StepSummary};
+use crate::output::progress::Progress;
+use crate::output::results::{self};
+use crate::signals;
+
+/// A loaded system under test: backend, samples and the worker pool.
+pub(crate) struct Sut {
+    backend: Arc<dyn Backend>,
+    dataset: Arc<Dataset>,
+    pool: WorkerPool,
+}
+
+/// Loads the backend, the samples and the pool. Diagnostics go to stderr directly: the
+/// dataset draws its own progress bar while it loads.
+pub(crate) fn load_sut(settings: &Settings) -> Result<Sut> {
+    let backend = backend::load(settings.backend, &settings.backend_config())?;
+    let dataset = Arc::new(load_samples(settings, &backend)?);
+    let samples: Arc<dyn SampleLibrary> = dataset.clone();
+    let pool = WorkerPool::start(&backend, samples, settings.threads, settings.batch_size)?;
+    Ok(Sut {
+        backend,
+        dataset,
+        pool,
+    })
+}
+
+/// The samples: the dataset preprocessed for this model, synthetic tensors of the
+/// model's shape without one, or nothing for backends that take no input.
+pub(crate) fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> Result<Dataset> {
+    let model = backend.model();
+    if model.item_len() == 0 {
+        return Ok(Dataset::empty(settings.count));
+    }
+    let kind = settings
+        .profile_info
+        .map_or(Preprocess::Resnet50, |p| p.preprocess);
+    let Some(hw) = model.image_hw() else {
+        anyhow::bail!(backend::BackendError::BadInput(format!(
+            "the model input {:?} is not an image tensor in {} layout",
+            model.item_shape,
+            model.layout.as_str()
+        )));
+    };
+    match &settings.dataset_path {
+        Some(root) => {
+            let mut o = DatasetOptions::new(root, kind, model.layout, hw);
+            o.list = settings.dataset_list.clone();
+            o.count = Some(settings.count);
+            o.quiet = settings.quiet;
+            o.cache_dir = settings.cache.then(|| PathBuf::from("out/cache"));
+            Ok(Dataset::load(&o)?)
+        }
+        None => {
+            if !settings.quiet {
+                eprintln!(
+                    "loadgen: no --dataset-path: using {} synthetic inputs of shape {:?}; the accuracy pass is skipped",
+                    settings.count, model.item_shape
+                );
+            }
+            Ok(Dataset::synthetic_in_range(
+                &model.item_shape,
+                model.layout,
+                settings.count,
+                settings.seed,
+                kind.value_range(),
+            )?)
+        }
+    }
+}
+
+/// The accuracy pass, when the settings ask for it and the samples have labels.
+pub(crate) fn accuracy_pass(
+    sut: &Sut,
+    settings: &Settings,
+    keep_scores: bool,
+) -> Result<Option<accuracy_pass::AccuracyRun>> {
+    if sut.dataset.is_synthetic() || sut.dataset.labels().is_none() {
+        return Ok(None);
+    }
+    let model = sut.backend.model();
+    let offset = accuracy_pass::label_offset(model, settings.profile_info.map(|p| p.label_offset));
+    Ok(Some(accuracy_pass::run(
+        &sut.pool,
+        &sut.dataset,
+        model,
+        offset,
+        keep_scores,
+    )?))
+}
+
+/// Warm-up, so that the first timed step does not pay for lazy initialisation.
+pub(crate) fn warm_up(sut: &Sut, settings: &Settings, progress: &mut Progress) -> Result<()> {
+    if settings.warmup > 0.0 {
+        progress.stage("warm-up", &format!("{:.0} s closed loop", settings.warmup));
+        step::run_closed(
+            &sut.pool,
+            Duration::from_secs_f64(settings.warmup),
+            signals::flag(),
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn epoch_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Settings, a loaded system under test warmed up, and the progress bar: what `fixed`
+/// and `throughput` start with.
+pub(crate) fn prepare(
+    common: &crate::config::cli::CommonArgs,
+    o: &RunOverrides,
+) -> Result<(Settings, Sut, Progress)> {
+    let settings = Settings::resolve(common, o)?;
+    let sut = load_sut(&settings)?;
+    let mut progress = Progress::new(settings.quiet);
+    warm_up(&sut, &settings, &mut progress)?;
+    Ok((settings, sut, progress))
+}
+
+/// Prints a one-step summary (`--json`) and turns an interruption into exit code 130.
+pub(crate) fn finish_single(summary: &StepSummary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", results::step_json(summary));
+    }
+    if signals::interrupted() {
+        return Err(Interrupted("stdout".into()).into());
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! `loadgen throughput`: closed loop, the most the system can do.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::config::cli::ThroughputArgs;
+use crate::config::settings::RunOverrides;
+use crate::measure::step::{self};
+use crate::signals;
+
+use super::*;
+
+/// `loadgen throughput`: closed loop, the most the system can do.
+pub fn throughput(args: ThroughputArgs) -> Result<()> {
+    let o = RunOverrides {
+        time: args.time,
+        ..RunOverrides::default()
+    };
+    let (settings, sut, mut progress) = prepare(&args.common, &o)?;
+    progress.stage("throughput", &format!("{:.0} s closed loop", settings.time));
+    progress.track(sut.pool.live_handle(), 0);
+    let summary = step::run_closed(
+        &sut.pool,
+        Duration::from_secs_f64(settings.time),
+        signals::flag(),
+    )?;
+    progress.finish();
+    println!("Throughput: {:.2} images/sec", summary.qps);
+    finish_single(&summary, args.json)
+}

@@ -1,0 +1,254 @@
+//! The log lines parsers depend on (SPEC §5): step lines, `^taken`, `===RESULT`,
+//! `===FINAL_RESULT`, `check_accuracy`, and why a step failed. Formatting only.
+
+use crate::measure::schedule::Distribution;
+use crate::measure::stats::PERCENTILES;
+use crate::measure::step::StepSummary;
+use crate::output::results::AccuracyReport;
+
+/// A float as Python's `repr` writes it: `0.01`, `0.1`, `1.0`, `1e-05`.
+pub fn py_float(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        // Python: shortest digits in exponent form, exponent at least two digits.
+        let s = format!("{v:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mant}e{sign}{:02}", exp.abs());
+    }
+    let s = format!("{v}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// A rate as FINAL_RESULT writes it: whole numbers as ints (`128`), else a float.
+pub fn py_rate(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        py_float(v)
+    }
+}
+
+/// `linear/0.01/129`: distribution, target, offered rate.
+pub fn step_name(dist: Distribution, target: Option<f64>, qps: f64) -> String {
+    let t = target.map_or_else(|| "fixed".to_string(), py_float);
+    format!("{}/{t}/{}", dist.as_str(), py_rate(qps))
+}
+
+/// `linear/0.01/129 qps=128.72, mean=0.008433, time=3.89, tiles=50:0.0083,…`
+pub fn step_line(name: &str, s: &StepSummary) -> String {
+    let tiles: Vec<String> = PERCENTILES
+        .iter()
+        .map(|&p| format!("{p}:{:.4}", s.percentiles.get(p)))
+        .collect();
+    format!(
+        "{name} qps={:.2}, mean={:.6}, time={:.2}, tiles={}",
+        s.qps,
+        s.mean,
+        s.runtime,
+        tiles.join(",")
+    )
+}
+
+/// Why a step failed, in words with its numbers (stderr).
+pub fn verdict_text(s: &StepSummary) -> String {
+    use crate::measure::step::Verdict as V;
+    let ms = |v: f64| format!("{:.2} ms", v * 1e3);
+    let target = s.target_latency.unwrap_or(0.0);
+    match s.verdict {
+        V::Pass => "passed".into(),
+        V::NotJudged => "not judged".into(),
+        V::TooManyLate => format!(
+            "stopped early: more than 1 % of {} planned queries exceeded {}",
+            s.planned,
+            ms(target)
+        ),
+        V::P99AboveTarget => format!("p99 {} is above the target {}", ms(s.p99()), ms(target)),
+        V::BelowOfferedRate => format!(
+            "achieved {:.1} qps, below 90 % of the {} offered",
+            s.qps,
+            py_rate(s.offered_qps.unwrap_or(0.0))
+        ),
+        V::Errors => format!(
+            "{} queries failed: {}",
+            s.errors,
+            s.error.as_deref().unwrap_or("unknown error")
+        ),
+        V::IssuerLate => format!(
+            "the load generator fell behind (issue lateness p99 {}): the machine is too busy to judge this step",
+            ms(s.lateness.p99)
+        ),
+        V::DrainTimeout => format!("{} queries were still outstanding at the drain timeout", s.abandoned),
+        V::Interrupted => "interrupted".into(),
+    }
+}
+
+/// The line after a step that passed: the search takes it as a candidate answer.
+pub const TAKEN: &str = "^taken";
+
+/// `===RESULT: linear target_latency=0.01 measured_latency=0.0094… qps=127` or `qps=FAIL`.
+pub fn result_line(dist: Distribution, target: f64, best: Option<&StepSummary>) -> String {
+    match best {
+        Some(s) => format!(
+            "===RESULT: {} target_latency={} measured_latency={} qps={}",
+            dist.as_str(),
+            py_float(target),
+            py_float(s.p99()),
+            py_rate(s.offered_qps.unwrap_or(s.qps))
+        ),
+        None => format!(
+            "===RESULT: {} target_latency={} qps=FAIL",
+            dist.as_str(),
+            py_float(target)
+        ),
+    }
+}
+
+/// Best offered rate per distribution and target; -1 for FAIL. Targets in the order run.
+#[derive(Debug, Default, Clone)]
+pub struct FinalResults(pub Vec<(Distribution, Vec<(f64, f64)>)>);
+
+impl FinalResults {
+    pub fn set(&mut self, dist: Distribution, target: f64, qps: f64) {
+        let i = match self.0.iter().position(|(d, _)| *d == dist) {
+            Some(i) => i,
+            None => {
+                self.0.push((dist, Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].1.push((target, qps));
+    }
+
+    pub fn get(&self, dist: Distribution) -> &[(f64, f64)] {
+        self.0
+            .iter()
+            .find(|(d, _)| *d == dist)
+            .map_or(&[], |(_, v)| v)
+    }
+
+    /// `===FINAL_RESULT: {'linear': {'0.01': 128}, 'exponential': {}}` (a Python dict).
+    pub fn line(&self) -> String {
+        let dists = [Distribution::Linear, Distribution::Exponential];
+        let parts: Vec<String> = dists
+            .iter()
+            .map(|&d| {
+                let inner: Vec<String> = self
+                    .get(d)
+                    .iter()
+                    .map(|(t, q)| format!("'{}': {}", py_float(*t), py_rate(*q)))
+                    .collect();
+                format!("'{}': {{{}}}", d.as_str(), inner.join(", "))
+            })
+            .collect();
+        format!("===FINAL_RESULT: {{{}}}", parts.join(", "))
+    }
+}
+
+/// `check_accuracy accuracy=76.46, good_items=382, total_items=500`
+pub fn accuracy_line(a: &AccuracyReport) -> String {
+    format!(
+        "check_accuracy accuracy={:.2}, good_items={}, total_items={}",
+        a.accuracy, a.good_items, a.total_items
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::stats::{Lateness, Percentiles};
+    use crate::measure::step::Verdict;
+
+    #[test]
+    fn floats_print_like_python() {
+        for (v, s) in [
+            (0.01, "0.01"),
+            (0.1, "0.1"),
+            (1.0, "1.0"),
+            (0.2, "0.2"),
+            (0.05, "0.05"),
+            (10.0, "10.0"),
+            (0.00001, "1e-05"),
+            (0.009488344192504883, "0.009488344192504883"),
+        ] {
+            assert_eq!(py_float(v), s);
+        }
+        assert_eq!(py_rate(128.0), "128");
+        assert_eq!(py_rate(-1.0), "-1");
+        assert_eq!(py_rate(2.5), "2.5");
+    }
+
+    fn step(qps: f64) -> StepSummary {
+        let mut p = Percentiles::default();
+        for (k, v) in [
+            ("50.0", 0.0083),
+            ("80.0", 0.0088),
+            ("90.0", 0.0092),
+            ("95.0", 0.0097),
+            ("99.0", 0.0105),
+            ("99.9", 0.0109),
+        ] {
+            p.0.insert(k.into(), v);
+        }
+        StepSummary {
+            distribution: Some(Distribution::Linear),
+            target_latency: Some(0.01),
+            offered_qps: Some(qps),
+            qps: 128.72,
+            count: 500,
+            errors: 0,
+            planned: 500,
+            abandoned: 0,
+            runtime: 3.891,
+            mean: 0.0084334,
+            percentiles: p.clone(),
+            percentiles_uncorrected: p,
+            lateness: Lateness::default(),
+            early_stop: false,
+            passed: true,
+            verdict: Verdict::Pass,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn log_lines_have_the_old_shapes() {
+        let s = step(129.0);
+        let name = step_name(Distribution::Linear, Some(0.01), 129.0);
+        assert_eq!(
+            step_line(&name, &s),
+            "linear/0.01/129 qps=128.72, mean=0.008433, time=3.89, tiles=50:0.0083,80:0.0088,90:0.0092,95:0.0097,99:0.0105,99.9:0.0109"
+        );
+        assert_eq!(
+            result_line(Distribution::Linear, 0.01, Some(&s)),
+            "===RESULT: linear target_latency=0.01 measured_latency=0.0105 qps=129"
+        );
+        assert_eq!(
+            result_line(Distribution::Exponential, 0.01, None),
+            "===RESULT: exponential target_latency=0.01 qps=FAIL"
+        );
+        let mut f = FinalResults::default();
+        f.set(Distribution::Linear, 0.01, 128.0);
+        f.set(Distribution::Linear, 0.05, 142.0);
+        assert_eq!(
+            f.line(),
+            "===FINAL_RESULT: {'linear': {'0.01': 128, '0.05': 142}, 'exponential': {}}"
+        );
+        f.set(Distribution::Exponential, 0.01, -1.0);
+        assert!(f.line().ends_with("'exponential': {'0.01': -1}}"));
+    }
+}

@@ -1,0 +1,8 @@
+//! What the user reads: the log lines ([`lines`]), the results.json document
+//! ([`results`]) and how files are written ([`files`]), the progress bar
+//! ([`progress`]) and the machine's description ([`system`]). Nothing here measures.
+pub mod files;
+pub mod lines;
+pub mod progress;
+pub mod results;
+pub mod system;
