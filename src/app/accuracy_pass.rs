@@ -63,7 +63,7 @@ pub fn run(
         },
         count: s.completed,
         runtime: out.seconds,
-        percentiles: s.corrected.percentiles(),
+        percentiles: s.corrected.percentiles().0,
         skipped_items: dataset.skipped() as u64,
     };
     Ok(AccuracyRun {

@@ -31,16 +31,18 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         ..RunOverrides::default()
     };
     let (settings, sut, mut progress) = prepare(&args.common, &o)?;
-    let spec = StepSpec {
-        distribution: dist,
-        offered_qps: args.qps,
-        queries: StepSpec::query_count(args.qps, settings.time, settings.min_queries),
-        target: target.map(Duration::from_secs_f64),
-        seed: settings.seed,
-    };
+    let spec = StepSpec::judged(
+        dist,
+        args.qps,
+        settings.time,
+        settings.min_queries,
+        target.map(Duration::from_secs_f64),
+        settings.seed,
+        settings.confidence,
+    );
     let name = lines::step_name(dist, target, args.qps);
     progress.stage("fixed", &name);
-    progress.track(sut.pool.live_handle(), spec.queries);
+    progress.track(sut.pool.live_handle(), spec.planned);
     let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
     progress.finish();
     println!("{}", lines::step_line(&name, &summary));

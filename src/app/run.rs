@@ -35,14 +35,27 @@ impl StepRunner for PoolRunner<'_> {
         dist: Distribution,
         qps: f64,
         target: Duration,
+        seed: u64,
+        burst: f64,
     ) -> Result<StepSummary, SearchStop> {
-        let spec = StepSpec {
-            distribution: dist,
-            offered_qps: qps,
-            queries: StepSpec::query_count(qps, self.settings.time, self.settings.min_queries),
-            target: Some(target),
-            seed: self.settings.seed,
-        };
+        let mut spec = StepSpec::judged(
+            dist,
+            qps,
+            self.settings.time,
+            self.settings.min_queries,
+            Some(target),
+            seed,
+            self.settings.confidence,
+        );
+        // Count the run's other targets exactly too, so that later targets can pool
+        // this step's evidence.
+        spec.also_count = self
+            .settings
+            .targets()
+            .map(|(_, d)| d)
+            .filter(|&d| d != target)
+            .collect();
+        spec.burst = burst;
         let name = lines::step_name(dist, Some(target.as_secs_f64()), qps);
         self.progress.stage(
             &format!(
@@ -53,7 +66,7 @@ impl StepRunner for PoolRunner<'_> {
             &name,
         );
         self.progress
-            .track(self.sut.pool.live_handle(), spec.queries);
+            .track(self.sut.pool.live_handle(), spec.planned);
         let summary = step::run_open(&self.sut.pool, &spec, signals::flag())
             .map_err(|e| SearchStop::Failed(e.into()))?;
         self.progress.end_step();
@@ -149,24 +162,39 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     ));
     results.capacity = Some(probe.clone());
 
-    for &dist in &settings.distributions {
-        let mut known: Option<StepSummary> = None;
-        for (t, target) in settings.targets() {
+    for (d, &dist) in settings.distributions.iter().enumerate() {
+        // Every step of this distribution so far: each counted every target exactly,
+        // so a later target pools their evidence and starts from their best pass.
+        let mut carried: Vec<StepSummary> = Vec::new();
+        for (k, (t, target)) in settings.targets().enumerate() {
             let mut runner = PoolRunner {
                 sut: &sut,
                 settings: &settings,
                 progress: &mut progress,
                 results: &mut results,
             };
-            let bounds = search::Bounds::new(probe.qps, settings.min_queries, settings.time);
-            match search::search(&mut runner, dist, target, bounds, known.as_ref()) {
+            let mut search = search::Search {
+                runner: &mut runner,
+                dist,
+                target,
+                bounds: search::Bounds::new(probe.qps, settings.min_queries, settings.time),
+                seed: search::mix_seed(settings.seed, ((d as u64) << 32) | k as u64),
+                confidence: settings.confidence,
+            };
+            match search.run(&carried) {
                 Ok(found) => {
-                    progress.println(&lines::result_line(dist, t, found.best.as_ref()));
-                    results.set_result(dist, t, found.best.clone());
-                    write_results(&output, &results)?;
-                    if found.best.is_some() {
-                        known = found.best;
+                    for w in &found.warnings {
+                        progress.note(&format!("loadgen: warning: {w}"));
                     }
+                    progress.println(&lines::result_line(
+                        dist,
+                        t,
+                        found.best.as_ref(),
+                        found.interval,
+                    ));
+                    carried.extend(found.steps.iter().cloned());
+                    results.set_result(dist, t, &found);
+                    write_results(&output, &results)?;
                 }
                 Err(SearchStop::Interrupted) => {
                     results.interrupted = true;

@@ -222,6 +222,14 @@ pub trait Session: Send {
     /// Runs one batch and writes one top-1 class per item into `out.top1`
     /// (and the scores, when `out.keep_scores`). `out` is cleared first by the caller.
     fn predict(&mut self, batch: Batch<'_>, out: &mut Prediction) -> Result<(), BackendError>;
+
+    /// How much later than intended the last `predict` returned because the machine
+    /// did not run this thread on time, in ns. Only a simulated server knows its
+    /// intended service time (`sim`); real runtimes return `None`, since their delays
+    /// are part of what is measured.
+    fn stall_ns(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Loads the backend named by `kind`.

@@ -152,6 +152,7 @@ impl Backend for SimBackend {
     }
     fn session(&self, worker: usize) -> Result<Box<dyn Session>, BackendError> {
         Ok(Box::new(SimSession {
+            stall_ns: 0,
             sampler: self.sampler.clone(),
             rng: SmallRng::seed_from_u64(
                 self.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(worker as u64 + 1)),
@@ -161,6 +162,9 @@ impl Backend for SimBackend {
 }
 
 struct SimSession {
+    /// Overshoot of the last service beyond its drawn end (the machine's, not the
+    /// simulated server's, delay).
+    stall_ns: u64,
     sampler: Sampler,
     rng: SmallRng,
 }
@@ -173,8 +177,13 @@ impl Session for SimSession {
             end += self.sampler.sample(&mut self.rng);
         }
         clock::wait_until(end);
+        self.stall_ns = Instant::now().saturating_duration_since(end).as_nanos() as u64;
         out.top1.extend(std::iter::repeat_n(0, batch.len));
         Ok(())
+    }
+
+    fn stall_ns(&self) -> Option<u64> {
+        Some(self.stall_ns)
     }
 }
 

@@ -89,6 +89,10 @@ pub struct CommonArgs {
     /// Service-time law of the sim backend: fixed:5ms, exp:5ms, lognormal:5ms:0.5, uniform:2ms:8ms.
     #[arg(long = "sim-service-time")]
     pub sim_service_time: Option<String>,
+    /// Confidence of a step's verdict (MLPerf early-stopping rule): 0.5 < c < 1,
+    /// default 0.99.
+    #[arg(long, value_parser = confidence_level)]
+    pub confidence: Option<f64>,
     /// Closed-loop warm-up seconds before timing.
     #[arg(long, value_parser = non_negative_f64)]
     pub warmup: Option<f64>,
@@ -188,6 +192,15 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("'{s}' is not a number of seconds")),
+    }
+}
+
+fn confidence_level(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.5 && v <= 0.9999 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a confidence level: use a number above 0.5 and at most 0.9999, such as 0.99"
+        )),
     }
 }
 

@@ -36,6 +36,7 @@ pub struct Scenario {
     pub warmup: Option<f64>,
     pub seed: Option<u64>,
     pub threads: Option<usize>,
+    pub confidence: Option<f64>,
 }
 
 impl Scenario {
@@ -78,6 +79,7 @@ impl Scenario {
             warmup: Some(2.0),
             seed: Some(42),
             threads: None,
+            confidence: Some(0.99),
         }
     }
 }
@@ -109,6 +111,8 @@ pub struct Settings {
     pub max_latency: Vec<f64>,
     pub distributions: Vec<Distribution>,
     pub min_queries: u64,
+    /// Confidence of each step's verdict (SPEC §5).
+    pub confidence: f64,
     pub accuracy: bool,
     pub quiet: bool,
     #[serde(skip)]
@@ -262,7 +266,16 @@ impl Settings {
                 ));
             }
         }
+        let confidence = c
+            .confidence
+            .or(sc.confidence)
+            .or(defaults.confidence)
+            .unwrap_or(0.99);
+        if !(confidence > 0.5 && confidence <= 0.9999) {
+            return bad("confidence in the scenario file must be above 0.5 and at most 0.9999 (default 0.99)");
+        }
         Ok(Settings {
+            confidence,
             scenario: sc.name.clone().unwrap_or_else(|| "cloud".into()),
             scenario_file,
             profile: profile_info.map(|p| p.name.to_string()),

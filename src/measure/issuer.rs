@@ -21,6 +21,8 @@ pub struct IssueReport {
     pub lateness: NsHistogram,
     /// The step was stopped before every planned query was released.
     pub stopped_early: bool,
+    /// Issuing stopped at the time cap (`deadline_ns`) before `count` queries.
+    pub time_capped: bool,
 }
 
 /// Why the issuer should stop, asked about every millisecond.
@@ -30,7 +32,7 @@ pub trait StopCheck {
     fn should_stop(&mut self, now_ns: u64, queue: &BacklogProbe<'_>) -> bool;
 }
 
-/// A read-only look at the queue's backlog, for [`StopCheck`].
+/// A read-only look at the queue, for [`StopCheck`].
 pub struct BacklogProbe<'a>(&'a QueryQueue);
 
 impl<'a> BacklogProbe<'a> {
@@ -39,18 +41,33 @@ impl<'a> BacklogProbe<'a> {
         BacklogProbe(queue)
     }
 
-    /// Waiting queries planned before `before_ns`.
-    pub fn planned_before(&self, before_ns: u64) -> u64 {
-        self.0.backlog_planned_before(before_ns)
+    /// Queries claimed by workers so far: everything below is in service or done,
+    /// everything from here up to `released` waits.
+    pub fn claimed(&self) -> u64 {
+        self.0.claimed()
+    }
+
+    /// Planned offset of query `index` (recent queries only: the ring reuses slots).
+    pub fn planned_of(&self, index: u64) -> u64 {
+        self.0.planned_of(index)
+    }
+
+    /// Waiting queries from `from` (a [`BacklogProbe::claimed`] snapshot) that were
+    /// planned before `before_ns`.
+    pub fn planned_before(&self, from: u64, before_ns: u64) -> u64 {
+        self.0.backlog_planned_before(from, before_ns)
     }
 }
 
-/// Releases `count` queries of `schedule` at `epoch + offset`, or until `stop` says so.
+/// Releases `count` queries of `schedule` at `epoch + offset`, until `stop` says so
+/// or the clock passes `deadline_ns` (the step's time cap: a schedule that asks more
+/// than the machine can release never runs past it).
 pub fn issue(
     queue: &QueryQueue,
     schedule: &mut Schedule,
     count: u64,
     epoch: Instant,
+    deadline_ns: u64,
     stop: &mut dyn StopCheck,
 ) -> IssueReport {
     let mut lateness = NsHistogram::new();
@@ -60,6 +77,7 @@ pub fn issue(
     let mut next = schedule.next_offset();
     let mut next_check = 0u64;
     let mut stopped_early = false;
+    let mut time_capped = false;
     let since = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
     while issued < count {
         let mut now = since(Instant::now());
@@ -69,6 +87,10 @@ pub fn issue(
                 break;
             }
             next_check = now + CHECK_EVERY_NS;
+        }
+        if next > deadline_ns || now > deadline_ns {
+            time_capped = true;
+            break;
         }
         if now < next {
             // Wait for the next planned instant, but wake for the next stop check.
@@ -101,6 +123,7 @@ pub fn issue(
         issued,
         lateness,
         stopped_early,
+        time_capped,
     }
 }
 
@@ -136,7 +159,7 @@ mod tests {
             })
             .collect();
         let mut sched = Schedule::new(Distribution::Linear, 200_000.0, 1);
-        let rep = issue(&q, &mut sched, 20_000, Instant::now(), &mut Never);
+        let rep = issue(&q, &mut sched, 20_000, Instant::now(), u64::MAX, &mut Never);
         assert_eq!(rep.issued, 20_000);
         let mut all: Vec<(u64, u64)> = consumers
             .into_iter()
@@ -171,7 +194,7 @@ mod tests {
             early
         });
         let mut sched = Schedule::new(Distribution::Exponential, 2_000.0, 3);
-        let rep = issue(&q, &mut sched, 400, epoch, &mut Never);
+        let rep = issue(&q, &mut sched, 400, epoch, u64::MAX, &mut Never);
         assert_eq!(
             worker.join().unwrap(),
             0,
@@ -203,6 +226,7 @@ mod tests {
             &mut sched,
             10_000,
             Instant::now(),
+            u64::MAX,
             &mut After(20_000_000),
         );
         assert!(rep.stopped_early);
@@ -210,5 +234,25 @@ mod tests {
         q.abort();
         let mut buf = [Query::default(); 1];
         assert_eq!(q.claim(&mut buf, WORKER_SPIN), Claim::Finished);
+    }
+
+    #[test]
+    fn an_impossible_rate_stops_at_the_time_cap() {
+        // 10^12 queries/s for 1 s cannot be released; issuing ends at the 50 ms cap
+        // instead of running until every query is out.
+        let q = QueryQueue::new(1 << 10);
+        let mut sched = Schedule::new(Distribution::Linear, 1e12, 1);
+        let start = Instant::now();
+        let rep = issue(
+            &q,
+            &mut sched,
+            1_000_000_000_000,
+            start,
+            50_000_000,
+            &mut Never,
+        );
+        assert!(rep.time_capped);
+        assert!(rep.issued < 1_000_000_000_000);
+        assert!(start.elapsed() >= Duration::from_millis(50));
     }
 }

@@ -1,7 +1,9 @@
 //! The measurement core: when each query is planned ([`schedule`]), releasing it on
-//! time ([`clock`], [`issuer`]), serving it ([`pool`]), recording its latency
-//! ([`stats`]), running and judging one step ([`step`]) and searching the highest
-//! passing rate ([`search`]). Nothing here formats output or reads settings.
+//! time ([`clock`], [`queue`], [`issuer`]), serving it ([`pool`]), recording its
+//! latency ([`stats`]), running one step ([`step`]) and judging it ([`verdict`]), and
+//! searching the highest passing rate ([`search`]). [`virtual_clock`] runs the same
+//! step and search logic on a discrete-event model, for exact tests. Nothing here
+//! formats output or reads settings.
 pub mod clock;
 pub mod issuer;
 pub mod pool;
@@ -10,3 +12,5 @@ pub mod schedule;
 pub mod search;
 pub mod stats;
 pub mod step;
+pub mod verdict;
+pub mod virtual_clock;

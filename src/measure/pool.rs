@@ -27,24 +27,41 @@ pub trait SampleLibrary: Send + Sync {
 }
 
 /// Counters a worker keeps current during a step so that the step's controller can
-/// decide early (each on its own cache line; written with plain stores).
+/// decide early (each worker's on its own cache line).
+///
+/// Ordering contract (so that the controller never counts a query twice): after a
+/// batch the worker clears `busy`, then stores `done`, then `late`, each with Release;
+/// the controller loads `late`, then `done`, then `busy`, each with Acquire. A batch
+/// seen in `late` is therefore never also seen as busy; at worst a batch is missed for
+/// one check, which only delays a stop.
 #[derive(Default)]
 pub struct LiveCounters {
-    pub completed: AtomicU64,
-    /// Completed with latency above the step's target.
+    /// Queries finished (served or failed).
+    pub done: AtomicU64,
+    /// Served with latency above the step's target.
     pub late: AtomicU64,
-    /// Newest planned time in the batch being served (`u64::MAX` when idle).
-    pub busy_newest_planned: AtomicU64,
-    /// Queries in the batch being served.
-    pub busy_len: AtomicU64,
+    /// The batch in service: first index in the high 40 bits, length in the low 24
+    /// (0: idle). One word, so index and length always belong to the same batch.
+    pub busy: AtomicU64,
+}
+
+const BUSY_LEN_BITS: u32 = 24;
+
+/// Packs a batch in service for [`LiveCounters::busy`].
+pub fn pack_busy(first: u64, len: usize) -> u64 {
+    (first << BUSY_LEN_BITS) | (len as u64 & ((1 << BUSY_LEN_BITS) - 1))
+}
+
+/// `(first index, length)` of a packed batch; length 0 when idle.
+pub fn unpack_busy(word: u64) -> (u64, u64) {
+    (word >> BUSY_LEN_BITS, word & ((1 << BUSY_LEN_BITS) - 1))
 }
 
 impl LiveCounters {
     fn reset(&self) {
-        self.completed.store(0, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
         self.late.store(0, Ordering::Relaxed);
-        self.busy_newest_planned.store(u64::MAX, Ordering::Relaxed);
-        self.busy_len.store(0, Ordering::Relaxed);
+        self.busy.store(0, Ordering::Relaxed);
     }
 }
 
@@ -60,7 +77,9 @@ enum Job {
     /// Serve the queue until it is finished; latencies from `epoch`.
     Open {
         epoch: Instant,
-        late_after_ns: u64,
+        /// Latency thresholds whose exceedances are counted exactly; the first is the
+        /// step's target (the one the live counter follows).
+        thresholds: Arc<[u64]>,
     },
     /// Back-to-back batches until `until` (or abort).
     Closed {
@@ -241,11 +260,12 @@ impl WorkerPool {
 
     /// Starts an open-loop step: workers serve the queue, which the caller then fills
     /// with [`crate::measure::issuer::issue`] and ends with [`WorkerPool::collect`].
-    pub fn begin_open(&self, epoch: Instant, late_after_ns: u64) {
+    /// `thresholds[0]` is the step's target (`u64::MAX` for none).
+    pub fn begin_open(&self, epoch: Instant, thresholds: Arc<[u64]>) {
         self.prepare();
         self.broadcast(|| Job::Open {
             epoch,
-            late_after_ns,
+            thresholds: Arc::clone(&thresholds),
         });
     }
 
@@ -358,10 +378,7 @@ impl WorkerCtx {
         while let Ok(job) = jobs.recv() {
             self.stats.reset();
             match job {
-                Job::Open {
-                    epoch,
-                    late_after_ns,
-                } => self.open(epoch, late_after_ns),
+                Job::Open { epoch, thresholds } => self.open(epoch, &thresholds),
                 Job::Closed { epoch, until } => self.closed(epoch, until),
                 Job::Accuracy(job) => self.accuracy(&job),
                 Job::Exit => return,
@@ -385,12 +402,13 @@ impl WorkerCtx {
         }
     }
 
-    fn open(&mut self, epoch: Instant, late_after_ns: u64) {
+    fn open(&mut self, epoch: Instant, thresholds: &[u64]) {
         let mut buf = vec![Query::default(); self.batch_size];
         let queue = Arc::clone(&self.queue);
         let live = Arc::clone(&self.live);
         let live = &live[self.id];
-        let mut late = 0u64;
+        self.stats.late = vec![0; thresholds.len()];
+        self.stats.thresholds = thresholds.to_vec();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // The issuer needs a core of its own at high rates: spin only if one is left.
         let spin = if self.live.len() < cores {
@@ -400,30 +418,31 @@ impl WorkerCtx {
         };
         while let Claim::Got(n) = queue.claim(&mut buf, spin) {
             let batch = &buf[..n];
-            live.busy_newest_planned
-                .store(batch[n - 1].planned_ns, Ordering::Relaxed);
-            live.busy_len.store(n as u64, Ordering::Relaxed);
+            live.busy
+                .store(pack_busy(batch[0].index, n), Ordering::Release);
             let result = self.predict(batch[0].index, n);
             let done = ns_since(epoch);
-            live.busy_len.store(0, Ordering::Relaxed);
+            live.busy.store(0, Ordering::Release);
             match result {
                 Ok(()) => {
                     for q in batch {
-                        let lat = done.saturating_sub(q.planned_ns);
-                        self.stats.corrected.record(lat);
-                        self.stats
-                            .uncorrected
-                            .record(done.saturating_sub(q.issued_ns));
-                        late += u64::from(lat > late_after_ns);
+                        self.stats.record_served(
+                            done.saturating_sub(q.planned_ns),
+                            done.saturating_sub(q.issued_ns),
+                        );
                     }
                     self.stats.completed += n as u64;
+                    if let Some(stall) = self.session.stall_ns() {
+                        self.stats.stalls.record(stall);
+                    }
                 }
                 Err(e) => self.note_error(n, e),
             }
             self.stats.last_completion_ns = done;
-            live.late.store(late, Ordering::Relaxed);
-            live.completed
-                .store(self.stats.completed + self.stats.errors, Ordering::Relaxed);
+            live.done
+                .store(self.stats.completed + self.stats.errors, Ordering::Release);
+            let late = self.stats.late.first().copied().unwrap_or(0);
+            live.late.store(late, Ordering::Release);
         }
     }
 
@@ -447,8 +466,8 @@ impl WorkerCtx {
                 Err(e) => self.note_error(n, e),
             }
             self.stats.last_completion_ns = done;
-            live.completed
-                .store(self.stats.completed + self.stats.errors, Ordering::Relaxed);
+            live.done
+                .store(self.stats.completed + self.stats.errors, Ordering::Release);
             next += stride;
         }
     }

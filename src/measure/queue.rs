@@ -150,6 +150,13 @@ impl QueryQueue {
             if self.aborted.load(Ordering::Acquire) {
                 return Claim::Finished;
             }
+            // `closed` first: the issuer publishes its last `released` before it closes,
+            // so a worker that sees the queue closed also sees every query. Read the
+            // other way round, a worker could pair an old `released` with `closed` and
+            // leave the last queries unserved until the drain timeout.
+            let closed = self.closed.load(Ordering::Acquire);
+            #[cfg(test)]
+            test_hook::pause_between_loads();
             let c = self.claimed.load(Ordering::Acquire);
             let r = self.released.load(Ordering::Acquire);
             if c < r {
@@ -174,7 +181,7 @@ impl QueryQueue {
                 }
                 continue;
             }
-            if self.closed.load(Ordering::Acquire) {
+            if closed {
                 return Claim::Finished;
             }
             // Nothing to do: spin briefly (the next query is often microseconds away),
@@ -199,10 +206,11 @@ impl QueryQueue {
         }
     }
 
-    /// Released, unclaimed queries planned before `before_ns`: certainly late once
-    /// `before_ns = now − target`. Issuer thread only.
-    pub(crate) fn backlog_planned_before(&self, before_ns: u64) -> u64 {
-        let (mut lo, hi) = (self.claimed(), self.released());
+    /// Released, unclaimed queries from index `from` (a snapshot of `claimed`) that
+    /// were planned before `before_ns`: certainly late once `before_ns = now − target`.
+    /// Issuer thread only.
+    pub(crate) fn backlog_planned_before(&self, from: u64, before_ns: u64) -> u64 {
+        let (mut lo, hi) = (from, self.released());
         if lo >= hi || self.planned_of(lo) >= before_ns {
             return 0;
         }
@@ -221,9 +229,59 @@ impl QueryQueue {
     }
 }
 
+/// A pause injected between the loads of [`QueryQueue::claim`], so a test can make the
+/// issuer publish and close in between (the interleaving that used to lose queries).
+#[cfg(test)]
+pub(crate) mod test_hook {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    thread_local! {
+        static PAUSE: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    }
+
+    pub fn set_pause(d: Duration) {
+        PAUSE.with(|p| p.set(d));
+    }
+
+    pub fn pause_between_loads() {
+        let d = PAUSE.with(Cell::get);
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_close_between_the_loads_of_a_claim_loses_no_query() {
+        // The worker pauses between its loads; meanwhile the issuer releases the last
+        // query and closes. The worker must still get that query.
+        for _ in 0..20 {
+            let q = Arc::new(QueryQueue::new(16));
+            let worker = {
+                let q = Arc::clone(&q);
+                std::thread::spawn(move || {
+                    test_hook::set_pause(Duration::from_millis(2));
+                    let mut buf = [Query::default(); 4];
+                    let mut got = 0;
+                    while let Claim::Got(n) = q.claim(&mut buf, Duration::ZERO) {
+                        got += n;
+                    }
+                    got
+                })
+            };
+            std::thread::sleep(Duration::from_micros(500));
+            q.write(0, 0, 0);
+            q.publish(1, 1);
+            q.close();
+            assert_eq!(worker.join().unwrap(), 1, "the last query was lost");
+        }
+    }
 
     #[test]
     fn backlog_counts_only_waiting_queries_planned_before_the_cut() {
@@ -234,8 +292,8 @@ mod tests {
         q.publish(10, 10);
         let mut buf = [Query::default(); 3];
         assert_eq!(q.claim(&mut buf, WORKER_SPIN), Claim::Got(3)); // claimed: 0,1,2
-        assert_eq!(q.backlog_planned_before(450), 2); // 3 and 4
-        assert_eq!(q.backlog_planned_before(10_000), 7);
-        assert_eq!(q.backlog_planned_before(250), 0);
+        assert_eq!(q.backlog_planned_before(q.claimed(), 450), 2); // 3 and 4
+        assert_eq!(q.backlog_planned_before(q.claimed(), 10_000), 7);
+        assert_eq!(q.backlog_planned_before(q.claimed(), 250), 0);
     }
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
 /// Largest latency we can record: one hour. Larger values saturate.
 const MAX_NS: u64 = 3_600_000_000_000;
@@ -95,7 +94,7 @@ impl NsHistogram {
 }
 
 /// Percentile key (`"99.9"`) → seconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Percentiles(pub BTreeMap<String, f64>);
 
 impl Percentiles {
@@ -113,6 +112,18 @@ pub struct WorkerStats {
     pub uncorrected: NsHistogram,
     pub completed: u64,
     pub errors: u64,
+    /// Exact count of served queries above each of `thresholds` (ns); the first
+    /// threshold is the step's target. Counted per query, never read off a bucket.
+    pub late: Vec<u64>,
+    pub thresholds: Vec<u64>,
+    /// Runs of consecutive late queries (against the first threshold) in the order
+    /// served: late queries come in bursts, and `late / late_runs` says how big.
+    pub late_runs: u64,
+    /// Whether the last query served was late (to count runs).
+    pub last_late: bool,
+    /// How late a simulated server finished beyond its drawn service time: the
+    /// machine's own hiccups (empty for real runtimes).
+    pub stalls: NsHistogram,
     /// Latest completion, ns from the step start.
     pub last_completion_ns: u64,
     /// First failure message, to explain a failed step.
@@ -120,11 +131,30 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// Records one served query's latency: histograms, exact late counts per
+    /// threshold, and runs of late queries.
+    #[inline]
+    pub fn record_served(&mut self, corrected_ns: u64, uncorrected_ns: u64) {
+        self.corrected.record(corrected_ns);
+        self.uncorrected.record(uncorrected_ns);
+        for (count, &t) in self.late.iter_mut().zip(&self.thresholds) {
+            *count += u64::from(corrected_ns > t);
+        }
+        let late = self.thresholds.first().is_some_and(|&t| corrected_ns > t);
+        self.late_runs += u64::from(late && !self.last_late);
+        self.last_late = late;
+    }
+
     pub fn reset(&mut self) {
         self.corrected.reset();
         self.uncorrected.reset();
         self.completed = 0;
         self.errors = 0;
+        self.late.clear();
+        self.thresholds.clear();
+        self.late_runs = 0;
+        self.last_late = false;
+        self.stalls.reset();
         self.last_completion_ns = 0;
         self.first_error = None;
     }
@@ -135,6 +165,15 @@ impl WorkerStats {
         self.uncorrected.add(&other.uncorrected);
         self.completed += other.completed;
         self.errors += other.errors;
+        if self.late.len() < other.late.len() {
+            self.late.resize(other.late.len(), 0);
+            self.thresholds.clone_from(&other.thresholds);
+        }
+        for (a, b) in self.late.iter_mut().zip(&other.late) {
+            *a += b;
+        }
+        self.late_runs += other.late_runs;
+        self.stalls.add(&other.stalls);
         self.last_completion_ns = self.last_completion_ns.max(other.last_completion_ns);
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
@@ -143,7 +182,7 @@ impl WorkerStats {
 }
 
 /// Issue lateness (actual hand-off − planned), in seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Lateness {
     pub p50: f64,
     pub p99: f64,
@@ -189,11 +228,14 @@ mod tests {
         b.corrected.record(2_000);
         b.completed = 1;
         b.errors = 1;
+        a.late = vec![1, 0];
+        b.late = vec![2, 1];
         b.first_error = Some("boom".into());
         b.last_completion_ns = 70;
         a.merge(&b);
         assert_eq!(a.corrected.len(), 2);
         assert_eq!((a.completed, a.errors, a.last_completion_ns), (2, 1, 70));
+        assert_eq!(a.late, vec![3, 1], "exact late counts add per threshold");
         assert_eq!(a.first_error.as_deref(), Some("boom"));
     }
 

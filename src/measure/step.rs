@@ -1,17 +1,30 @@
 //! One measured step: an open-loop run at a fixed offered rate (the issuer on this
 //! thread, the workers serving), or a closed-loop run (`--threads` batches in flight).
 //! Produces a [`StepSummary`]; it never formats anything.
+//!
+//! An open-loop step with a target is a sequential test (SPEC §5): it plans
+//! `max(qps × time, min_queries)` queries, stops at once when its failure is certain or
+//! confident, passes when its pass is confident once the planned queries are judged,
+//! and otherwise runs on (up to [`EXTENSION`] × the planned queries, within the time
+//! cap) until the counts decide; at the cap it is decided on its point estimate and
+//! marked not confident. The decisions are made by [`Monitor`] and [`judge`], pure
+//! functions of exact counts that the virtual-clock steps of the tests share.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use serde::Serialize;
 
 use crate::backend::BackendError;
 use crate::measure::issuer::{self, BacklogProbe, StopCheck};
-use crate::measure::pool::{LiveCounters, WorkerPool};
+use crate::measure::pool::{unpack_busy, LiveCounters, WorkerPool};
 use crate::measure::schedule::{Distribution, Schedule};
 use crate::measure::stats::{Lateness, NsHistogram, Percentiles, WorkerStats};
+use crate::measure::verdict::{point_pass, Evidence, Rule, LATE_FRACTION};
+
+/// How far a step whose verdict is still open may run past its planned queries (and
+/// past `--time`): 4×, as MLPerf-style early stopping needs ~460–840 queries to be
+/// confident near the boundary and most steps plan fewer.
+pub const EXTENSION: u64 = 4;
 
 /// How the step is run.
 #[derive(Clone, Debug)]
@@ -19,34 +32,89 @@ pub struct StepSpec {
     pub distribution: Distribution,
     pub offered_qps: f64,
     /// Queries planned: `max(qps × time, min_queries)`.
-    pub queries: u64,
-    /// The p99 target, for the early verdict (none for `fixed` without a target).
+    pub planned: u64,
+    /// Most queries the step may issue while its verdict is open (≥ `planned`).
+    pub cap: u64,
+    /// No query is issued later than this after the step's start.
+    pub time_cap: Duration,
+    /// The p99 target, for the verdict (none for `fixed` without a target).
     pub target: Option<Duration>,
+    /// Other latencies whose exceedances are counted exactly too (the run's other
+    /// targets), so that a step can be read against them later.
+    pub also_count: Vec<Duration>,
     pub seed: u64,
+    pub confidence: f64,
+    /// Expected size of bursts of late queries (≥ 1, from earlier steps): counts are
+    /// divided by it before the confidence rule, since bursty lateness carries less
+    /// information than independent queries would.
+    pub burst: f64,
 }
 
 impl StepSpec {
     /// Queries for a step of `seconds` at `qps`, at least `min_queries` (and 1).
     pub fn query_count(qps: f64, seconds: f64, min_queries: u64) -> u64 {
-        ((qps * seconds).ceil() as u64).max(min_queries).max(1)
+        let n = (qps * seconds).ceil();
+        let n = if n.is_finite() && n < 1e15 {
+            n as u64
+        } else {
+            1_000_000_000_000_000
+        };
+        n.max(min_queries).max(1)
+    }
+
+    /// A step judged against `target`: planned queries as [`StepSpec::query_count`];
+    /// while undecided it may run to [`EXTENSION`] × `seconds` of schedule (or the
+    /// planned queries, if more), and never issues past the larger of [`EXTENSION`] ×
+    /// `seconds` and 1.5 × the planned span.
+    pub fn judged(
+        distribution: Distribution,
+        offered_qps: f64,
+        seconds: f64,
+        min_queries: u64,
+        target: Option<Duration>,
+        seed: u64,
+        confidence: f64,
+    ) -> StepSpec {
+        let planned = Self::query_count(offered_qps, seconds, min_queries);
+        let by_time = Self::query_count(offered_qps, EXTENSION as f64 * seconds, 0);
+        let cap = if target.is_some() {
+            planned.max(by_time.min(planned.saturating_mul(EXTENSION)))
+        } else {
+            planned
+        };
+        let span = planned as f64 / offered_qps;
+        let limit = if target.is_some() {
+            (EXTENSION as f64 * seconds).max(1.5 * span)
+        } else {
+            1.5 * span
+        };
+        StepSpec {
+            distribution,
+            offered_qps,
+            planned,
+            cap,
+            time_cap: Duration::try_from_secs_f64(limit).unwrap_or(Duration::MAX),
+            target,
+            also_count: Vec::new(),
+            seed,
+            confidence,
+            burst: 1.0,
+        }
     }
 }
 
 /// Why a step did not pass.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    /// More than 1 % of the planned queries exceeded the target: stopped early.
+    /// More than 1 % of the judged queries exceeded the target (confidently, certainly,
+    /// or on the point estimate at the cap).
     TooManyLate,
-    /// The completed queries' p99 is above the target.
-    P99AboveTarget,
-    /// Achieved rate below 90 % of the offered rate.
-    BelowOfferedRate,
     Errors,
-    /// The issuer's own lateness p99 exceeded its tolerance: the generator, not the
-    /// system under test, limited the step.
-    IssuerLate,
+    /// The step failed while the load generator or the machine fell behind (issue
+    /// lateness or a simulated server's stalls above tolerance): not the system's
+    /// failure. The search runs such steps again.
+    GeneratorLate,
     /// Queries were still outstanding when the drain timeout ran out.
     DrainTimeout,
     Interrupted,
@@ -54,8 +122,29 @@ pub enum Verdict {
     NotJudged,
 }
 
-/// The `<step>` object of results.json (SPEC §4), all times in seconds.
-#[derive(Clone, Debug, Serialize)]
+/// Why a step stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// Every query it planned was issued and the counts had decided.
+    Planned,
+    /// Confident pass once the planned queries were judged.
+    ConfidentPass,
+    /// Confident fail (far from the boundary: stopped without running to the end).
+    ConfidentFail,
+    /// More late queries than even the cap allows: it cannot pass.
+    CertainFail,
+    /// Ran to the query cap still undecided: decided on the point estimate.
+    Cap,
+    /// Issuing stopped at the time cap.
+    TimeCap,
+    Interrupted,
+    /// Closed loop.
+    Closed,
+}
+
+/// The measurement core's record of one step. `output` turns it into the `<step>`
+/// object of results.json; all times in seconds.
+#[derive(Clone, Debug)]
 pub struct StepSummary {
     pub distribution: Option<Distribution>,
     pub target_latency: Option<f64>,
@@ -67,9 +156,20 @@ pub struct StepSummary {
     pub count: u64,
     pub errors: u64,
     pub planned: u64,
-    /// Planned but never completed: not issued, or dropped from the backlog by the
-    /// early verdict, or outstanding at the drain timeout.
+    pub cap: u64,
+    pub issued: u64,
+    /// Issued but never completed: dropped from the backlog when the step stopped on
+    /// a certain failure, or outstanding at the drain timeout. Their ages when dropped
+    /// are in the percentiles (lower bounds of their latencies).
     pub abandoned: u64,
+    /// Queries the verdict counts: completed plus abandoned.
+    pub judged: u64,
+    /// Exact count of judged queries above the target (abandoned ones by their age).
+    pub late: u64,
+    /// Exact late counts against the other latencies of [`StepSpec::also_count`].
+    pub late_also: Vec<(f64, u64)>,
+    /// Runs of consecutive late queries (bursts); `late / late_runs` is the burst size.
+    pub late_runs: u64,
     pub runtime: f64,
     pub mean: f64,
     /// completion − planned send (coordinated-omission free).
@@ -77,120 +177,404 @@ pub struct StepSummary {
     /// completion − actual hand-off.
     pub percentiles_uncorrected: Percentiles,
     pub lateness: Lateness,
-    pub early_stop: bool,
+    /// A simulated server's overshoot beyond its drawn service times (the machine's).
+    pub stalls: Lateness,
+    pub stop: StopReason,
+    /// Whether the verdict holds with the stated confidence.
+    pub confident: bool,
+    pub confidence: f64,
     pub passed: bool,
     pub verdict: Verdict,
+    /// Times the search ran this step again because the generator fell behind.
+    pub retries: u32,
+    /// Set when this step was run for another target and is reported for this one
+    /// (its exact count against this target): that other target.
+    pub carried_from: Option<f64>,
+    pub seed: u64,
     /// First backend error, if any.
     pub error: Option<String>,
+}
+
+impl Default for StepSummary {
+    fn default() -> Self {
+        StepSummary {
+            distribution: None,
+            target_latency: None,
+            offered_qps: None,
+            qps: 0.0,
+            count: 0,
+            errors: 0,
+            planned: 0,
+            cap: 0,
+            issued: 0,
+            abandoned: 0,
+            judged: 0,
+            late: 0,
+            late_also: Vec::new(),
+            late_runs: 0,
+            runtime: 0.0,
+            mean: 0.0,
+            percentiles: Percentiles::default(),
+            percentiles_uncorrected: Percentiles::default(),
+            lateness: Lateness::default(),
+            stalls: Lateness::default(),
+            stop: StopReason::Planned,
+            confident: false,
+            confidence: 0.99,
+            passed: false,
+            verdict: Verdict::NotJudged,
+            retries: 0,
+            carried_from: None,
+            seed: 0,
+            error: None,
+        }
+    }
 }
 
 impl StepSummary {
     pub fn p99(&self) -> f64 {
         self.percentiles.get(99.0)
     }
+
+    /// This step read against another target it counted exactly (`None` if it did
+    /// not count it): the record results.json keeps under that target.
+    pub fn against(&self, target: f64) -> Option<StepSummary> {
+        if self.target_latency == Some(target) {
+            return Some(self.clone());
+        }
+        let late = self.late_against(target)?;
+        let mut s = self.clone();
+        s.carried_from = self.target_latency;
+        s.late_also = vec![(self.target_latency?, self.late)];
+        s.target_latency = Some(target);
+        s.late = late;
+        Some(s)
+    }
+
+    /// Exact late count against `target` seconds, if this step counted it.
+    pub fn late_against(&self, target: f64) -> Option<u64> {
+        if self.target_latency == Some(target) {
+            return Some(self.late);
+        }
+        self.late_also
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|&(_, n)| n)
+    }
 }
 
-/// Result of [`run_open`] before judging.
-struct OpenOutcome {
-    stats: WorkerStats,
-    lateness: NsHistogram,
+/// The sequential decision of a running step: stop now, and why? Shared by real and
+/// virtual-clock steps.
+#[derive(Clone, Debug)]
+pub struct Monitor {
     planned: u64,
-    early_stop: bool,
-    drain_timeout: bool,
-    interrupted: bool,
+    cap: u64,
+    burst: f64,
+    rule: Rule,
 }
 
-/// The early verdict (SPEC §5): stop once more than 1 % of the planned queries have
-/// exceeded the target — completed late, being served and already older than the
-/// target, or waiting in the backlog and older than the target.
-struct EarlyVerdict<'a> {
+/// Counts discounted for bursts: `(judged / burst, late / burst)`, rounded against a
+/// pass.
+pub fn discounted(judged: u64, late: u64, burst: f64) -> (u64, u64) {
+    let b = burst.max(1.0);
+    (
+        (judged as f64 / b).floor() as u64,
+        (late as f64 / b).ceil() as u64,
+    )
+}
+
+impl Monitor {
+    pub fn new(planned: u64, cap: u64, confidence: f64, burst: f64) -> Monitor {
+        Monitor {
+            planned,
+            cap: cap.max(planned),
+            burst,
+            rule: Rule::new(confidence),
+        }
+    }
+
+    /// `judged` queries are finished or certainly late, `late` of them over the
+    /// target. `Some` when the step should stop issuing.
+    pub fn check(&mut self, judged: u64, late: u64) -> Option<StopReason> {
+        if late as f64 > LATE_FRACTION * self.cap as f64 {
+            return Some(StopReason::CertainFail);
+        }
+        let (dj, dl) = discounted(judged, late, self.burst);
+        let evidence = self.rule.evidence(dj, dl);
+        if judged >= self.planned {
+            match evidence {
+                Evidence::ConfidentPass => Some(StopReason::ConfidentPass),
+                Evidence::ConfidentFail => Some(StopReason::ConfidentFail),
+                Evidence::Undecided => None,
+            }
+        } else if evidence == Evidence::ConfidentFail
+            && late as f64 > LATE_FRACTION * self.planned as f64
+        {
+            // Far from the boundary: more late than the planned step allows, and the
+            // excess is confident already.
+            Some(StopReason::ConfidentFail)
+        } else {
+            None
+        }
+    }
+}
+
+/// The final verdict on exact counts: `(passed, confident)`. A certain failure (more
+/// late than even the cap allows) is confident; an undecided step is judged on its
+/// point estimate and is not.
+pub fn judge(rule: &mut Rule, cap: u64, judged: u64, late: u64, burst: f64) -> (bool, bool) {
+    if late as f64 > LATE_FRACTION * cap as f64 {
+        return (false, true);
+    }
+    let (dj, dl) = discounted(judged, late, burst);
+    match rule.evidence(dj, dl) {
+        Evidence::ConfidentPass => (true, true),
+        Evidence::ConfidentFail => (false, true),
+        Evidence::Undecided => (point_pass(judged, late), false),
+    }
+}
+
+/// Issue lateness (p99) or a simulated-server stall tolerated before a failing
+/// step is blamed on the generator or the machine: a quarter of the target. A late
+/// issuer never flatters a step (latency counts from the planned time), so this only
+/// matters for steps that failed.
+pub fn generator_tolerance(target: Duration) -> Duration {
+    target / 4
+}
+
+/// Counts of a finished open-loop step, before summarising.
+pub struct OpenCounts {
+    pub stats: WorkerStats,
+    pub lateness: NsHistogram,
+    pub issued: u64,
+    /// Ages (ns) of queries dropped unserved, recorded like latencies.
+    pub censored: NsHistogram,
+    pub censored_late: Vec<u64>,
+    pub stop: StopReason,
+    pub drain_timeout: bool,
+    pub interrupted: bool,
+}
+
+/// Builds the summary of an open-loop step from its counts (shared with the virtual
+/// clock).
+pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
+    let s = &mut o.stats;
+    let runtime = s.last_completion_ns as f64 / 1e9;
+    let qps = if runtime > 0.0 {
+        s.completed as f64 / runtime
+    } else {
+        0.0
+    };
+    let abandoned = o.censored.len();
+    s.corrected.add(&o.censored);
+    let late_of = |i: usize| {
+        s.late.get(i).copied().unwrap_or(0) + o.censored_late.get(i).copied().unwrap_or(0)
+    };
+    let judged = s.completed + abandoned;
+    let late = late_of(0);
+    let late_also = spec
+        .also_count
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_secs_f64(), late_of(i + 1)))
+        .collect();
+    let lateness = Lateness::from_histogram(&o.lateness);
+    let stalls = Lateness::from_histogram(&s.stalls);
+    let mut rule = Rule::new(spec.confidence);
+    let (point, confident) = judge(&mut rule, spec.cap, judged, late, spec.burst);
+    let stop = if o.stop == StopReason::Planned && o.issued >= spec.cap && !confident {
+        StopReason::Cap
+    } else {
+        o.stop
+    };
+    // The issuer spoils a step when more than 1 % of its queries left late by more
+    // than the tolerance; a simulated server when any one stall exceeded it (a single
+    // stall that long makes a burst of late queries behind it).
+    let spoiled = spec.target.is_some_and(|t| {
+        let tol = generator_tolerance(t).as_secs_f64();
+        lateness.p99 > tol || stalls.max > tol
+    });
+    let verdict = match spec.target {
+        _ if o.interrupted => Verdict::Interrupted,
+        _ if s.errors > 0 => Verdict::Errors,
+        _ if o.drain_timeout => Verdict::DrainTimeout,
+        None => Verdict::NotJudged,
+        Some(_) if point => Verdict::Pass,
+        Some(_) if spoiled => Verdict::GeneratorLate,
+        Some(_) => Verdict::TooManyLate,
+    };
+    StepSummary {
+        distribution: Some(spec.distribution),
+        target_latency: spec.target.map(|t| t.as_secs_f64()),
+        offered_qps: Some(spec.offered_qps),
+        qps,
+        count: s.completed,
+        errors: s.errors,
+        planned: spec.planned,
+        cap: spec.cap,
+        issued: o.issued,
+        abandoned: o.issued.saturating_sub(s.completed + s.errors),
+        judged,
+        late,
+        late_also,
+        late_runs: s.late_runs + u64::from(o.censored_late.first().is_some_and(|&c| c > 0)),
+        runtime,
+        mean: s.corrected.mean_s(),
+        percentiles: s.corrected.percentiles(),
+        percentiles_uncorrected: s.uncorrected.percentiles(),
+        lateness,
+        stalls,
+        stop: if o.interrupted {
+            StopReason::Interrupted
+        } else {
+            stop
+        },
+        confident: confident && verdict != Verdict::Interrupted,
+        confidence: spec.confidence,
+        passed: verdict == Verdict::Pass,
+        verdict,
+        retries: 0,
+        carried_from: None,
+        seed: spec.seed,
+        error: s.first_error.clone(),
+    }
+}
+
+/// The live verdict the issuer asks every millisecond: exact counts of finished and
+/// certainly-late queries, read without counting any query twice (see
+/// [`LiveCounters`] for the ordering contract), fed to the [`Monitor`].
+struct LiveJudge<'a> {
     live: &'a [crossbeam_utils::CachePadded<LiveCounters>],
     target_ns: Option<u64>,
-    budget: u64,
+    monitor: Monitor,
     interrupt: &'a AtomicBool,
-    tripped: bool,
+    stop: Option<StopReason>,
 }
 
-impl StopCheck for EarlyVerdict<'_> {
-    fn should_stop(&mut self, now_ns: u64, backlog: &BacklogProbe<'_>) -> bool {
+/// `(judged, late)` right now: finished queries plus those still waiting or in
+/// service that are already older than the target.
+fn live_tally(
+    live: &[crossbeam_utils::CachePadded<LiveCounters>],
+    probe: &BacklogProbe<'_>,
+    now_ns: u64,
+    target_ns: u64,
+) -> (u64, u64) {
+    // One snapshot of the claim boundary: below it queries are with workers, from it
+    // they wait. A batch claimed after the snapshot is counted as waiting only.
+    let claimed = probe.claimed();
+    #[cfg(test)]
+    tests::after_snapshot();
+    let cut = now_ns.checked_sub(target_ns);
+    let (mut done, mut late, mut pending_late) = (0u64, 0u64, 0u64);
+    for w in live {
+        late += w.late.load(Ordering::Acquire);
+        done += w.done.load(Ordering::Acquire);
+        let (first, len) = unpack_busy(w.busy.load(Ordering::Acquire));
+        if let Some(cut) = cut {
+            let end = (first + len).min(claimed);
+            pending_late += (first..end).filter(|&i| probe.planned_of(i) < cut).count() as u64;
+        }
+    }
+    if let Some(cut) = cut {
+        pending_late += probe.planned_before(claimed, cut);
+    }
+    (done + pending_late, late + pending_late)
+}
+
+impl StopCheck for LiveJudge<'_> {
+    fn should_stop(&mut self, now_ns: u64, probe: &BacklogProbe<'_>) -> bool {
         if self.interrupt.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.stop.is_some() {
             return true;
         }
         let Some(target) = self.target_ns else {
             return false;
         };
-        let mut late: u64 = self
-            .live
-            .iter()
-            .map(|w| w.late.load(Ordering::Relaxed))
-            .sum();
-        // A query is late once now − planned > target, i.e. planned < now − target.
-        if now_ns > target {
-            let cut = now_ns - target;
-            late += backlog.planned_before(cut);
-            for w in self.live {
-                if w.busy_newest_planned.load(Ordering::Relaxed) < cut {
-                    late += w.busy_len.load(Ordering::Relaxed);
-                }
-            }
-        }
-        if late > self.budget {
-            self.tripped = true;
-        }
-        self.tripped
+        let (judged, late) = live_tally(self.live, probe, now_ns, target);
+        self.stop = self.monitor.check(judged, late);
+        self.stop.is_some()
     }
 }
 
 /// How long to wait for outstanding queries after the last one was issued.
 fn drain_timeout(spec: &StepSpec) -> Duration {
     let base = Duration::from_secs(10);
-    spec.target.map_or(base, |t| base.max(t * 20))
+    spec.target.map_or(base, |t| base.max(t.saturating_mul(20)))
 }
 
-/// Runs one open-loop step on `pool`. `interrupt` stops it early (Ctrl-C).
+/// Runs one open-loop step on `pool`. `interrupt` stops it early (a signal).
 pub fn run_open(
     pool: &WorkerPool,
     spec: &StepSpec,
     interrupt: &AtomicBool,
 ) -> Result<StepSummary, BackendError> {
-    let outcome = run_open_raw(pool, spec, interrupt)?;
-    Ok(summarize_open(spec, outcome))
+    let counts = run_open_raw(pool, spec, interrupt)?;
+    Ok(summarize_open(spec, counts))
+}
+
+fn as_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn run_open_raw(
     pool: &WorkerPool,
     spec: &StepSpec,
     interrupt: &AtomicBool,
-) -> Result<OpenOutcome, BackendError> {
-    let target_ns = spec.target.map(|t| t.as_nanos() as u64);
+) -> Result<OpenCounts, BackendError> {
+    let target_ns = spec.target.map(as_ns);
+    let thresholds: Arc<[u64]> = std::iter::once(target_ns.unwrap_or(u64::MAX))
+        .chain(spec.also_count.iter().map(|&d| as_ns(d)))
+        .collect();
     // Start a little in the future so that the first query is not born late.
     let epoch = Instant::now() + Duration::from_millis(2);
-    pool.begin_open(epoch, target_ns.unwrap_or(u64::MAX));
-    let mut check = EarlyVerdict {
+    pool.begin_open(epoch, Arc::clone(&thresholds));
+    let mut check = LiveJudge {
         live: pool.live(),
         target_ns,
-        budget: spec.queries / 100,
+        monitor: Monitor::new(spec.planned, spec.cap, spec.confidence, spec.burst),
         interrupt,
-        tripped: false,
+        stop: None,
     };
     let mut schedule = Schedule::new(spec.distribution, spec.offered_qps, spec.seed);
-    let report = issuer::issue(pool.queue(), &mut schedule, spec.queries, epoch, &mut check);
+    let report = issuer::issue(
+        pool.queue(),
+        &mut schedule,
+        spec.cap,
+        epoch,
+        as_ns(spec.time_cap),
+        &mut check,
+    );
 
-    // Drain: wait for outstanding queries unless the verdict is already certain.
+    // Drain: wait for outstanding queries unless the failure is already settled.
     let mut drain_timed_out = false;
     let deadline = Instant::now() + drain_timeout(spec);
-    if !report.stopped_early {
+    let failed = |s: Option<StopReason>| {
+        matches!(s, Some(StopReason::CertainFail | StopReason::ConfidentFail))
+    };
+    if !failed(check.stop) {
         loop {
             let done: u64 = pool
                 .live()
                 .iter()
-                .map(|w| w.completed.load(Ordering::Relaxed))
+                .map(|w| w.done.load(Ordering::Acquire))
                 .sum();
             if done >= report.issued {
                 break;
             }
             let now_ns = Instant::now().saturating_duration_since(epoch).as_nanos() as u64;
-            if check.should_stop(now_ns, &pool_probe(pool)) {
+            // Only a certain failure may cut the drain short: the queries in flight
+            // belong to the verdict.
+            if let Some(t) = target_ns {
+                let (_, late) =
+                    live_tally(pool.live(), &BacklogProbe::new(pool.queue()), now_ns, t);
+                if late as f64 > LATE_FRACTION * spec.cap as f64 {
+                    check.stop = Some(StopReason::CertainFail);
+                    break;
+                }
+            }
+            if interrupt.load(Ordering::Relaxed) {
                 break;
             }
             if Instant::now() > deadline {
@@ -200,70 +584,36 @@ fn run_open_raw(
             std::thread::sleep(Duration::from_micros(200));
         }
     }
+    let abort_ns = Instant::now().saturating_duration_since(epoch).as_nanos() as u64;
     pool.stop();
     let stats = pool.collect()?;
-    Ok(OpenOutcome {
+    // Workers are idle now: whatever was released and never claimed was dropped.
+    // Record each at its age, a lower bound of the latency it would have had.
+    let mut censored = NsHistogram::new();
+    let mut censored_late = vec![0u64; thresholds.len()];
+    let probe = BacklogProbe::new(pool.queue());
+    for i in probe.claimed()..report.issued {
+        let age = abort_ns.saturating_sub(probe.planned_of(i));
+        censored.record(age);
+        for (c, &t) in censored_late.iter_mut().zip(thresholds.iter()) {
+            *c += u64::from(age > t);
+        }
+    }
+    let stop = match check.stop {
+        Some(s) => s,
+        None if report.time_capped => StopReason::TimeCap,
+        None => StopReason::Planned,
+    };
+    Ok(OpenCounts {
         stats,
         lateness: report.lateness,
-        planned: spec.queries,
-        early_stop: check.tripped,
+        issued: report.issued,
+        censored,
+        censored_late,
+        stop,
         drain_timeout: drain_timed_out,
         interrupted: interrupt.load(Ordering::Relaxed),
     })
-}
-
-fn pool_probe(pool: &WorkerPool) -> BacklogProbe<'_> {
-    BacklogProbe::new(pool.queue())
-}
-
-/// Issue lateness (p99) tolerated before a step is blamed on the generator: a quarter
-/// of the target. A late issuer never flatters a step (latency counts from the planned
-/// time), so this only marks steps where the generator's own delay took a real share
-/// of the latency budget; a tighter bound failed sound steps on busy machines.
-pub fn issuer_tolerance(target: Duration) -> Duration {
-    target / 4
-}
-
-fn summarize_open(spec: &StepSpec, o: OpenOutcome) -> StepSummary {
-    let s = &o.stats;
-    let runtime = s.last_completion_ns as f64 / 1e9;
-    let qps = if runtime > 0.0 {
-        s.completed as f64 / runtime
-    } else {
-        0.0
-    };
-    let lateness = Lateness::from_histogram(&o.lateness);
-    let p99 = s.corrected.percentile_s(99.0);
-    let verdict = match spec.target {
-        _ if o.interrupted => Verdict::Interrupted,
-        _ if o.early_stop => Verdict::TooManyLate,
-        _ if o.drain_timeout => Verdict::DrainTimeout,
-        _ if s.errors > 0 => Verdict::Errors,
-        None => Verdict::NotJudged,
-        Some(t) if p99 > t.as_secs_f64() => Verdict::P99AboveTarget,
-        Some(_) if qps < 0.9 * spec.offered_qps => Verdict::BelowOfferedRate,
-        Some(t) if lateness.p99 > issuer_tolerance(t).as_secs_f64() => Verdict::IssuerLate,
-        Some(_) => Verdict::Pass,
-    };
-    StepSummary {
-        distribution: Some(spec.distribution),
-        target_latency: spec.target.map(|t| t.as_secs_f64()),
-        offered_qps: Some(spec.offered_qps),
-        qps,
-        count: s.completed,
-        errors: s.errors,
-        planned: o.planned,
-        abandoned: o.planned.saturating_sub(s.completed + s.errors),
-        runtime,
-        mean: s.corrected.mean_s(),
-        percentiles: s.corrected.percentiles(),
-        percentiles_uncorrected: s.uncorrected.percentiles(),
-        lateness,
-        early_stop: o.early_stop,
-        passed: verdict == Verdict::Pass,
-        verdict,
-        error: s.first_error.clone(),
-    }
 }
 
 /// Runs the pool closed-loop for `duration`: every worker sends its next batch as soon
@@ -286,9 +636,6 @@ pub fn run_closed(
     let runtime = s.last_completion_ns as f64 / 1e9;
     let interrupted = interrupt.load(Ordering::Relaxed);
     Ok(StepSummary {
-        distribution: None,
-        target_latency: None,
-        offered_qps: None,
         qps: if runtime > 0.0 {
             s.completed as f64 / runtime
         } else {
@@ -297,14 +644,17 @@ pub fn run_closed(
         count: s.completed,
         errors: s.errors,
         planned: s.completed + s.errors,
-        abandoned: 0,
+        issued: s.completed + s.errors,
+        judged: s.completed,
         runtime,
         mean: s.corrected.mean_s(),
         percentiles: s.corrected.percentiles(),
         percentiles_uncorrected: s.uncorrected.percentiles(),
-        lateness: Lateness::default(),
-        early_stop: false,
-        passed: false,
+        stop: if interrupted {
+            StopReason::Interrupted
+        } else {
+            StopReason::Closed
+        },
         verdict: if interrupted {
             Verdict::Interrupted
         } else if s.errors > 0 {
@@ -313,42 +663,138 @@ pub fn run_closed(
             Verdict::NotJudged
         },
         error: s.first_error.clone(),
+        ..StepSummary::default()
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::queue::QueryQueue;
+    use crate::measure::pool::pack_busy;
+    use crate::measure::queue::{Claim, Query, QueryQueue};
     use crossbeam_utils::CachePadded;
+
+    fn live(n: usize) -> Vec<CachePadded<LiveCounters>> {
+        (0..n)
+            .map(|_| CachePadded::new(LiveCounters::default()))
+            .collect()
+    }
 
     #[test]
     fn nothing_is_late_before_the_target_has_elapsed() {
         let queue = QueryQueue::new(16);
-        let live: Vec<CachePadded<LiveCounters>> = vec![CachePadded::new(LiveCounters::default())];
-        // One query planned at 0 is being served.
-        live[0].busy_newest_planned.store(0, Ordering::Relaxed);
-        live[0].busy_len.store(1, Ordering::Relaxed);
-        let interrupt = AtomicBool::new(false);
-        let mut verdict = EarlyVerdict {
-            live: &live,
-            target_ns: Some(500_000_000),
-            budget: 0,
-            interrupt: &interrupt,
-            tripped: false,
-        };
-        assert!(!verdict.should_stop(1_000_000, &BacklogProbe::new(&queue)));
-        assert!(!verdict.should_stop(500_000_000, &BacklogProbe::new(&queue)));
-        assert!(
-            verdict.should_stop(600_000_000, &BacklogProbe::new(&queue)),
+        queue.write(0, 0, 0);
+        queue.publish(1, 1);
+        let mut buf = [Query::default(); 1];
+        assert_eq!(queue.claim(&mut buf, Duration::ZERO), Claim::Got(1));
+        let live = live(1);
+        live[0].busy.store(pack_busy(0, 1), Ordering::Relaxed);
+        let probe = BacklogProbe::new(&queue);
+        assert_eq!(live_tally(&live, &probe, 1_000_000, 500_000_000), (0, 0));
+        assert_eq!(live_tally(&live, &probe, 500_000_000, 500_000_000), (0, 0));
+        assert_eq!(
+            live_tally(&live, &probe, 600_000_000, 500_000_000),
+            (1, 1),
             "600 ms old > 500 ms target"
         );
     }
 
+    thread_local! {
+        static HOOK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Runs (once) what a test injected between the tally's snapshot and its reads.
+    pub(super) fn after_snapshot() {
+        if let Some(f) = HOOK.with(|h| h.borrow_mut().take()) {
+            f();
+        }
+    }
+
     #[test]
-    fn step_sizes_respect_the_minimum() {
+    fn a_claim_during_the_tally_is_counted_once() {
+        // Ten late queries wait; a worker claims four of them and marks them busy
+        // while the tally runs. Each must be counted once (the old early verdict read
+        // the backlog, then the busy counters, and counted the four twice: 14).
+        let queue = Arc::new(QueryQueue::new(16));
+        for i in 0..10 {
+            queue.write(i, i, i);
+        }
+        queue.publish(10, 10);
+        let live: Arc<Vec<CachePadded<LiveCounters>>> = Arc::new(live(1));
+        {
+            let (queue, live) = (Arc::clone(&queue), Arc::clone(&live));
+            HOOK.with(|h| {
+                *h.borrow_mut() = Some(Box::new(move || {
+                    let mut buf = [Query::default(); 4];
+                    assert_eq!(queue.claim(&mut buf, Duration::ZERO), Claim::Got(4));
+                    live[0].busy.store(pack_busy(0, 4), Ordering::Release);
+                }));
+            });
+        }
+        let probe = BacklogProbe::new(&queue);
+        assert_eq!(live_tally(&live, &probe, 1_000, 100), (10, 10));
+        // And once the claim is old news, the four count as busy, the six as waiting.
+        assert_eq!(live_tally(&live, &probe, 1_000, 100), (10, 10));
+    }
+
+    #[test]
+    fn monitor_stops_far_from_the_boundary_and_waits_near_it() {
+        // 1000 planned, cap 4000 (40 late would be certain).
+        let mut m = Monitor::new(1000, 4000, 0.99, 1.0);
+        assert_eq!(m.check(100, 0), None, "not before the planned queries");
+        assert_eq!(m.check(100, 5), None, "5 late: within the planned 1 %");
+        assert_eq!(
+            m.check(100, 11),
+            Some(StopReason::ConfidentFail),
+            "over the planned 1 % and confident"
+        );
+        assert_eq!(m.check(900, 41), Some(StopReason::CertainFail));
+        assert_eq!(m.check(1000, 0), Some(StopReason::ConfidentPass));
+        assert_eq!(m.check(1000, 12), None, "12 of 1000: undecided, runs on");
+        assert_eq!(m.check(3000, 12), Some(StopReason::ConfidentPass));
+        let mut rule = Rule::new(0.99);
+        assert_eq!(
+            judge(&mut rule, 4000, 4000, 39, 1.0),
+            (true, false),
+            "point estimate at the cap"
+        );
+        assert_eq!(judge(&mut rule, 4000, 4000, 41, 1.0), (false, true));
+        // Bursts of 10: 0 late in 1000 is 100 independent-ish queries, not confident.
+        let mut m = Monitor::new(1000, 4000, 0.99, 10.0);
+        assert_eq!(m.check(1000, 0), None);
+        assert_eq!(m.check(4590, 0), Some(StopReason::ConfidentPass));
+    }
+
+    #[test]
+    fn step_sizes_respect_the_minimum_and_the_caps() {
         assert_eq!(StepSpec::query_count(55.0, 1.0, 10), 55);
         assert_eq!(StepSpec::query_count(0.4, 1.0, 10), 10);
         assert_eq!(StepSpec::query_count(0.4, 1.0, 0), 1);
+        let s = StepSpec::judged(
+            Distribution::Linear,
+            100.0,
+            10.0,
+            100,
+            Some(Duration::from_millis(50)),
+            1,
+            0.99,
+        );
+        assert_eq!((s.planned, s.cap), (1000, 4000));
+        assert_eq!(s.time_cap, Duration::from_secs(40));
+        // At the floor (min queries take 4 × time) there is no room to extend.
+        let s = StepSpec::judged(
+            Distribution::Linear,
+            2.5,
+            10.0,
+            100,
+            Some(Duration::from_millis(50)),
+            1,
+            0.99,
+        );
+        assert_eq!((s.planned, s.cap), (100, 100));
+        assert_eq!(s.time_cap, Duration::from_secs(60));
+        let s = StepSpec::judged(Distribution::Linear, 100.0, 10.0, 100, None, 1, 0.99);
+        assert_eq!(s.cap, s.planned, "no target, no extension");
     }
 }

@@ -64,35 +64,77 @@ pub fn step_line(name: &str, s: &StepSummary) -> String {
     )
 }
 
-/// Why a step failed, in words with its numbers (stderr).
+/// How sure a verdict is, in words.
+fn how_sure(s: &StepSummary) -> String {
+    use crate::measure::step::StopReason as R;
+    let conf = format!("{:.4}", s.confidence * 100.0);
+    let conf = conf.trim_end_matches('0').trim_end_matches('.');
+    match (s.stop, s.confident) {
+        (R::CertainFail, _) => format!(
+            "certain: more than 1 % of the {} queries the step may run",
+            s.cap
+        ),
+        (R::TimeCap, false) => {
+            "not confident: issuing stopped at the step's time cap, decided on the point estimate"
+                .into()
+        }
+        (_, true) => format!("confident at {conf} %"),
+        (_, false) => format!(
+            "not confident at {conf} %: decided on the point estimate after {} queries",
+            s.issued
+        ),
+    }
+}
+
+/// Why a step failed (or how a pass stands), in words with its numbers (stderr).
 pub fn verdict_text(s: &StepSummary) -> String {
     use crate::measure::step::Verdict as V;
     let ms = |v: f64| format!("{:.2} ms", v * 1e3);
     let target = s.target_latency.unwrap_or(0.0);
+    let share = if s.judged > 0 {
+        s.late as f64 * 100.0 / s.judged as f64
+    } else {
+        0.0
+    };
     match s.verdict {
-        V::Pass => "passed".into(),
+        V::Pass => format!(
+            "passed: {} of {} queries exceeded {} ({share:.2} %); {}",
+            s.late,
+            s.judged,
+            ms(target),
+            how_sure(s)
+        ),
         V::NotJudged => "not judged".into(),
         V::TooManyLate => format!(
-            "stopped early: more than 1 % of {} planned queries exceeded {}",
-            s.planned,
-            ms(target)
-        ),
-        V::P99AboveTarget => format!("p99 {} is above the target {}", ms(s.p99()), ms(target)),
-        V::BelowOfferedRate => format!(
-            "achieved {:.1} qps, below 90 % of the {} offered",
-            s.qps,
-            py_rate(s.offered_qps.unwrap_or(0.0))
+            "{} of {} queries exceeded {} ({share:.2} %, more than 1 %); {}{}",
+            s.late,
+            s.judged,
+            ms(target),
+            how_sure(s),
+            if s.abandoned > 0 {
+                format!(
+                    "; {} unserved queries were dropped and count at their age",
+                    s.abandoned
+                )
+            } else {
+                String::new()
+            }
         ),
         V::Errors => format!(
             "{} queries failed: {}",
             s.errors,
             s.error.as_deref().unwrap_or("unknown error")
         ),
-        V::IssuerLate => format!(
-            "the load generator fell behind (issue lateness p99 {}): the machine is too busy to judge this step",
-            ms(s.lateness.p99)
+        V::GeneratorLate => format!(
+            "failed while the load generator or the machine fell behind (issue lateness p99 {}, longest simulated-server stall {}, tolerance {}): not counted against the system",
+            ms(s.lateness.p99),
+            ms(s.stalls.max),
+            ms(target / 4.0)
         ),
-        V::DrainTimeout => format!("{} queries were still outstanding at the drain timeout", s.abandoned),
+        V::DrainTimeout => format!(
+            "{} queries were still outstanding at the drain timeout",
+            s.abandoned
+        ),
         V::Interrupted => "interrupted".into(),
     }
 }
@@ -100,18 +142,25 @@ pub fn verdict_text(s: &StepSummary) -> String {
 /// The line after a step that passed: the search takes it as a candidate answer.
 pub const TAKEN: &str = "^taken";
 
-/// `===RESULT: linear target_latency=0.01 measured_latency=0.0094… qps=127` or `qps=FAIL`.
-pub fn result_line(dist: Distribution, target: f64, best: Option<&StepSummary>) -> String {
+/// `===RESULT: linear target_latency=0.01 measured_latency=0.0094… qps=127 interval=121-131`
+/// or `qps=FAIL interval=0-3.25`: the answer and where the highest passing rate lies.
+pub fn result_line(
+    dist: Distribution,
+    target: f64,
+    best: Option<&StepSummary>,
+    interval: (f64, f64),
+) -> String {
+    let interval = format!("interval={}-{}", py_rate(interval.0), py_rate(interval.1));
     match best {
         Some(s) => format!(
-            "===RESULT: {} target_latency={} measured_latency={} qps={}",
+            "===RESULT: {} target_latency={} measured_latency={} qps={} {interval}",
             dist.as_str(),
             py_float(target),
             py_float(s.p99()),
             py_rate(s.offered_qps.unwrap_or(s.qps))
         ),
         None => format!(
-            "===RESULT: {} target_latency={} qps=FAIL",
+            "===RESULT: {} target_latency={} qps=FAIL {interval}",
             dist.as_str(),
             py_float(target)
         ),
@@ -170,7 +219,7 @@ pub fn accuracy_line(a: &AccuracyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::stats::{Lateness, Percentiles};
+    use crate::measure::stats::Percentiles;
     use crate::measure::step::Verdict;
 
     #[test]
@@ -210,18 +259,18 @@ mod tests {
             offered_qps: Some(qps),
             qps: 128.72,
             count: 500,
-            errors: 0,
             planned: 500,
-            abandoned: 0,
+            issued: 500,
+            cap: 2000,
+            judged: 500,
             runtime: 3.891,
             mean: 0.0084334,
             percentiles: p.clone(),
             percentiles_uncorrected: p,
-            lateness: Lateness::default(),
-            early_stop: false,
+            confident: true,
             passed: true,
             verdict: Verdict::Pass,
-            error: None,
+            ..StepSummary::default()
         }
     }
 
@@ -234,12 +283,12 @@ mod tests {
             "linear/0.01/129 qps=128.72, mean=0.008433, time=3.89, tiles=50:0.0083,80:0.0088,90:0.0092,95:0.0097,99:0.0105,99.9:0.0109"
         );
         assert_eq!(
-            result_line(Distribution::Linear, 0.01, Some(&s)),
-            "===RESULT: linear target_latency=0.01 measured_latency=0.0105 qps=129"
+            result_line(Distribution::Linear, 0.01, Some(&s), (121.0, 131.0)),
+            "===RESULT: linear target_latency=0.01 measured_latency=0.0105 qps=129 interval=121-131"
         );
         assert_eq!(
-            result_line(Distribution::Exponential, 0.01, None),
-            "===RESULT: exponential target_latency=0.01 qps=FAIL"
+            result_line(Distribution::Exponential, 0.01, None, (0.0, 3.25)),
+            "===RESULT: exponential target_latency=0.01 qps=FAIL interval=0-3.25"
         );
         let mut f = FinalResults::default();
         f.set(Distribution::Linear, 0.01, 128.0);

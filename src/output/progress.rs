@@ -63,10 +63,7 @@ impl Progress {
         let s = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let done: u64 = live
-                    .iter()
-                    .map(|w| w.completed.load(Ordering::Relaxed))
-                    .sum();
+                let done: u64 = live.iter().map(|w| w.done.load(Ordering::Relaxed)).sum();
                 bar.set_position(done.min(total));
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -4,8 +4,12 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use std::collections::BTreeMap;
+
 use crate::measure::schedule::Distribution;
-use crate::measure::step::StepSummary;
+use crate::measure::search::SearchResult;
+use crate::measure::stats::Lateness;
+use crate::measure::step::{StepSummary, StopReason, Verdict};
 use crate::output::lines::{py_float, FinalResults};
 
 /// The accuracy pass's outcome (`check_accuracy` block).
@@ -20,13 +24,20 @@ pub struct AccuracyReport {
     pub qps: f64,
     pub count: u64,
     pub runtime: f64,
-    pub percentiles: crate::measure::stats::Percentiles,
+    pub percentiles: BTreeMap<String, f64>,
     /// Images that could not be decoded and were left out.
     pub skipped_items: u64,
 }
 
-/// A target latency and the best step that met it (`None`: FAIL).
-pub type TargetResult = (f64, Option<StepSummary>);
+/// What the search found for one target: the answer's step (`None`: FAIL), where the
+/// highest passing rate lies, and whether the answer's pooled evidence is confident.
+#[derive(Debug, Clone)]
+pub struct TargetResult {
+    pub target: f64,
+    pub best: Option<StepSummary>,
+    pub interval: (f64, f64),
+    pub confident: bool,
+}
 
 /// Everything `results.json` holds; filled in as the run goes.
 #[derive(Debug, Default)]
@@ -46,6 +57,8 @@ pub struct Results {
     /// The closed-loop capacity probe that bounded the search.
     pub capacity: Option<StepSummary>,
     pub interrupted: bool,
+    /// What the user must know about the answers (a generator that fell behind).
+    pub warnings: Vec<String>,
 }
 
 impl Results {
@@ -69,14 +82,22 @@ impl Results {
         unique
     }
 
-    pub fn set_result(&mut self, dist: Distribution, target: f64, best: Option<StepSummary>) {
+    pub fn set_result(&mut self, dist: Distribution, target: f64, found: &SearchResult) {
+        let best = found.best.clone();
         let q = best
             .as_ref()
             .map_or(-1.0, |s| s.offered_qps.unwrap_or(s.qps));
         self.final_results.set(dist, target, q);
+        self.warnings.extend(found.warnings.iter().cloned());
+        let r = TargetResult {
+            target,
+            best,
+            interval: found.interval,
+            confident: found.confident,
+        };
         match self.results.iter_mut().find(|(d, _)| *d == dist) {
-            Some((_, v)) => v.push((target, best)),
-            None => self.results.push((dist, vec![(target, best)])),
+            Some((_, v)) => v.push(r),
+            None => self.results.push((dist, vec![r])),
         }
     }
 
@@ -99,15 +120,17 @@ impl Results {
                 .iter()
                 .filter(|(x, _)| *x == d)
                 .flat_map(|(_, v)| v.iter())
-                .map(|(t, s)| {
-                    let v = match s {
+                .map(|r| {
+                    let mut v = match &r.best {
                         Some(s) => step_json(s),
                         None => json!({
-                            "target_latency": t, "qps": -1, "count": 0, "mean": 0.0,
+                            "target_latency": r.target, "qps": -1, "count": 0, "mean": 0.0,
                             "runtime": 0.0, "percentiles": {}, "passed": false
                         }),
                     };
-                    (py_float(*t), v)
+                    v["interval"] = json!([rate_json(r.interval.0), rate_json(r.interval.1)]);
+                    v["confident"] = json!(r.confident);
+                    (py_float(r.target), v)
                 })
                 .collect();
             results.insert(d.as_str().into(), Value::Object(best));
@@ -130,6 +153,7 @@ impl Results {
             "settings": self.settings,
             "system": self.system,
             "interrupted": self.interrupted,
+            "warnings": self.warnings,
         });
         if let Some(c) = &self.capacity {
             doc["capacity_probe"] = step_json(c);
@@ -149,9 +173,123 @@ fn rate_json(q: f64) -> Value {
     }
 }
 
+/// The `<step>` record of results.json (SPEC §4/§5), built from the measurement
+/// core's [`StepSummary`]; all times in seconds.
+#[derive(Serialize)]
+struct StepRecord<'a> {
+    distribution: Option<&'static str>,
+    target_latency: Option<f64>,
+    offered_qps: Option<f64>,
+    qps: f64,
+    count: u64,
+    errors: u64,
+    planned: u64,
+    cap: u64,
+    issued: u64,
+    abandoned: u64,
+    judged: u64,
+    late: u64,
+    late_fraction: f64,
+    runtime: f64,
+    mean: f64,
+    percentiles: &'a BTreeMap<String, f64>,
+    percentiles_uncorrected: &'a BTreeMap<String, f64>,
+    /// The percentiles include abandoned queries at their age when dropped.
+    percentiles_include_abandoned: bool,
+    lateness: LatenessRecord,
+    stalls: LatenessRecord,
+    stop: &'static str,
+    confident: bool,
+    confidence: f64,
+    passed: bool,
+    verdict: &'static str,
+    retries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    carried_from: Option<f64>,
+    seed: u64,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LatenessRecord {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl From<&Lateness> for LatenessRecord {
+    fn from(l: &Lateness) -> Self {
+        LatenessRecord {
+            p50: l.p50,
+            p99: l.p99,
+            max: l.max,
+        }
+    }
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::TooManyLate => "too_many_late",
+        Verdict::Errors => "errors",
+        Verdict::GeneratorLate => "generator_late",
+        Verdict::DrainTimeout => "drain_timeout",
+        Verdict::Interrupted => "interrupted",
+        Verdict::NotJudged => "not_judged",
+    }
+}
+
+fn stop_name(r: StopReason) -> &'static str {
+    match r {
+        StopReason::Planned => "planned",
+        StopReason::ConfidentPass => "confident_pass",
+        StopReason::ConfidentFail => "confident_fail",
+        StopReason::CertainFail => "certain_fail",
+        StopReason::Cap => "cap",
+        StopReason::TimeCap => "time_cap",
+        StopReason::Interrupted => "interrupted",
+        StopReason::Closed => "closed_loop",
+    }
+}
+
 /// A step as JSON (shared by results.json and `--json` output).
 pub fn step_json(s: &StepSummary) -> Value {
-    serde_json::to_value(s).unwrap_or(Value::Null)
+    let record = StepRecord {
+        distribution: s.distribution.map(Distribution::as_str),
+        target_latency: s.target_latency,
+        offered_qps: s.offered_qps,
+        qps: s.qps,
+        count: s.count,
+        errors: s.errors,
+        planned: s.planned,
+        cap: s.cap,
+        issued: s.issued,
+        abandoned: s.abandoned,
+        judged: s.judged,
+        late: s.late,
+        late_fraction: if s.judged > 0 {
+            s.late as f64 / s.judged as f64
+        } else {
+            0.0
+        },
+        runtime: s.runtime,
+        mean: s.mean,
+        percentiles: &s.percentiles.0,
+        percentiles_uncorrected: &s.percentiles_uncorrected.0,
+        percentiles_include_abandoned: s.abandoned > 0,
+        lateness: (&s.lateness).into(),
+        stalls: (&s.stalls).into(),
+        stop: stop_name(s.stop),
+        confident: s.confident,
+        confidence: s.confidence,
+        passed: s.passed,
+        verdict: verdict_name(s.verdict),
+        retries: s.retries,
+        carried_from: s.carried_from,
+        seed: s.seed,
+        error: s.error.as_deref(),
+    };
+    serde_json::to_value(record).unwrap_or(Value::Null)
 }
 
 /// Settings as JSON for the `settings` block.
@@ -162,7 +300,7 @@ pub fn settings_json<T: Serialize>(s: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::stats::{Lateness, Percentiles};
+    use crate::measure::stats::Percentiles;
     use crate::measure::step::Verdict;
 
     fn step(qps: f64) -> StepSummary {
@@ -183,18 +321,18 @@ mod tests {
             offered_qps: Some(qps),
             qps: 128.72,
             count: 500,
-            errors: 0,
             planned: 500,
-            abandoned: 0,
+            issued: 500,
+            cap: 2000,
+            judged: 500,
             runtime: 3.891,
             mean: 0.0084334,
             percentiles: p.clone(),
             percentiles_uncorrected: p,
-            lateness: Lateness::default(),
-            early_stop: false,
+            confident: true,
             passed: true,
             verdict: Verdict::Pass,
-            error: None,
+            ..StepSummary::default()
         }
     }
 

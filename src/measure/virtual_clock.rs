@@ -1,0 +1,260 @@
+//! Steps on a virtual clock: a discrete-event model of a FIFO queue with `c` servers,
+//! fed by the real [`Schedule`], judged by the real [`Monitor`] every virtual
+//! millisecond (as the issuer does) and summarised by the real [`summarize_open`].
+//! The search and verdict logic can so be checked exactly and fast, whatever else
+//! the machine is doing (hyperfine's mock executor plays this part there).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution as _, Exp};
+
+use crate::measure::schedule::{Distribution, Schedule};
+use crate::measure::search::{SearchStop, StepRunner};
+use crate::measure::stats::{NsHistogram, WorkerStats};
+use crate::measure::step::{
+    summarize_open, Monitor, OpenCounts, StepSpec, StepSummary, StopReason,
+};
+
+/// Service time of one query, in seconds.
+#[derive(Clone, Copy, Debug)]
+pub enum ServiceLaw {
+    Fixed(f64),
+    Exp(f64),
+}
+
+/// A virtual FIFO queue with `servers` identical servers.
+pub struct VirtualQueue {
+    servers: usize,
+    law: ServiceLaw,
+    seconds: f64,
+    min_queries: u64,
+    confidence: f64,
+    /// Every step run, for the tests to inspect.
+    pub steps: Vec<StepSummary>,
+}
+
+impl VirtualQueue {
+    /// `seconds` and `min_queries` size the steps as `--time` and `--min-queries` do.
+    pub fn new(servers: usize, law: ServiceLaw, seconds: f64, min_queries: u64) -> VirtualQueue {
+        VirtualQueue {
+            servers: servers.max(1),
+            law,
+            seconds,
+            min_queries,
+            confidence: 0.99,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Runs one step of `spec` on the virtual clock.
+    pub fn run(&self, spec: &StepSpec) -> StepSummary {
+        const CHECK_NS: u64 = 1_000_000;
+        let target = spec.target.map_or(u64::MAX, |t| t.as_nanos() as u64);
+        let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x5DEE_CE66_D1CE_4E5B);
+        let exp = match self.law {
+            ServiceLaw::Exp(mean) => Exp::new(1.0 / mean).ok(),
+            ServiceLaw::Fixed(_) => None,
+        };
+        let mut service = || -> u64 {
+            let secs = match (self.law, &exp) {
+                (ServiceLaw::Fixed(s), _) => s,
+                (ServiceLaw::Exp(_), Some(e)) => e.sample(&mut rng),
+                (ServiceLaw::Exp(m), None) => m,
+            };
+            (secs * 1e9) as u64
+        };
+        let mut schedule = Schedule::new(spec.distribution, spec.offered_qps, spec.seed);
+        let mut free: BinaryHeap<Reverse<u64>> = (0..self.servers).map(|_| Reverse(0)).collect();
+        // Pending queries: (completion, arrival) by completion; arrivals for the tally.
+        let mut completions: BinaryHeap<Reverse<(u64, u64, u64)>> = BinaryHeap::new();
+        let mut pending: BTreeSet<(u64, u64)> = BTreeSet::new();
+        let mut stats = WorkerStats {
+            late: vec![0],
+            thresholds: vec![target],
+            ..WorkerStats::default()
+        };
+        let mut monitor = Monitor::new(spec.planned, spec.cap, spec.confidence, spec.burst);
+        let time_cap = spec.time_cap.as_nanos() as u64;
+
+        let complete_until = |now: u64,
+                              completions: &mut BinaryHeap<Reverse<(u64, u64, u64)>>,
+                              pending: &mut BTreeSet<(u64, u64)>,
+                              stats: &mut WorkerStats| {
+            while let Some(&Reverse((done, arrival, id))) = completions.peek() {
+                if done > now {
+                    break;
+                }
+                completions.pop();
+                pending.remove(&(arrival, id));
+                stats.record_served(done - arrival, done - arrival);
+                stats.completed += 1;
+                stats.last_completion_ns = stats.last_completion_ns.max(done);
+            }
+        };
+        let tally = |now: u64, pending: &BTreeSet<(u64, u64)>, stats: &WorkerStats| {
+            let pending_late = now
+                .checked_sub(target)
+                .map_or(0, |cut| pending.range(..(cut, 0)).count() as u64);
+            (stats.completed + pending_late, stats.late[0] + pending_late)
+        };
+
+        let mut issued = 0u64;
+        let mut next_check = 0u64;
+        let mut stop = None;
+        let mut time_capped = false;
+        'issue: while issued < spec.cap {
+            let arrival = schedule.next_offset();
+            if arrival > time_cap {
+                time_capped = true;
+                break;
+            }
+            while next_check <= arrival {
+                complete_until(next_check, &mut completions, &mut pending, &mut stats);
+                if spec.target.is_some() {
+                    let (judged, late) = tally(next_check, &pending, &stats);
+                    if let Some(s) = monitor.check(judged, late) {
+                        stop = Some(s);
+                        break 'issue;
+                    }
+                }
+                next_check += CHECK_NS;
+            }
+            complete_until(arrival, &mut completions, &mut pending, &mut stats);
+            let Reverse(server_free) = free.pop().unwrap_or(Reverse(arrival));
+            let done = server_free.max(arrival) + service();
+            free.push(Reverse(done));
+            completions.push(Reverse((done, arrival, issued)));
+            pending.insert((arrival, issued));
+            issued += 1;
+        }
+        let failed = matches!(
+            stop,
+            Some(StopReason::CertainFail | StopReason::ConfidentFail)
+        );
+        let mut censored = NsHistogram::new();
+        let mut censored_late = vec![0u64];
+        if failed {
+            // Abandon what is still pending, at its age now.
+            let now = next_check;
+            complete_until(now, &mut completions, &mut pending, &mut stats);
+            for &(arrival, _) in &pending {
+                let age = now.saturating_sub(arrival);
+                censored.record(age);
+                censored_late[0] += u64::from(age > target);
+            }
+        } else {
+            complete_until(u64::MAX, &mut completions, &mut pending, &mut stats);
+        }
+        let stop = match stop {
+            Some(s) => s,
+            None if time_capped => StopReason::TimeCap,
+            None => StopReason::Planned,
+        };
+        summarize_open(
+            spec,
+            OpenCounts {
+                stats,
+                lateness: NsHistogram::new(),
+                issued,
+                censored,
+                censored_late,
+                stop,
+                drain_timeout: false,
+                interrupted: false,
+            },
+        )
+    }
+}
+
+impl StepRunner for VirtualQueue {
+    fn step(
+        &mut self,
+        dist: Distribution,
+        qps: f64,
+        target: Duration,
+        seed: u64,
+        burst: f64,
+    ) -> Result<StepSummary, SearchStop> {
+        let mut spec = StepSpec::judged(
+            dist,
+            qps,
+            self.seconds,
+            self.min_queries,
+            Some(target),
+            seed,
+            self.confidence,
+        );
+        spec.burst = burst;
+        let s = self.run(&spec);
+        self.steps.push(s.clone());
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::step::Verdict;
+
+    fn spec(qps: f64, target_ms: u64, seed: u64) -> StepSpec {
+        StepSpec::judged(
+            Distribution::Exponential,
+            qps,
+            10.0,
+            100,
+            Some(Duration::from_millis(target_ms)),
+            seed,
+            0.99,
+        )
+    }
+
+    #[test]
+    fn far_below_the_boundary_a_step_passes_confidently_at_its_planned_length() {
+        let q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
+        let s = q.run(&spec(50.0, 50, 1));
+        assert!(s.passed && s.confident, "{s:?}");
+        assert_eq!(s.stop, StopReason::ConfidentPass);
+        // It stops soon after its 500 planned queries are judged, not at the cap.
+        assert!(s.issued < 600, "issued {}", s.issued);
+    }
+
+    #[test]
+    fn far_above_it_a_step_stops_early_and_counts_what_it_dropped() {
+        let q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
+        let s = q.run(&spec(400.0, 50, 1));
+        assert_eq!(s.verdict, Verdict::TooManyLate);
+        assert!(s.confident);
+        assert!(
+            s.issued < s.planned / 4,
+            "issued {} of {}",
+            s.issued,
+            s.planned
+        );
+        assert_eq!(s.judged, s.count + s.abandoned);
+        assert!(s.abandoned > 0, "the backlog is dropped and counted");
+        assert!(
+            s.p99() > 0.05,
+            "percentiles include the dropped queries' ages"
+        );
+    }
+
+    #[test]
+    fn near_the_boundary_a_step_runs_longer_and_says_when_it_is_not_sure() {
+        // At 107 qps the M/M/1 late fraction is ~1 %: most steps cannot decide at
+        // their 1070 planned queries, and some reach the cap undecided.
+        let q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
+        let steps: Vec<StepSummary> = (0..10).map(|seed| q.run(&spec(107.0, 50, seed))).collect();
+        assert!(steps.iter().any(|s| s.issued > s.planned), "some extended");
+        assert!(steps
+            .iter()
+            .any(|s| !s.confident && s.stop == StopReason::Cap));
+        for s in &steps {
+            assert!(s.issued <= s.cap);
+            assert_eq!(s.late, s.late_against(0.05).unwrap());
+        }
+    }
+}
