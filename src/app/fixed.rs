@@ -1,7 +1,5 @@
 //! `loadgen fixed`: one step at a fixed offered rate.
 
-use std::time::Duration;
-
 use anyhow::Result;
 
 use crate::config::cli::FixedArgs;
@@ -35,13 +33,14 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         distribution: dist,
         offered_qps: args.qps,
         queries: StepSpec::query_count(args.qps, settings.time, settings.min_queries),
-        target: target.map(Duration::from_secs_f64),
+        target: target.map(crate::config::limits::duration),
         seed: settings.seed,
     };
     let name = lines::step_name(dist, target, args.qps);
     progress.stage("fixed", &name);
     progress.track(sut.pool.live_handle(), spec.queries);
     let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
+    cut_short(&mut progress, "step")?;
     progress.finish();
     println!("{}", lines::step_line(&name, &summary));
     finish_single(&summary, args.json)
