@@ -41,6 +41,15 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, SettingsError> {
+        // A FIFO or device would block the read or never end it.
+        if let Ok(m) = std::fs::metadata(path) {
+            if !m.is_file() {
+                return bad(format!(
+                    "scenario file {} is not a regular file; name a .toml file",
+                    path.display()
+                ));
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|e| {
             SettingsError(format!("cannot read scenario file {}: {e}", path.display()))
         })?;
@@ -326,6 +335,17 @@ impl Settings {
             }
         } else if c.sim_service_time.is_some() {
             return bad("--sim-service-time only applies to --backend sim");
+        }
+        if let Some(m) = &model {
+            // Reading a model from a FIFO or device would block or never end.
+            if let Ok(md) = std::fs::metadata(m) {
+                if !md.is_file() && !md.is_dir() {
+                    return bad(format!(
+                        "--model {} is not a regular file; name the model file",
+                        m.display()
+                    ));
+                }
+            }
         }
         if let Some(l) = &c.dataset_list {
             if l.is_dir() {
