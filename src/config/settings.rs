@@ -289,7 +289,7 @@ impl Settings {
             ));
         }
         let warmup = pick(c.warmup, sc.warmup, defaults.warmup);
-        if !(warmup.is_finite() && warmup >= 0.0 && warmup <= limits::MAX_STEP_SECONDS) {
+        if !((0.0..=limits::MAX_STEP_SECONDS).contains(&warmup)) {
             return bad(format!(
                 "warmup {warmup} must be zero or more seconds, at most a day ({} s)",
                 limits::MAX_STEP_SECONDS

@@ -685,7 +685,7 @@ impl Worker {
             .map_err(|e| format!("cannot read it ({e})"))?;
         let bytes = &self.buf;
         if let Some(why) = preprocess::truncation(bytes) {
-            return Err(why.to_string());
+            return Err(format!("cannot decode it ({why})"));
         }
         let pp = &mut self.pp;
         // A decoder bug on a hostile file must not take the whole load down.
