@@ -209,7 +209,16 @@ fn usize_in(s: &str, lo: usize, hi: usize, what: &str) -> Result<usize, String> 
 }
 
 fn threads(s: &str) -> Result<usize, String> {
-    usize_in(s, 1, limits::MAX_THREADS, "workers")
+    usize_in(
+        s,
+        1,
+        limits::max_threads(),
+        &format!(
+            "workers ({} per core on {} cores, 1024 at most)",
+            limits::MAX_THREADS_PER_CORE,
+            limits::cores()
+        ),
+    )
 }
 
 fn runtime_threads(s: &str) -> Result<usize, String> {

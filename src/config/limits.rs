@@ -11,7 +11,10 @@ pub const MAX_STEP_SECONDS: f64 = 86_400.0;
 pub const MAX_TARGET_SECONDS: f64 = 3_600.0;
 /// …and at least a microsecond: below that the histograms cannot tell latencies apart.
 pub const MIN_TARGET_SECONDS: f64 = 1e-6;
-/// `--threads`: workers, each with its own session and OS thread.
+/// `--threads`: workers, each with its own session (a model copy) and OS thread, so at
+/// most this many per core…
+pub const MAX_THREADS_PER_CORE: usize = 64;
+/// …and never more than this on any machine.
 pub const MAX_THREADS: usize = 1024;
 /// `--intra-threads`, `--inter-threads`: runtime threads per session, per core.
 pub const MAX_RUNTIME_THREADS_PER_CORE: usize = 16;
@@ -27,6 +30,11 @@ pub const MAX_QPS: f64 = 10_000_000.0;
 pub const MAX_SERVICE_SECONDS: f64 = 3_600.0;
 /// The sigma of `--sim-service-time lognormal:…:SIGMA`.
 pub const MAX_SIGMA: f64 = 10.0;
+
+/// The most `--threads` on this machine.
+pub fn max_threads() -> usize {
+    (cores() * MAX_THREADS_PER_CORE).min(MAX_THREADS)
+}
 
 /// The most `--intra-threads` / `--inter-threads` on this machine.
 pub fn max_runtime_threads() -> usize {

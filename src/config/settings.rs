@@ -307,7 +307,7 @@ impl Settings {
             .or(sc.min_queries)
             .or(defaults.min_queries)
             .unwrap_or(0);
-        within("threads", threads as u64, 1, limits::MAX_THREADS as u64)?;
+        within("threads", threads as u64, 1, limits::max_threads() as u64)?;
         within("batch_size", batch_size as u64, 1, limits::MAX_BATCH as u64)?;
         within("count", count as u64, 1, limits::MAX_COUNT as u64)?;
         within("min_queries", min_queries, 0, limits::MAX_MIN_QUERIES)?;
