@@ -1009,3 +1009,39 @@ fn a_signal_ends_the_accuracy_pass_with_its_exit_code() {
         }
     }
 }
+
+#[test]
+fn run_local_refuses_a_log_copy_that_is_not_a_regular_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let has_dev = fixture(d);
+    for (name, want) in [
+        ("fifo", After::Fifo),
+        ("link_to_fifo", After::Link),
+        ("dir", After::Dir),
+        ("sock", After::Socket),
+        ("dev", After::CharDev),
+    ] {
+        if name == "dev" && !has_dev {
+            continue;
+        }
+        let r = wait(
+            Command::new("bash")
+                .arg(root().join("scripts/run_local.sh"))
+                .args(["onnxruntime", "cpu"])
+                .env("LOADGEN_LOG_FILE", d.join(name))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            name,
+        );
+        let err = r.stderr.trim();
+        assert_eq!(r.code, Some(2), "{name}: {err}");
+        assert!(err.contains("is not a regular file"), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        check_after(d, name, want, has_dev, name);
+        check_after(d, "fifo", After::Fifo, has_dev, name);
+    }
+}

@@ -493,6 +493,49 @@ mod tests {
         assert!(e.contains("unknown distribution 'poisson'"), "{e}");
     }
 
+    /// The schema's pattern for a target key: `^[0-9]+(\.[0-9]+)?(e-[0-9]+)?$`.
+    fn is_target_key(k: &str) -> bool {
+        let (num, exp) = match k.split_once("e-") {
+            Some((n, e)) => (n, Some(e)),
+            None => (k, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let num_ok = match num.split_once('.') {
+            Some((a, b)) => digits(a) && digits(b),
+            None => digits(num),
+        };
+        num_ok && exp.is_none_or(digits)
+    }
+
+    #[test]
+    fn every_accepted_target_is_a_valid_results_key() {
+        for t in [
+            1e-6,
+            1.5e-6,
+            9.99e-5,
+            1e-4,
+            0.01,
+            0.05,
+            0.123456789,
+            1.0,
+            999.5,
+            3600.0,
+        ] {
+            check_latencies(&[t], "t").unwrap();
+            let k = crate::output::lines::py_float(t);
+            assert!(is_target_key(&k), "{t} -> {k}");
+        }
+        for t in [9e-7, 3600.001, 1e17, f64::INFINITY, f64::NAN, 0.0, -1.0] {
+            let e = check_latencies(&[t], "t").unwrap_err().to_string();
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let e = check_latencies(&[0.05, 0.1, 5e-2], "--max-latency")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0.05 s twice"), "{e}");
+        assert!(check_latencies(&[], "x").is_err());
+    }
+
     #[test]
     fn profile_sets_backend_and_tensor_names() {
         let c = CommonArgs {

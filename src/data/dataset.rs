@@ -795,6 +795,10 @@ fn write_cache(file: &Path, key: &str, item: &[f32], buf: &mut Vec<u8>) -> io::R
     for v in item {
         buf.extend_from_slice(&v.to_le_bytes());
     }
+    // Never rename over something that is not a regular file (a FIFO planted there).
+    if fs::symlink_metadata(file).is_ok_and(|m| !m.is_file()) {
+        return Err(io::Error::other("a non-regular file is in the way"));
+    }
     let tmp = file.with_extension(format!(
         "tmp.{}.{}",
         std::process::id(),
