@@ -45,12 +45,12 @@ abs_dir() {
   (cd -P -- "$dir" && pwd)
 }
 
-# tee_log FILE: copy stdin to stdout and append it to FILE. It ignores SIGINT, so the
-# lines a program prints after Ctrl-C (loadgen writes partial results and exits 130)
-# still reach the log; it ends when its input closes.
+# tee_log FILE: copy stdin to stdout and append it to FILE. It ignores SIGINT, SIGTERM
+# and SIGHUP, so the lines a program prints after such a signal (loadgen writes partial
+# results and exits 130/143/129) still reach the log; it ends when its input closes.
 tee_log() {
   (
-    trap '' INT
+    trap '' INT TERM HUP
     exec tee -a -- "$1"
   )
 }

@@ -72,6 +72,13 @@ data_dir=
 if [[ -n ${DATA_DIR-} ]]; then
   data_dir=$(abs_dir DATA_DIR)
 fi
+# The log copy is written only as a regular file (a symlink to one is followed): a
+# device, FIFO, socket or folder there is refused before anything slow.
+out_dir=$ROOT/out/$profile.$device
+log_file=${LOADGEN_LOG_FILE:-$out_dir/output.txt}
+if [[ -e $log_file || -L $log_file ]] && [[ ! -f $log_file ]]; then
+  die 2 "the log copy $log_file exists and is not a regular file; remove it or set LOADGEN_LOG_FILE to a file path."
+fi
 if [[ -n ${LOADGEN_BIN-} && ! -x ${LOADGEN_BIN} ]]; then
   die 2 "LOADGEN_BIN=$LOADGEN_BIN is not an executable file; build loadgen or unset LOADGEN_BIN."
 fi
@@ -120,9 +127,7 @@ if [[ $device == gpu ]]; then
   fi
 fi
 
-out_dir=$ROOT/out/$profile.$device
 mkdir -p "$out_dir"
-log_file=${LOADGEN_LOG_FILE:-$out_dir/output.txt}
 
 cmd=("$loadgen" run
   --profile "$profile"

@@ -1,14 +1,20 @@
-//! Exit codes (SPEC §3): 0 done, 1 the run itself failed, 2 bad usage or input,
-//! 130 interrupted. Errors are typed inside the library; `main` only asks this module.
+//! Exit codes (SPEC §3, §9): 0 done, 1 the run itself failed, 2 bad usage or input,
+//! 130 / 143 / 129 interrupted by SIGINT / SIGTERM / SIGHUP. Errors are typed inside the library; `main` only asks this module.
 
 use crate::backend::BackendError;
 use crate::config::settings::SettingsError;
 use crate::output::files::WriteError;
 
-/// The run was interrupted by Ctrl-C after writing what it had.
+/// The run was interrupted by a signal after writing what it had.
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted: results measured so far were written to {0}")]
 pub struct Interrupted(pub String);
+
+/// A subcommand was interrupted before it had a figure to report; the text says what
+/// was left out.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Cancelled(pub String);
 
 /// The exit code for an error that reached `main`.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
@@ -16,8 +22,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if cause.is::<SettingsError>() || cause.is::<WriteError>() {
             return 2;
         }
-        if cause.is::<Interrupted>() {
-            return 130;
+        if cause.is::<Interrupted>() || cause.is::<Cancelled>() {
+            return crate::signals::exit_code();
         }
         if let Some(e) = cause.downcast_ref::<crate::data::dataset::DatasetError>() {
             return e.exit_code();

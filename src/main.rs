@@ -1,10 +1,14 @@
 //! `loadgen`: thin entry point; everything lives in the library.
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use loadgen::config::cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     loadgen::signals::install();
     loadgen::measure::clock::tighten_timer_slack();
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
@@ -21,4 +25,31 @@ fn main() {
         eprintln!("loadgen: {}", msg.join(": "));
         std::process::exit(code);
     }
+}
+
+/// A bad command line: clap's message and tip on one line (exit 2), like every other
+/// bad input; `--help` and `--version` print as usual.
+fn usage_error(e: clap::Error) -> ! {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Usage:")
+                && !l.starts_with("For more information")
+                && !l.starts_with("loadgen ")
+        })
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    eprintln!("loadgen: {} (see --help)", parts.join("; "));
+    std::process::exit(2);
 }

@@ -1,9 +1,20 @@
-//! Ctrl-C: the first one asks the run to stop (the current step ends, what is finished
-//! is written, exit code 130); a second one exits at once.
+//! SIGINT (Ctrl-C), SIGTERM and SIGHUP: the first one asks the run to stop (the current
+//! step or accuracy pass ends, what is finished is written, and the exit code is 128 +
+//! the signal's number: 130, 143 or 129); a second one exits at once, but never in the
+//! middle of writing a results file (see [`writing`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
 
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
+/// The number of the first signal received (0: none yet).
+static FIRST: AtomicI32 = AtomicI32::new(0);
+/// Held while an output file is being written; a second signal waits for it.
+static WRITING: Mutex<()> = Mutex::new(());
+/// The longest a second signal waits for a write in progress before exiting anyway.
+const WRITE_GRACE: Duration = Duration::from_secs(5);
 
 /// The flag measuring code polls.
 pub fn flag() -> &'static AtomicBool {
@@ -14,26 +25,94 @@ pub fn interrupted() -> bool {
     INTERRUPT.load(Ordering::Relaxed)
 }
 
-/// Installs the handler on a small background thread (tokio's signal support).
+/// The exit code of an interrupted run: 128 + the first signal's number (SIGINT 130,
+/// SIGTERM 143, SIGHUP 129); 130 when the interruption did not come from a signal.
+pub fn exit_code() -> i32 {
+    match FIRST.load(Ordering::SeqCst) {
+        0 => 130,
+        n => 128 + n,
+    }
+}
+
+/// Marks an output file write in progress: until the guard drops, a second signal does
+/// not end the process, so the rename of a complete temp file is never cut short.
+pub fn writing() -> MutexGuard<'static, ()> {
+    WRITING.lock()
+}
+
+/// Records `signo` and returns whether it was the first signal.
+pub fn note(signo: i32) -> bool {
+    let _ = FIRST.compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst);
+    !INTERRUPT.swap(true, Ordering::SeqCst)
+}
+
+fn name(signo: i32) -> &'static str {
+    match signo {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+fn on_signal(signo: i32) {
+    if note(signo) {
+        eprintln!(
+            "loadgen: interrupted ({}); finishing the current step and writing results (a second signal quits at once)",
+            name(signo)
+        );
+        return;
+    }
+    eprintln!("loadgen: interrupted twice, exiting now");
+    // Wait for a write in progress, so that results.json is the old or the new one.
+    let _guard = WRITING.try_lock_for(WRITE_GRACE);
+    std::process::exit(exit_code());
+}
+
+/// Installs the handlers on a small background thread (tokio's signal support).
 pub fn install() {
-    let spawned = std::thread::Builder::new().name("signals".into()).spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return;
-        };
-        rt.block_on(async {
-            loop {
-                if tokio::signal::ctrl_c().await.is_err() {
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(|| {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    eprintln!("loadgen: warning: could not install the signal handlers");
                     return;
+                };
+                loop {
+                    let signo = tokio::select! {
+                        Some(()) = int.recv() => libc::SIGINT,
+                        Some(()) = term.recv() => libc::SIGTERM,
+                        Some(()) = hup.recv() => libc::SIGHUP,
+                        else => return,
+                    };
+                    on_signal(signo);
                 }
-                if INTERRUPT.swap(true, Ordering::SeqCst) {
-                    eprintln!("loadgen: interrupted twice, exiting now");
-                    std::process::exit(130);
-                }
-                eprintln!("loadgen: interrupted; finishing the current step and writing results (Ctrl-C again to quit now)");
-            }
+            });
         });
-    });
     if spawned.is_err() {
-        eprintln!("loadgen: warning: could not install the Ctrl-C handler");
+        eprintln!("loadgen: warning: could not install the signal handlers");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_signal() {
+        // Before any signal, an interruption counts as Ctrl-C.
+        assert_eq!(exit_code(), 130);
     }
 }

@@ -7,6 +7,9 @@ use crate::output::lines;
 
 use super::*;
 
+/// The fix suggested for an unusable `--dump` folder.
+const DUMP_FIX: &str = "choose another --dump folder";
+
 /// `loadgen accuracy`: the accuracy pass alone.
 pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
     let settings = Settings::resolve(&args.common, &RunOverrides::default())?;
@@ -21,9 +24,19 @@ pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
             "the accuracy pass needs labelled images: give --dataset-path (an ImageNet-layout folder with val_map.txt)".into()
         ));
     }
+    if let Some(dir) = &args.dump {
+        // Before the pass, not after it: a bad folder must not cost a whole pass.
+        crate::output::files::check_folder(dir, accuracy_pass::DUMP_FILES, DUMP_FIX)?;
+    }
     let sut = load_sut(&settings)?;
     let run = accuracy_pass(&sut, &settings, args.dump.is_some())?
         .ok_or_else(|| SettingsError("the dataset has no labels".into()))?;
+    if crate::signals::interrupted() {
+        return Err(crate::error::Cancelled(
+            "the accuracy pass was cut short, so no accuracy is reported".into(),
+        )
+        .into());
+    }
     println!("{}", lines::accuracy_line(&run.report));
     if let Some(dir) = &args.dump {
         accuracy_pass::dump(dir, &sut.dataset, &run, sut.backend.model().num_classes)?;

@@ -73,6 +73,15 @@ pub fn run(
     })
 }
 
+/// The files [`dump`] writes into its folder.
+pub const DUMP_FILES: &[&str] = &[
+    "inputs.npy",
+    "top1.npy",
+    "labels.npy",
+    "scores.npy",
+    "names.txt",
+];
+
 /// Writes what the pass saw and said, for comparison with another implementation:
 /// `inputs.npy` (the preprocessed tensors), `top1.npy` (raw class indices),
 /// `labels.npy`, `names.txt` and, when the backend gave them, `scores.npy`.

@@ -1,7 +1,5 @@
 //! `loadgen fixed`: one step at a fixed offered rate.
 
-use std::time::Duration;
-
 use anyhow::Result;
 
 use crate::config::cli::FixedArgs;
@@ -36,7 +34,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         args.qps,
         settings.time,
         settings.min_queries,
-        target.map(Duration::from_secs_f64),
+        target.map(crate::config::limits::duration),
         settings.seed,
         settings.confidence,
     );
@@ -44,6 +42,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     progress.stage("fixed", &name);
     progress.track(sut.pool.live_handle(), spec.planned);
     let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
+    cut_short(&mut progress, "step")?;
     progress.finish();
     println!("{}", lines::step_line(&name, &summary));
     finish_single(&summary, args.json)

@@ -15,15 +15,16 @@ pub use throughput::throughput;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
 use crate::backend::{self, Backend};
+use crate::config::limits;
 use crate::config::settings::{RunOverrides, Settings};
 use crate::data::dataset::{Dataset, DatasetOptions};
 use crate::data::preprocess::Preprocess;
-use crate::error::Interrupted;
+use crate::error::{Cancelled, Interrupted};
 use crate::measure::pool::{SampleLibrary, WorkerPool};
 use crate::measure::step::{self, StepSummary};
 use crate::output::progress::Progress;
@@ -75,6 +76,13 @@ pub(crate) fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> R
             o.count = Some(settings.count);
             o.quiet = settings.quiet;
             o.cache_dir = settings.cache.then(|| PathBuf::from("out/cache"));
+            if model.num_classes > 0 {
+                let offset = accuracy_pass::label_offset(
+                    model,
+                    settings.profile_info.map(|p| p.label_offset),
+                );
+                o.label_limit = Some(model.num_classes as i64 - offset);
+            }
             Ok(Dataset::load(&o)?)
         }
         None => {
@@ -121,7 +129,7 @@ pub(crate) fn warm_up(sut: &Sut, settings: &Settings, progress: &mut Progress) -
         progress.stage("warm-up", &format!("{:.0} s closed loop", settings.warmup));
         step::run_closed(
             &sut.pool,
-            Duration::from_secs_f64(settings.warmup),
+            limits::duration(settings.warmup),
             signals::flag(),
         )?;
     }
@@ -147,7 +155,21 @@ pub(crate) fn prepare(
     Ok((settings, sut, progress))
 }
 
-/// Prints a one-step summary (`--json`) and turns an interruption into exit code 130.
+/// After a single step: an interrupted one reports no figure (it would read like a
+/// measurement), only a sentence and the signal's exit code.
+pub(crate) fn cut_short(progress: &mut Progress, what: &str) -> Result<()> {
+    if signals::interrupted() {
+        progress.finish();
+        return Err(Cancelled(format!(
+            "the {what} was cut short, so no figure is reported"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Prints a one-step summary (`--json`) and turns an interruption into the signal's
+/// exit code.
 pub(crate) fn finish_single(summary: &StepSummary, json: bool) -> Result<()> {
     if json {
         println!("{}", results::step_json(summary));

@@ -121,6 +121,8 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     if settings.accuracy {
         progress.stage("accuracy", &format!("{} items", sut.dataset.len()));
         match accuracy_pass(&sut, &settings, false)? {
+            // A pass cut short by a signal has no accuracy to report.
+            Some(_) if signals::interrupted() => {}
             Some(run) => {
                 progress.println(&lines::accuracy_line(&run.report));
                 results.check_accuracy = Some(run.report);
@@ -129,8 +131,13 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
             None => progress.note("loadgen: accuracy pass skipped: synthetic inputs have no labels (give --dataset-path)"),
         }
     }
-    write_results(&output, &results)?;
     let interrupted = || Interrupted(output.display().to_string());
+    if signals::interrupted() {
+        results.interrupted = true;
+        write_results(&output, &results)?;
+        return Err(interrupted().into());
+    }
+    write_results(&output, &results)?;
 
     warm_up(&sut, &settings, &mut progress)?;
     // Capacity probe: the closed-loop rate bounds every open-loop answer from above.

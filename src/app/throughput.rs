@@ -1,7 +1,5 @@
 //! `loadgen throughput`: closed loop, the most the system can do.
 
-use std::time::Duration;
-
 use anyhow::Result;
 
 use crate::config::cli::ThroughputArgs;
@@ -22,9 +20,10 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
     progress.track(sut.pool.live_handle(), 0);
     let summary = step::run_closed(
         &sut.pool,
-        Duration::from_secs_f64(settings.time),
+        crate::config::limits::duration(settings.time),
         signals::flag(),
     )?;
+    cut_short(&mut progress, "throughput run")?;
     progress.finish();
     println!("Throughput: {:.2} images/sec", summary.qps);
     finish_single(&summary, args.json)

@@ -106,6 +106,51 @@ pub fn version_from_path(lib: &Path) -> Option<String> {
     })
 }
 
+/// Opens the library for good (`RTLD_NODELETE`) and checks that it exports
+/// `OrtGetApiBase`, before `ort` sees it. `ort` drops (dlcloses) a library that fails its
+/// checks; a foreign library such as libtensorflow.so has by then started threads and
+/// registered exit handlers that later ran in unmapped code, so the process printed the
+/// right sentence and then died of SIGSEGV. Kept mapped, nothing of it can crash; and
+/// a file without the symbol is refused here, without `ort` at all.
+fn pin_library(lib: &Path) -> Result<(), String> {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = CString::new(lib.as_os_str().as_bytes())
+        .map_err(|_| format!("the library path {} holds a NUL byte", lib.display()))?;
+    // SAFETY: a NUL-terminated path; the handle is deliberately never closed.
+    let handle = unsafe {
+        libc::dlopen(
+            c_path.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_NODELETE,
+        )
+    };
+    if handle.is_null() {
+        // SAFETY: dlerror returns NULL or a NUL-terminated message owned by libc.
+        let why = unsafe {
+            let e = libc::dlerror();
+            if e.is_null() {
+                "unknown reason".to_string()
+            } else {
+                CStr::from_ptr(e).to_string_lossy().into_owned()
+            }
+        };
+        return Err(format!(
+            "{} could not be loaded as a shared library ({}); {SETUP_HINT}",
+            lib.display(),
+            why.replace('\n', " ")
+        ));
+    }
+    // SAFETY: a valid handle from dlopen and a NUL-terminated symbol name.
+    let sym = unsafe { libc::dlsym(handle, c"OrtGetApiBase".as_ptr()) };
+    if sym.is_null() {
+        return Err(format!(
+            "{} is not an ONNX Runtime library (it does not export OrtGetApiBase); {SETUP_HINT}",
+            lib.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The process-wide runtime: the loaded library and ort's single environment.
 struct Runtime {
     env: Environment,
@@ -122,6 +167,7 @@ fn runtime() -> Result<&'static Runtime, BackendError> {
         let venvs = paths::venv_candidates();
         let lib = find_library(std::env::var_os("ORT_DYLIB_PATH").as_deref(), &venvs)
             .map_err(|e| e.to_string())?;
+        pin_library(&lib)?;
         let builder = ort::init_from(&lib).map_err(|e| {
             format!(
                 "the ONNX Runtime library {} could not be loaded ({e}); {SETUP_HINT}",

@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Exp, LogNormal, Uniform};
 
 use super::{Backend, BackendConfig, BackendError, Batch, ModelInfo, Prediction, Session};
+use crate::config::limits;
 use crate::measure::clock;
 
 /// A service-time law, parsed from `--sim-service-time`.
@@ -29,9 +30,15 @@ impl ServiceTime {
     pub fn parse(spec: &str) -> Result<ServiceTime, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         let dur = |s: &str| {
-            clock::parse_duration(s).ok_or_else(|| {
+            let d = clock::parse_duration(s).ok_or_else(|| {
                 format!("'{s}' in --sim-service-time '{spec}' is not a duration (try 5ms, 250us, 0.01s)")
-            })
+            })?;
+            if d.as_secs_f64() > limits::MAX_SERVICE_SECONDS {
+                return Err(format!(
+                    "'{s}' in --sim-service-time '{spec}' is longer than the limit of an hour"
+                ));
+            }
+            Ok(d)
         };
         let law = match parts.as_slice() {
             ["fixed", d] => ServiceTime::Fixed(dur(d)?),
@@ -40,8 +47,8 @@ impl ServiceTime {
                 let sigma: f64 = sigma
                     .parse()
                     .ok()
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .ok_or_else(|| format!("sigma '{sigma}' in --sim-service-time '{spec}' must be a positive number"))?;
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= limits::MAX_SIGMA)
+                    .ok_or_else(|| format!("sigma '{sigma}' in --sim-service-time '{spec}' must be a positive number, at most {}", limits::MAX_SIGMA))?;
                 ServiceTime::LogNormal(dur(d)?, sigma)
             }
             ["uniform", lo, hi] => {
@@ -112,7 +119,8 @@ impl Sampler {
             Sampler::LogNormal(d) => d.sample(rng),
             Sampler::Uniform(d) => d.sample(rng),
         };
-        Duration::from_secs_f64(secs.max(0.0))
+        // A long tail (log-normal) may draw anything: clamp to the longest service time.
+        limits::duration(secs.min(limits::MAX_SERVICE_SECONDS))
     }
 }
 
@@ -220,6 +228,11 @@ mod tests {
             "uniform:8ms:2ms",
             "lognormal:5ms:-1",
             "fixed:0ms",
+            "fixed:1e20s",
+            "fixed:2h",
+            "exp:3601s",
+            "uniform:1ms:1e30s",
+            "lognormal:5ms:100",
         ] {
             let err = ServiceTime::parse(bad).unwrap_err();
             assert!(

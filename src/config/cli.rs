@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::limits;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "loadgen",
@@ -66,19 +68,19 @@ pub struct CommonArgs {
     #[arg(long)]
     pub outputs: Option<String>,
     /// Queries per batch sent to the backend.
-    #[arg(long = "batch_size", alias = "batch-size", value_parser = positive_usize)]
+    #[arg(long = "batch_size", alias = "batch-size", value_parser = batch_size)]
     pub batch_size: Option<usize>,
     /// Worker threads, each with its own session (default: one per core).
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, value_parser = threads)]
     pub threads: Option<usize>,
     /// Intra-op threads per session (default: cores / threads).
-    #[arg(long = "intra-threads", value_parser = positive_usize)]
+    #[arg(long = "intra-threads", value_parser = runtime_threads)]
     pub intra_threads: Option<usize>,
     /// Inter-op threads per session (default: 1).
-    #[arg(long = "inter-threads", value_parser = positive_usize)]
+    #[arg(long = "inter-threads", value_parser = runtime_threads)]
     pub inter_threads: Option<usize>,
     /// Dataset items loaded into memory; queries cycle over them.
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, value_parser = count)]
     pub count: Option<usize>,
     /// 1 keeps preprocessed images under out/cache/ for the next run.
     #[arg(long, value_parser = zero_or_one)]
@@ -94,7 +96,7 @@ pub struct CommonArgs {
     #[arg(long, value_parser = confidence_level)]
     pub confidence: Option<f64>,
     /// Closed-loop warm-up seconds before timing.
-    #[arg(long, value_parser = non_negative_f64)]
+    #[arg(long, value_parser = warmup_seconds)]
     pub warmup: Option<f64>,
     /// No progress bar.
     #[arg(long)]
@@ -109,7 +111,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Seconds per search step.
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, value_parser = step_seconds)]
     pub time: Option<f64>,
     /// Target p99 latencies in seconds, comma separated: 0.01,0.05,0.1,0.2.
     #[arg(long = "max-latency", alias = "max_latency")]
@@ -118,7 +120,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub distributions: Option<String>,
     /// Fewest queries in a step.
-    #[arg(long = "min-queries")]
+    #[arg(long = "min-queries", value_parser = min_queries)]
     pub min_queries: Option<u64>,
     /// Skip the accuracy pass.
     #[arg(long = "no-accuracy")]
@@ -130,18 +132,18 @@ pub struct FixedArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Offered queries per second.
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, value_parser = qps)]
     pub qps: f64,
     /// linear or exponential.
     #[arg(long, default_value = "linear")]
     pub distribution: String,
     /// Seconds to offer load.
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, value_parser = step_seconds)]
     pub time: Option<f64>,
     /// A p99 target in seconds to judge the step against (and stop it early).
     #[arg(long = "max-latency", alias = "max_latency")]
     pub max_latency: Option<String>,
-    #[arg(long = "min-queries")]
+    #[arg(long = "min-queries", value_parser = min_queries)]
     pub min_queries: Option<u64>,
     /// Print the step summary as JSON on the last line.
     #[arg(long)]
@@ -153,7 +155,7 @@ pub struct ThroughputArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Seconds to run.
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, value_parser = step_seconds)]
     pub time: Option<f64>,
     /// Print the step summary as JSON on the last line.
     #[arg(long)]
@@ -173,25 +175,100 @@ pub struct AccuracyArgs {
     pub dump: Option<PathBuf>,
 }
 
-fn positive_usize(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{s}' is not a whole number")),
+/// A whole number in `lo..=hi`; `what` names the unit in the sentence.
+fn whole_in(s: &str, lo: u64, hi: u64, what: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number"))?;
+    if n < lo {
+        return Err(format!("must be at least {lo}"));
     }
+    if n > hi {
+        return Err(format!("{n} is more than the limit of {hi} {what}"));
+    }
+    Ok(n)
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a positive number")),
+/// A number of seconds in `lo..=hi` (`lo` itself allowed only when `zero_ok`).
+fn seconds_in(s: &str, zero_ok: bool, hi: f64, what: &str) -> Result<f64, String> {
+    let v: f64 = match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => v,
+        _ => return Err(format!("'{s}' is not a number of seconds")),
+    };
+    if v < 0.0 || (v == 0.0 && !zero_ok) {
+        return Err(format!(
+            "'{s}' is not a {}number of seconds",
+            if zero_ok { "" } else { "positive " }
+        ));
     }
+    if v > hi {
+        return Err(format!("{s} s is more than the limit of {hi} s ({what})"));
+    }
+    Ok(v)
 }
 
-fn non_negative_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a number of seconds")),
+fn usize_in(s: &str, lo: usize, hi: usize, what: &str) -> Result<usize, String> {
+    whole_in(s, lo as u64, hi as u64, what).map(|n| n as usize)
+}
+
+fn threads(s: &str) -> Result<usize, String> {
+    usize_in(
+        s,
+        1,
+        limits::max_threads(),
+        &format!(
+            "workers ({} per core on {} cores, 1024 at most)",
+            limits::MAX_THREADS_PER_CORE,
+            limits::cores()
+        ),
+    )
+}
+
+fn runtime_threads(s: &str) -> Result<usize, String> {
+    let hi = limits::max_runtime_threads();
+    usize_in(
+        s,
+        1,
+        hi,
+        &format!(
+            "threads per session ({} per core on {} cores)",
+            limits::MAX_RUNTIME_THREADS_PER_CORE,
+            limits::cores()
+        ),
+    )
+}
+
+fn batch_size(s: &str) -> Result<usize, String> {
+    usize_in(s, 1, limits::MAX_BATCH, "queries per batch")
+}
+
+fn count(s: &str) -> Result<usize, String> {
+    usize_in(s, 1, limits::MAX_COUNT, "items")
+}
+
+fn min_queries(s: &str) -> Result<u64, String> {
+    whole_in(s, 0, limits::MAX_MIN_QUERIES, "queries")
+}
+
+fn step_seconds(s: &str) -> Result<f64, String> {
+    seconds_in(s, false, limits::MAX_STEP_SECONDS, "a day")
+}
+
+fn warmup_seconds(s: &str) -> Result<f64, String> {
+    seconds_in(s, true, limits::MAX_STEP_SECONDS, "a day")
+}
+
+fn qps(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= limits::MAX_QPS => Ok(v),
+        Ok(v) if v.is_finite() && v > limits::MAX_QPS => Err(format!(
+            "{s} queries/s is more than the limit of {} queries/s",
+            limits::MAX_QPS
+        )),
+        _ => Err(format!(
+            "'{s}' is not a positive number of queries per second"
+        )),
     }
 }
 

@@ -2,6 +2,7 @@
 //! checked [`settings::Settings`], model profiles ([`profile`]) and the project's
 //! default paths ([`paths`]).
 pub mod cli;
+pub mod limits;
 pub mod paths;
 pub mod profile;
 pub mod settings;

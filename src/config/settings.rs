@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
 use crate::config::cli::CommonArgs;
+use crate::config::limits;
 use crate::config::profile::{self, Profile};
 use crate::measure::schedule::Distribution;
 
@@ -41,6 +42,15 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, SettingsError> {
+        // A FIFO or device would block the read or never end it.
+        if let Ok(m) = std::fs::metadata(path) {
+            if !m.is_file() {
+                return bad(format!(
+                    "scenario file {} is not a regular file; name a .toml file",
+                    path.display()
+                ));
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|e| {
             SettingsError(format!("cannot read scenario file {}: {e}", path.display()))
         })?;
@@ -119,7 +129,7 @@ pub struct Settings {
     pub profile_info: Option<&'static Profile>,
 }
 
-/// Parses `0.01,0.05` into seconds.
+/// Parses `0.01,0.05` into seconds and checks them ([`check_latencies`]).
 pub fn parse_latencies(s: &str) -> Result<Vec<f64>, SettingsError> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -132,10 +142,55 @@ pub fn parse_latencies(s: &str) -> Result<Vec<f64>, SettingsError> {
             }
         }
     }
-    if out.is_empty() {
-        return bad("--max-latency needs at least one latency in seconds (example: 0.01,0.05)");
-    }
+    check_latencies(&out, "--max-latency")?;
     Ok(out)
+}
+
+/// Targets must be non-empty, within [`limits::MIN_TARGET_SECONDS`] ..=
+/// [`limits::MAX_TARGET_SECONDS`], and distinct: two equal targets (`0.1,0.1`,
+/// `0.050,5e-2`) would be the same key of FINAL_RESULT, so they are refused rather than
+/// silently merged (the user probably meant another value).
+pub fn check_latencies(v: &[f64], source: &str) -> Result<(), SettingsError> {
+    let show = |t: f64| {
+        if (1e-4..1e6).contains(&t) {
+            format!("{t}")
+        } else {
+            format!("{t:e}")
+        }
+    };
+    if v.is_empty() {
+        return bad(format!(
+            "{source} needs at least one latency in seconds (example: 0.01,0.05)"
+        ));
+    }
+    for (i, &t) in v.iter().enumerate() {
+        if !(t.is_finite() && t > 0.0) {
+            return bad(format!(
+                "{source}: {} is not a positive number of seconds",
+                show(t)
+            ));
+        }
+        if t < limits::MIN_TARGET_SECONDS {
+            return bad(format!(
+                "{source}: {} s is below the smallest target of 1 µs (1e-6 s)",
+                show(t)
+            ));
+        }
+        if t > limits::MAX_TARGET_SECONDS {
+            return bad(format!(
+                "{source}: {} s is above the largest target of an hour ({} s)",
+                show(t),
+                limits::MAX_TARGET_SECONDS
+            ));
+        }
+        if v[..i].contains(&t) {
+            return bad(format!(
+                "{source} lists the target {} s twice; give each target once",
+                show(t)
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn parse_distributions(items: &[String]) -> Result<Vec<Distribution>, SettingsError> {
@@ -215,8 +270,8 @@ impl Settings {
                 .or(defaults.max_latency)
                 .unwrap_or_default(),
         };
-        if max_latency.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-            return bad("max_latency in the scenario file must hold positive seconds");
+        if o.max_latency.is_none() {
+            check_latencies(&max_latency, "max_latency in the scenario file")?;
         }
         let distributions = match &o.distributions {
             Some(s) => parse_distributions(&s.split(',').map(String::from).collect::<Vec<_>>())?,
@@ -231,25 +286,52 @@ impl Settings {
             flag.or(file).or(def).unwrap_or(0.0)
         };
         let time = pick(o.time, sc.time, defaults.time);
-        if !(time.is_finite() && time > 0.0) {
-            return bad("time must be a positive number of seconds");
+        if !(time.is_finite() && time > 0.0 && time <= limits::MAX_STEP_SECONDS) {
+            return bad(format!(
+                "time {time} must be a positive number of seconds, at most a day ({} s)",
+                limits::MAX_STEP_SECONDS
+            ));
         }
         let warmup = pick(c.warmup, sc.warmup, defaults.warmup);
-        if !(warmup.is_finite() && warmup >= 0.0) {
-            return bad("warmup must be zero or more seconds");
+        if !((0.0..=limits::MAX_STEP_SECONDS).contains(&warmup)) {
+            return bad(format!(
+                "warmup {warmup} must be zero or more seconds, at most a day ({} s)",
+                limits::MAX_STEP_SECONDS
+            ));
         }
-        let threads = c
-            .threads
-            .or(sc.threads)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads = c.threads.or(sc.threads).unwrap_or_else(limits::cores);
         let batch_size = c
             .batch_size
             .or(sc.batch_size)
             .or(defaults.batch_size)
             .unwrap_or(1);
         let count = c.count.or(sc.count).or(defaults.count).unwrap_or(500);
-        if threads == 0 || batch_size == 0 || count == 0 {
-            return bad("threads, batch_size and count must be at least 1");
+        let min_queries = o
+            .min_queries
+            .or(sc.min_queries)
+            .or(defaults.min_queries)
+            .unwrap_or(0);
+        within("threads", threads as u64, 1, limits::max_threads() as u64)?;
+        within("batch_size", batch_size as u64, 1, limits::MAX_BATCH as u64)?;
+        within("count", count as u64, 1, limits::MAX_COUNT as u64)?;
+        within("min_queries", min_queries, 0, limits::MAX_MIN_QUERIES)?;
+        for (name, v) in [
+            ("intra-threads", c.intra_threads),
+            ("inter-threads", c.inter_threads),
+        ] {
+            if let Some(v) = v {
+                within(name, v as u64, 1, limits::max_runtime_threads() as u64)?;
+            }
+        }
+        if let (Some(name), Some(p)) = (&c.profile, profile_info) {
+            if p.backend != backend {
+                return bad(format!(
+                    "--profile {name} is for the {} backend but --backend is {}: drop one of them or pick a matching profile ({})",
+                    p.backend.name(),
+                    backend.name(),
+                    profile::names()
+                ));
+            }
         }
         if backend == BackendKind::Sim {
             if let Some(spec) = &c.sim_service_time {
@@ -257,6 +339,25 @@ impl Settings {
             }
         } else if c.sim_service_time.is_some() {
             return bad("--sim-service-time only applies to --backend sim");
+        }
+        if let Some(m) = &model {
+            // Reading a model from a FIFO or device would block or never end.
+            if let Ok(md) = std::fs::metadata(m) {
+                if !md.is_file() && !md.is_dir() {
+                    return bad(format!(
+                        "--model {} is not a regular file; name the model file",
+                        m.display()
+                    ));
+                }
+            }
+        }
+        if let Some(l) = &c.dataset_list {
+            if l.is_dir() {
+                return bad(format!(
+                    "--dataset-list {} is a folder; it must name the image list file (a val_map.txt of `<relative path> <label>` lines)",
+                    l.display()
+                ));
+            }
         }
         if let Some(p) = &c.dataset_path {
             if !p.is_dir() {
@@ -307,11 +408,7 @@ impl Settings {
             time,
             max_latency,
             distributions,
-            min_queries: o
-                .min_queries
-                .or(sc.min_queries)
-                .or(defaults.min_queries)
-                .unwrap_or(0),
+            min_queries,
             accuracy: !o.no_accuracy && sc.accuracy.or(defaults.accuracy).unwrap_or(true),
             quiet: c.quiet,
             profile_info,
@@ -334,10 +431,16 @@ impl Settings {
     }
 
     pub fn targets(&self) -> impl Iterator<Item = (f64, Duration)> + '_ {
-        self.max_latency
-            .iter()
-            .map(|&t| (t, Duration::from_secs_f64(t)))
+        self.max_latency.iter().map(|&t| (t, limits::duration(t)))
     }
+}
+
+/// `value` within `lo..=hi`, else a sentence naming the setting and its limits.
+fn within(name: &str, value: u64, lo: u64, hi: u64) -> Result<(), SettingsError> {
+    if value < lo || value > hi {
+        return bad(format!("{name} {value} is out of range: use {lo} to {hi}"));
+    }
+    Ok(())
 }
 
 /// `models/<file>` of the project (or of the working directory).
@@ -401,6 +504,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown distribution 'poisson'"), "{e}");
+    }
+
+    /// The schema's pattern for a target key: `^[0-9]+(\.[0-9]+)?(e-[0-9]+)?$`.
+    fn is_target_key(k: &str) -> bool {
+        let (num, exp) = match k.split_once("e-") {
+            Some((n, e)) => (n, Some(e)),
+            None => (k, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let num_ok = match num.split_once('.') {
+            Some((a, b)) => digits(a) && digits(b),
+            None => digits(num),
+        };
+        num_ok && exp.is_none_or(digits)
+    }
+
+    #[test]
+    fn every_accepted_target_is_a_valid_results_key() {
+        for t in [
+            1e-6,
+            1.5e-6,
+            9.99e-5,
+            1e-4,
+            0.01,
+            0.05,
+            0.123456789,
+            1.0,
+            999.5,
+            3600.0,
+        ] {
+            check_latencies(&[t], "t").unwrap();
+            let k = crate::output::lines::py_float(t);
+            assert!(is_target_key(&k), "{t} -> {k}");
+        }
+        for t in [9e-7, 3600.001, 1e17, f64::INFINITY, f64::NAN, 0.0, -1.0] {
+            let e = check_latencies(&[t], "t").unwrap_err().to_string();
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let e = check_latencies(&[0.05, 0.1, 5e-2], "--max-latency")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0.05 s twice"), "{e}");
+        assert!(check_latencies(&[], "x").is_err());
     }
 
     #[test]

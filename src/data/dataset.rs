@@ -43,8 +43,25 @@ pub enum DatasetError {
     )]
     ListMissing { path: PathBuf },
 
-    #[error("cannot read image list {}: {source}", path.display())]
-    ListRead { path: PathBuf, source: io::Error },
+    #[error("cannot read image list {}: {reason}", path.display())]
+    ListRead { path: PathBuf, reason: String },
+
+    #[error(
+        "image list {} is not UTF-8 text (line {line_no}); save it as UTF-8 with `<relative path> <integer label>` lines",
+        path.display()
+    )]
+    ListNotUtf8 { path: PathBuf, line_no: usize },
+
+    #[error(
+        "line {line_no} of {} has label {label}, outside the model's classes: labels must be {range}",
+        path.display()
+    )]
+    LabelOutOfRange {
+        path: PathBuf,
+        line_no: usize,
+        label: i64,
+        range: String,
+    },
 
     #[error(
         "line {line_no} of {} reads {line:?} but every line must be `<relative path> <integer label>`",
@@ -79,10 +96,10 @@ pub enum DatasetError {
     TooLarge { count: usize, item_len: usize },
 
     #[error(
-        "cannot create the cache folder {}: {source}; choose a writable place or run without --cache",
+        "cannot create the cache folder {}: {reason}; choose a writable place or run without --cache",
         path.display()
     )]
-    CacheDir { path: PathBuf, source: io::Error },
+    CacheDir { path: PathBuf, reason: String },
 
     #[error("cannot start {threads} preprocessing threads ({reason}); use fewer --threads")]
     ThreadPool { threads: usize, reason: String },
@@ -101,6 +118,8 @@ pub struct ListEntry {
     /// Path relative to the dataset root, as written in the list.
     pub name: String,
     pub label: i64,
+    /// 1-based line number in the list, for messages.
+    pub line: usize,
 }
 
 /// An image that was listed but left out, and why.
@@ -130,6 +149,7 @@ pub fn parse_list(path: &Path, text: &str) -> Result<Vec<ListEntry>, DatasetErro
         out.push(ListEntry {
             name: name.to_string(),
             label,
+            line: i + 1,
         });
     }
     Ok(out)
@@ -137,21 +157,59 @@ pub fn parse_list(path: &Path, text: &str) -> Result<Vec<ListEntry>, DatasetErro
 
 /// Reads and parses an image list file ([`parse_list`]).
 pub fn read_list(path: &Path) -> Result<Vec<ListEntry>, DatasetError> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
+    let read_err = |reason: String| DatasetError::ListRead {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(DatasetError::ListMissing {
                 path: path.to_path_buf(),
             })
         }
-        Err(source) => {
-            return Err(DatasetError::ListRead {
-                path: path.to_path_buf(),
-                source,
-            })
+        Ok(m) if m.is_dir() => {
+            return Err(read_err(
+                "it is a folder; name the list file itself (val_map.txt)".into(),
+            ))
         }
-    };
+        // A FIFO or device would block or never end.
+        Ok(m) if !m.is_file() => return Err(read_err("it is not a regular file".into())),
+        _ => {}
+    }
+    let bytes = fs::read(path).map_err(|e| read_err(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line_no = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+        DatasetError::ListNotUtf8 {
+            path: path.to_path_buf(),
+            line_no,
+        }
+    })?;
     parse_list(path, &text)
+}
+
+/// Labels of the used lines must lie in `0..limit` (bad input otherwise: a label the
+/// model cannot produce would silently count as a miss).
+fn check_labels(
+    path: &Path,
+    entries: &[ListEntry],
+    limit: Option<i64>,
+) -> Result<(), DatasetError> {
+    for e in entries {
+        let ok = e.label >= 0 && limit.is_none_or(|l| e.label < l);
+        if !ok {
+            return Err(DatasetError::LabelOutOfRange {
+                path: path.to_path_buf(),
+                line_no: e.line,
+                label: e.label,
+                range: match limit {
+                    Some(l) => format!("0 to {} for this model", l - 1),
+                    None => "0 or more".into(),
+                },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What [`Dataset::load`] reads and how it prepares it.
@@ -173,6 +231,9 @@ pub struct DatasetOptions {
     pub quiet: bool,
     /// Preprocessing threads; `None`: all cores.
     pub threads: Option<usize>,
+    /// Labels must be below this (the model's classes minus the label offset); `None`:
+    /// the model does not say. Negative labels are always refused.
+    pub label_limit: Option<i64>,
 }
 
 impl DatasetOptions {
@@ -194,6 +255,7 @@ impl DatasetOptions {
             cache_dir: None,
             quiet: false,
             threads: None,
+            label_limit: None,
         }
     }
 
@@ -252,6 +314,7 @@ impl Dataset {
         if let Some(n) = opts.count {
             entries.truncate(n);
         }
+        check_labels(&list_path, &entries, opts.label_limit)?;
         let (h, w) = opts.image_hw;
         if h == 0 || w == 0 {
             return Err(DatasetError::BadImageSize { h, w });
@@ -266,9 +329,18 @@ impl Dataset {
 
         let cache = match &opts.cache_dir {
             Some(dir) => {
-                fs::create_dir_all(dir).map_err(|source| DatasetError::CacheDir {
+                match fs::metadata(dir) {
+                    Ok(m) if !m.is_dir() => {
+                        return Err(DatasetError::CacheDir {
+                            path: dir.clone(),
+                            reason: "it exists and is not a folder".into(),
+                        })
+                    }
+                    _ => {}
+                }
+                fs::create_dir_all(dir).map_err(|e| DatasetError::CacheDir {
                     path: dir.clone(),
-                    source,
+                    reason: e.to_string(),
                 })?;
                 Some(Cache {
                     dir: dir.clone(),
@@ -612,6 +684,9 @@ impl Worker {
             .and_then(|mut f| f.read_to_end(&mut self.buf))
             .map_err(|e| format!("cannot read it ({e})"))?;
         let bytes = &self.buf;
+        if let Some(why) = preprocess::truncation(bytes) {
+            return Err(format!("cannot decode it ({why})"));
+        }
         let pp = &mut self.pp;
         // A decoder bug on a hostile file must not take the whole load down.
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -684,6 +759,10 @@ fn cache_key(entry: &ListEntry, meta: &fs::Metadata, ctx: &LoadCtx<'_>) -> Strin
 /// Fills `out` from a cache file if it is complete and made for `key`.
 fn read_cache(file: &Path, key: &str, out: &mut [f32], buf: &mut Vec<u8>) -> bool {
     buf.clear();
+    // Only a regular file: opening a FIFO planted there would block.
+    if !fs::metadata(file).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let Ok(mut f) = fs::File::open(file) else {
         return false;
     };
@@ -715,6 +794,10 @@ fn write_cache(file: &Path, key: &str, item: &[f32], buf: &mut Vec<u8>) -> io::R
     buf.extend_from_slice(&(item.len() as u64).to_le_bytes());
     for v in item {
         buf.extend_from_slice(&v.to_le_bytes());
+    }
+    // Never rename over something that is not a regular file (a FIFO planted there).
+    if fs::symlink_metadata(file).is_ok_and(|m| !m.is_file()) {
+        return Err(io::Error::other("a non-regular file is in the way"));
     }
     let tmp = file.with_extension(format!(
         "tmp.{}.{}",
@@ -898,14 +981,43 @@ mod tests {
             vec![
                 ListEntry {
                     name: "dir/a b.JPEG".into(),
-                    label: 12
+                    label: 12,
+                    line: 1
                 },
                 ListEntry {
                     name: "c.png".into(),
-                    label: -1
+                    label: -1,
+                    line: 2
                 }
             ]
         );
+    }
+
+    #[test]
+    fn labels_outside_the_classes_name_the_line() {
+        let p = Path::new("/d/val_map.txt");
+        let entries = parse_list(p, "a 0\nb 999\nc 1000\n").unwrap();
+        check_labels(p, &entries[..2], Some(1000)).unwrap();
+        let e = check_labels(p, &entries, Some(1000))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3 of /d/val_map.txt has label 1000"), "{e}");
+        assert!(e.contains("0 to 999"), "{e}");
+        let entries = parse_list(p, "a 5\nb -1\n").unwrap();
+        let e = check_labels(p, &entries, None).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("label -1"), "{e}");
+    }
+
+    #[test]
+    fn a_list_that_is_not_utf8_or_a_folder_gets_one_sentence() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("val_map.txt");
+        fs::write(&p, b"a.JPEG 1\nb\xff.JPEG 2\n").unwrap();
+        let e = read_list(&p).unwrap_err().to_string();
+        assert!(e.contains("is not UTF-8 text (line 2)"), "{e}");
+        let e = read_list(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("it is a folder"), "{e}");
+        assert!(!e.contains("os error"), "{e}");
     }
 
     #[test]

@@ -190,6 +190,27 @@ pub fn decode_rgb8(bytes: &[u8]) -> image::ImageResult<RgbImage> {
     Ok(to_rgb8(img))
 }
 
+/// Why an encoded image is cut short, if it is: a JPEG without an end-of-image marker
+/// (FF D9) after its last start-of-scan (FF DA), or a PNG without its IEND chunk. The
+/// decoders fill a cut JPEG with grey and say nothing, so this is checked first.
+pub fn truncation(bytes: &[u8]) -> Option<&'static str> {
+    let find_last = |pat: &[u8]| bytes.windows(pat.len()).rposition(|w| w == pat);
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let sos = find_last(&[0xFF, 0xDA]);
+        let eoi = find_last(&[0xFF, 0xD9]);
+        return match (sos, eoi) {
+            (Some(s), Some(e)) if e > s => None,
+            _ => Some(
+                "the JPEG is truncated or damaged (no end-of-image marker after its image data)",
+            ),
+        };
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && find_last(b"IEND").is_none() {
+        return Some("the PNG is truncated or damaged (no IEND chunk)");
+    }
+    None
+}
+
 /// One entry of OpenCV's `DecimateAlpha` table: destination index, source index, weight.
 #[derive(Clone, Copy, Debug)]
 struct Decimate {
@@ -675,6 +696,26 @@ pub fn preprocess(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cut_image_is_found_truncated() {
+        let img = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 7]));
+        let mut jpeg = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+        assert_eq!(truncation(&jpeg), None);
+        assert!(truncation(&jpeg[..jpeg.len() / 2])
+            .unwrap()
+            .contains("JPEG is truncated"));
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert_eq!(truncation(&png), None);
+        assert!(truncation(&png[..png.len() - 12]).is_some());
+    }
+
     use super::*;
 
     fn rgb(h: usize, w: usize, f: impl Fn(usize, usize, usize) -> u8) -> RgbImage {

@@ -91,7 +91,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     if !secs.is_finite() || secs < 0.0 {
         return None;
     }
-    Some(Duration::from_secs_f64(secs))
+    // Too large for a Duration (`1e20s`) is not a duration either, never a panic.
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 #[cfg(test)]

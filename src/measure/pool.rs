@@ -475,7 +475,8 @@ impl WorkerCtx {
     fn accuracy(&mut self, job: &AccuracyJob) {
         let bs = self.batch_size;
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            // A signal ends the pass after the batches in flight (SPEC §9).
+            if self.stop.load(Ordering::Relaxed) || crate::signals::interrupted() {
                 return;
             }
             let first = job.cursor.fetch_add(bs, Ordering::Relaxed);

@@ -1,33 +1,146 @@
-//! Writing output files: checked before measuring, written atomically.
+//! Writing output files: checked before measuring, written atomically, and only ever
+//! as regular files. An existing path that is a device, FIFO, socket or folder is
+//! refused (never replaced: run as root, a rename over `/dev/null` would replace the
+//! device); a symlink is followed and its target written, the link itself is kept.
 
+use std::fs;
 use std::io::Write;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 /// Could not write an output file (exit code 2: the user chose the path).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {reason} (choose another --output)")]
+#[error("cannot write {path}: {reason} ({fix})")]
 pub struct WriteError {
     pub path: PathBuf,
     pub reason: String,
+    /// What to do about it, e.g. "choose another --output".
+    pub fix: &'static str,
 }
 
-/// Checks before any measuring that `path` can be written: creates its folder and a
-/// scratch file beside it.
-pub fn check_writable(path: &Path) -> Result<(), WriteError> {
+/// The fix suggested for `--output`.
+pub const OUTPUT_FIX: &str = "choose another --output";
+
+/// What kind of thing a non-regular file is, in words.
+fn kind_of(ft: fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "it is a folder"
+    } else if ft.is_fifo() {
+        "it is a FIFO (named pipe), not a regular file"
+    } else if ft.is_socket() {
+        "it is a socket, not a regular file"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "it is a device, not a regular file"
+    } else {
+        "it is not a regular file"
+    }
+}
+
+/// Follows `path` through symlinks (at most 40, like the kernel) to the name a rename
+/// must replace. A dangling link gives its (absent) target, which is then created.
+pub fn resolve_links(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => match fs::read_link(&p) {
+                Ok(target) if target.is_absolute() => p = target,
+                Ok(target) => p = parent_dir(&p).join(target),
+                Err(_) => return p,
+            },
+            _ => return p,
+        }
+    }
+    p
+}
+
+/// Checks that the folder `dir` exists or can be made: the nearest existing ancestor
+/// must be a folder (else "Not a directory"/"File exists" would be the only words).
+fn make_folder(dir: &Path) -> Result<(), String> {
+    for a in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match fs::metadata(a) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(format!(
+                    "{} is a file, not a folder, so nothing can be written under it",
+                    a.display()
+                ))
+            }
+            Err(_) => continue,
+        }
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create its folder ({e})"))
+}
+
+/// Checks before any measuring that the output file `path` can be written as a regular
+/// file: it is absent or a regular file (through symlinks), its folder exists or is
+/// made, and a scratch file can be created there. Returns the path a write will replace.
+pub fn check_file(path: &Path, fix: &'static str) -> Result<PathBuf, WriteError> {
     let err = |reason: String| WriteError {
         path: path.to_path_buf(),
         reason,
+        fix,
     };
-    if path.is_dir() {
-        return Err(err("it is a folder".into()));
+    if path.as_os_str().is_empty() {
+        return Err(err("the path is empty".into()));
     }
-    let dir = parent_dir(path);
-    std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+    // `metadata` follows links the way the kernel does, `/proc/self/fd/1` included.
+    if let Ok(m) = fs::metadata(path) {
+        if !m.is_file() {
+            return Err(err(kind_of(m.file_type()).into()));
+        }
+    }
+    let real = resolve_links(path);
+    if let Ok(m) = fs::symlink_metadata(&real) {
+        if !m.is_file() {
+            return Err(err(kind_of(m.file_type()).into()));
+        }
+    }
+    let dir = parent_dir(&real);
+    make_folder(&dir).map_err(err)?;
     let probe = dir.join(format!(".loadgen-write-test.{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| err(e.to_string()))?;
-    let _ = std::fs::remove_file(&probe);
+    fs::write(&probe, b"").map_err(|e| err(e.to_string()))?;
+    let _ = fs::remove_file(&probe);
+    Ok(real)
+}
+
+/// [`check_file`] for `--output`.
+pub fn check_writable(path: &Path) -> Result<(), WriteError> {
+    check_file(path, OUTPUT_FIX).map(|_| ())
+}
+
+/// Checks before any work that `dir` is (or can be made) a writable folder and that
+/// each of `files` in it is absent or a regular file.
+pub fn check_folder(dir: &Path, files: &[&str], fix: &'static str) -> Result<(), WriteError> {
+    let err = |path: &Path, reason: String| WriteError {
+        path: path.to_path_buf(),
+        reason,
+        fix,
+    };
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            let kind = if m.is_file() {
+                "it is a file, not a folder"
+            } else {
+                kind_of(m.file_type())
+            };
+            return Err(err(dir, kind.into()));
+        }
+        _ => {}
+    }
+    make_folder(dir).map_err(|r| err(dir, r))?;
+    for f in files {
+        let p = dir.join(f);
+        if let Ok(m) = fs::metadata(&p) {
+            if !m.is_file() {
+                return Err(err(&p, kind_of(m.file_type()).into()));
+            }
+        }
+    }
+    let probe = dir.join(format!(".loadgen-write-test.{}", std::process::id()));
+    fs::write(&probe, b"").map_err(|e| err(dir, e.to_string()))?;
+    let _ = fs::remove_file(&probe);
     Ok(())
 }
 
@@ -39,29 +152,41 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 /// Writes pretty JSON atomically: a temp file in the same folder, fsync, rename. A
-/// crash leaves either the old file or the new one, never half of one.
+/// crash (or a second signal) leaves either the old file or the new one, never half of
+/// one. The rename goes onto the symlink's target, and only onto a regular file.
 pub fn write_json_atomic(path: &Path, value: &Value) -> Result<(), WriteError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| WriteError {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+        fix: OUTPUT_FIX,
+    })?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes(), OUTPUT_FIX)
+}
+
+/// Writes `bytes` to `path` atomically (see [`write_json_atomic`]).
+pub fn write_atomic(path: &Path, bytes: &[u8], fix: &'static str) -> Result<(), WriteError> {
+    let _writing = crate::signals::writing();
+    let real = check_file(path, fix)?;
     let err = |reason: String| WriteError {
         path: path.to_path_buf(),
         reason,
+        fix,
     };
-    let dir = parent_dir(path);
-    std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-    let name = path.file_name().map_or_else(
+    let dir = parent_dir(&real);
+    let name = real.file_name().map_or_else(
         || "results.json".into(),
         |n| n.to_string_lossy().into_owned(),
     );
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| err(e.to_string()))?;
-    text.push('\n');
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        fs::rename(&tmp, &real)
     };
     write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs::remove_file(&tmp);
         err(e.to_string())
     })
 }

@@ -1,0 +1,1047 @@
+//! Hostile input, special files and signals (issue 9, SPEC §9): the built `loadgen`
+//! binary against a table of cases. Each case runs in its own temporary folder holding
+//! a FIFO, a device node (when we may make one), a socket, a folder, regular files and
+//! symlinks, and asserts the exit code, a one-line stderr, and the state of every file
+//! afterwards (special files stay special, results.json is valid against the schema).
+//! Signals are sent to real child processes. Nothing here depends on timing beyond
+//! generous time-outs that only catch hangs.
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A run that takes longer than this hangs.
+const HANG: Duration = Duration::from_secs(40);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn loadgen() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+}
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Waits for `child`, killing it (and failing) when it hangs.
+fn wait(mut child: Child, what: &str) -> Ran {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > HANG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {HANG:?} (a hang)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ran {
+        code: status.code(),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+fn schema_check(doc: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "schema: {}", errors.join("\n"));
+}
+
+fn read_results(p: &Path) -> Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let doc: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {text}", p.display()));
+    schema_check(&doc);
+    doc
+}
+
+// ------------------------------------------------------------------ the fixture folder
+
+fn mkfifo(p: &Path) {
+    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path in our own temporary folder.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// A character device equal to /dev/null (1, 3) inside our folder; false when this user
+/// may not make device nodes (then the device cases check a FIFO only).
+fn mknod_null(p: &Path) -> bool {
+    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path in our own temporary folder.
+    unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) == 0 }
+}
+
+/// The fixture: special files, regular files, links, a tiny dataset folder, scenarios.
+fn fixture(d: &Path) -> bool {
+    mkfifo(&d.join("fifo"));
+    let has_dev = mknod_null(&d.join("dev"));
+    let _ = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
+    std::fs::create_dir(d.join("dir")).unwrap();
+    std::fs::write(d.join("file"), "x").unwrap();
+    std::fs::write(d.join("target.json"), "old").unwrap();
+    std::os::unix::fs::symlink(d.join("fifo"), d.join("link_to_fifo")).unwrap();
+    std::os::unix::fs::symlink("target.json", d.join("link_to_file")).unwrap();
+    std::os::unix::fs::symlink("made.json", d.join("dangling")).unwrap();
+    std::fs::create_dir(d.join("dump_fifo")).unwrap();
+    mkfifo(&d.join("dump_fifo/inputs.npy"));
+    let scen = |name: &str, body: &str| std::fs::write(d.join(name), body).unwrap();
+    scen("s_time.toml", "time = 1e20\n");
+    scen("s_empty.toml", "max_latency = []\n");
+    scen("s_dup.toml", "max_latency = [0.1, 0.1]\n");
+    scen("s_huge.toml", "max_latency = [1e17]\n");
+    scen("s_threads.toml", "threads = 100000\n");
+    scen("s_minq.toml", "min_queries = 100000000000\n");
+    scen("s_count.toml", "count = 0\n");
+    scen("s_warmup.toml", "warmup = -1\n");
+    scen("s_batch.toml", "batch_size = 100000\n");
+    scen("s_key.toml", "tme = 3\n");
+    scen("s_nan.toml", "time = nan\n");
+    std::fs::write(d.join("not_a_lib.so"), "not a library").unwrap();
+    has_dev
+}
+
+// ------------------------------------------------------------------ the table
+
+/// What a file must be after the case.
+#[derive(Clone, Copy, Debug)]
+enum After {
+    Fifo,
+    CharDev,
+    Socket,
+    Dir,
+    /// A regular file with exactly this text.
+    Text(&'static str),
+    /// A symlink (not replaced by a file).
+    Link,
+    /// Absent.
+    Absent,
+}
+
+struct Case {
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    code: i32,
+    /// stderr (one line) contains this.
+    says: &'static str,
+    after: &'static [(&'static str, After)],
+}
+
+const fn c(args: &'static [&'static str], says: &'static str) -> Case {
+    Case {
+        args,
+        env: &[],
+        code: 2,
+        says,
+        after: &[],
+    }
+}
+
+const fn cf(
+    args: &'static [&'static str],
+    says: &'static str,
+    after: &'static [(&'static str, After)],
+) -> Case {
+    Case {
+        args,
+        env: &[],
+        code: 2,
+        says,
+        after,
+    }
+}
+
+const fn ce(
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    says: &'static str,
+) -> Case {
+    Case {
+        args,
+        env,
+        code: 2,
+        says,
+        after: &[],
+    }
+}
+
+/// Every special file of the fixture, as it must stay.
+const SPECIAL: &[(&str, After)] = &[
+    ("fifo", After::Fifo),
+    ("dev", After::CharDev),
+    ("sock", After::Socket),
+    ("dir", After::Dir),
+    ("file", After::Text("x")),
+    ("target.json", After::Text("old")),
+    ("link_to_fifo", After::Link),
+];
+
+const SIM: &str = "--backend=sim";
+
+/// `{d}` in an argument or value is the case's folder.
+const CASES: &[Case] = &[
+    // Numbers out of range: flags.
+    c(&["run", SIM, "--time", "1e20"], "limit of 86400 s"),
+    c(&["run", SIM, "--time", "86401"], "limit of 86400 s"),
+    c(&["run", SIM, "--time", "0"], "positive"),
+    c(&["run", SIM, "--time=-1"], "positive"),
+    c(&["run", SIM, "--time", "nan"], "not a number of seconds"),
+    c(&["run", SIM, "--time", "inf"], "not a number of seconds"),
+    c(&["run", SIM, "--warmup", "1e20"], "limit of 86400 s"),
+    c(&["run", SIM, "--warmup=-1"], "not a number of seconds"),
+    c(
+        &["run", SIM, "--max-latency", "1e20"],
+        "largest target of an hour",
+    ),
+    c(
+        &["run", SIM, "--max-latency", "1e18"],
+        "largest target of an hour",
+    ),
+    c(
+        &["run", SIM, "--max-latency", "1e17"],
+        "largest target of an hour",
+    ),
+    c(
+        &["run", SIM, "--max-latency", "3601"],
+        "largest target of an hour",
+    ),
+    c(&["run", SIM, "--max-latency", "1e-9"], "smallest target"),
+    c(&["run", SIM, "--max-latency", "0.1,0.1"], "twice"),
+    c(&["run", SIM, "--max-latency", "0.050,5e-2"], "twice"),
+    c(&["run", SIM, "--max-latency", ""], "at least one latency"),
+    c(&["run", SIM, "--max-latency", ",,"], "at least one latency"),
+    c(&["run", SIM, "--max-latency", "0"], "not a latency"),
+    c(&["run", SIM, "--max-latency", "nan"], "not a latency"),
+    c(&["run", SIM, "--threads", "0"], "must be at least 1"),
+    c(&["run", SIM, "--threads", "100000"], "workers (64 per core"),
+    c(&["run", SIM, "--threads", "1025"], "workers (64 per core"),
+    c(&["run", SIM, "--threads", "1e3"], "not a whole number"),
+    c(&["run", SIM, "--threads=-3"], "not a whole number"),
+    c(
+        &["throughput", SIM, "--intra-threads", "100000"],
+        "threads per session",
+    ),
+    c(
+        &["throughput", SIM, "--inter-threads", "100000"],
+        "threads per session",
+    ),
+    c(&["run", SIM, "--intra-threads", "0"], "must be at least 1"),
+    c(
+        &["run", SIM, "--min-queries", "100000000000"],
+        "limit of 10000000",
+    ),
+    c(&["run", SIM, "--min-queries=-1"], "not a whole number"),
+    c(&["run", SIM, "--count", "0"], "must be at least 1"),
+    c(
+        &["run", SIM, "--count", "100000000"],
+        "limit of 10000000 items",
+    ),
+    c(&["run", SIM, "--batch_size", "0"], "must be at least 1"),
+    c(&["run", SIM, "--batch-size", "100000"], "queries per batch"),
+    c(
+        &["fixed", SIM, "--qps", "1e12"],
+        "limit of 10000000 queries/s",
+    ),
+    c(&["fixed", SIM, "--qps", "0"], "positive number of queries"),
+    c(
+        &["fixed", SIM, "--qps", "nan"],
+        "positive number of queries",
+    ),
+    c(
+        &["fixed", SIM, "--qps", "10", "--time", "1e20"],
+        "limit of 86400 s",
+    ),
+    c(
+        &["fixed", SIM, "--qps", "10", "--max-latency", "1e20"],
+        "an hour",
+    ),
+    c(
+        &["fixed", SIM, "--qps", "10", "--distribution", "poisson"],
+        "unknown distribution",
+    ),
+    c(&["throughput", SIM, "--time", "1e20"], "limit of 86400 s"),
+    c(
+        &["run", SIM, "--sim-service-time", "fixed:1e20s"],
+        "not a duration",
+    ),
+    c(
+        &["run", SIM, "--sim-service-time", "exp:3601s"],
+        "limit of an hour",
+    ),
+    c(
+        &["run", SIM, "--sim-service-time", "uniform:1ms:4000s"],
+        "limit of an hour",
+    ),
+    c(
+        &["run", SIM, "--sim-service-time", "lognormal:5ms:100"],
+        "sigma",
+    ),
+    c(
+        &["run", SIM, "--sim-service-time", "uniform:8ms:2ms"],
+        "lower bound",
+    ),
+    c(
+        &["run", "--backend=null", "--sim-service-time", "fixed:1ms"],
+        "only applies",
+    ),
+    c(&["run", SIM, "--seed=-1"], "--seed"),
+    c(&["run", SIM, "--seed", "18446744073709551616"], "--seed"),
+    c(&["run", SIM, "--cache", "2"], "not 0 or 1"),
+    c(&["run", SIM, "--tme", "3"], "unexpected argument '--tme'"),
+    c(&["run"], "say which backend"),
+    // Numbers out of range: scenario files.
+    c(
+        &["run", SIM, "--scenario", "{d}/s_time.toml"],
+        "at most a day",
+    ),
+    c(
+        &["run", SIM, "--scenario", "{d}/s_nan.toml"],
+        "at most a day",
+    ),
+    c(
+        &["run", SIM, "--scenario", "{d}/s_empty.toml"],
+        "at least one latency",
+    ),
+    c(&["run", SIM, "--scenario", "{d}/s_dup.toml"], "twice"),
+    c(&["run", SIM, "--scenario", "{d}/s_huge.toml"], "an hour"),
+    c(
+        &["run", SIM, "--scenario", "{d}/s_threads.toml"],
+        "threads 100000 is out of range",
+    ),
+    c(
+        &["run", SIM, "--scenario", "{d}/s_minq.toml"],
+        "min_queries",
+    ),
+    c(
+        &["run", SIM, "--scenario", "{d}/s_count.toml"],
+        "count 0 is out of range",
+    ),
+    c(&["run", SIM, "--scenario", "{d}/s_warmup.toml"], "warmup"),
+    c(
+        &["run", SIM, "--scenario", "{d}/s_batch.toml"],
+        "batch_size 100000",
+    ),
+    c(&["run", SIM, "--scenario", "{d}/s_key.toml"], "tme"),
+    cf(
+        &["run", SIM, "--scenario", "{d}/fifo"],
+        "not a regular file",
+        SPECIAL,
+    ),
+    c(&["run", SIM, "--scenario", "{d}/dir"], "not a regular file"),
+    c(
+        &["run", SIM, "--scenario", "{d}/nope.toml"],
+        "cannot read scenario file",
+    ),
+    // Names and conflicts.
+    c(
+        &[
+            "run",
+            "--profile",
+            "resnet50-tf",
+            "--backend",
+            "onnxruntime",
+        ],
+        "is for the tensorflow backend",
+    ),
+    c(
+        &[
+            "run",
+            "--profile",
+            "resnet50-onnxruntime",
+            "--backend",
+            "tf",
+        ],
+        "is for the onnxruntime backend",
+    ),
+    c(&["run", "--profile", "nope"], "unknown profile 'nope'"),
+    c(&["run", "--backend", "mxnet"], "unknown backend 'mxnet'"),
+    c(&["run", SIM, "--device", "tpu"], "unknown device"),
+    c(
+        &["run", SIM, "--data-format", "NCWH"],
+        "unknown --data-format",
+    ),
+    c(
+        &["run", SIM, "--distributions", "poisson"],
+        "unknown distribution",
+    ),
+    c(
+        &["run", SIM, "--distributions", ","],
+        "needs linear, exponential",
+    ),
+    c(&["run", SIM, "--dataset-list", "{d}/dir"], "is a folder"),
+    c(
+        &["run", SIM, "--dataset-path", "{d}/file"],
+        "is not a folder",
+    ),
+    c(
+        &["run", SIM, "--dataset-path", "{d}/nope"],
+        "is not a folder",
+    ),
+    cf(
+        &["run", "--backend", "onnxruntime", "--model", "{d}/fifo"],
+        "not a regular file",
+        SPECIAL,
+    ),
+    // Output files that are not regular files: refused, left as they were.
+    cf(&["run", SIM, "--output", "{d}/fifo"], "FIFO", SPECIAL),
+    cf(&["run", SIM, "--output", "{d}/dev"], "device", SPECIAL),
+    cf(&["run", SIM, "--output", "{d}/sock"], "socket", SPECIAL),
+    cf(&["run", SIM, "--output", "{d}/dir"], "folder", SPECIAL),
+    cf(
+        &["run", SIM, "--output", "{d}/link_to_fifo"],
+        "FIFO",
+        SPECIAL,
+    ),
+    cf(
+        &["run", SIM, "--output", "{d}/file/results.json"],
+        "is a file, not a folder",
+        SPECIAL,
+    ),
+    cf(
+        &["run", SIM, "--output", "{d}/file/a/b/results.json"],
+        "is a file, not a folder",
+        SPECIAL,
+    ),
+    c(&["run", SIM, "--output", ""], "--output"),
+    c(
+        &["run", SIM, "--output", "/proc/self/fd/1"],
+        "not a regular file",
+    ),
+    // --dump: checked before the pass (and before loading any runtime).
+    cf(
+        &[
+            "accuracy",
+            "--backend",
+            "onnxruntime",
+            "--dataset-path",
+            "{d}/dir",
+            "--dump",
+            "{d}/fifo",
+        ],
+        "FIFO",
+        SPECIAL,
+    ),
+    cf(
+        &[
+            "accuracy",
+            "--backend",
+            "onnxruntime",
+            "--dataset-path",
+            "{d}/dir",
+            "--dump",
+            "{d}/file",
+        ],
+        "it is a file, not a folder",
+        SPECIAL,
+    ),
+    cf(
+        &[
+            "accuracy",
+            "--backend",
+            "onnxruntime",
+            "--dataset-path",
+            "{d}/dir",
+            "--dump",
+            "{d}/file/sub",
+        ],
+        "is a file, not a folder",
+        SPECIAL,
+    ),
+    cf(
+        &[
+            "accuracy",
+            "--backend",
+            "onnxruntime",
+            "--dataset-path",
+            "{d}/dir",
+            "--dump",
+            "{d}/dump_fifo",
+        ],
+        "inputs.npy",
+        &[("dump_fifo/inputs.npy", After::Fifo)],
+    ),
+    c(
+        &["accuracy", SIM, "--dataset-path", "{d}/dir"],
+        "needs a model",
+    ),
+    // A runtime library that fails its checks: one sentence, exit 2, never a crash.
+    ce(
+        &[
+            "throughput",
+            "--backend",
+            "onnxruntime",
+            "--model",
+            "{d}/file",
+        ],
+        &[("ORT_DYLIB_PATH", "{d}/not_a_lib.so")],
+        "could not be loaded as a shared library",
+    ),
+    ce(
+        &[
+            "throughput",
+            "--backend",
+            "onnxruntime",
+            "--model",
+            "{d}/file",
+        ],
+        &[("ORT_DYLIB_PATH", "{d}/dir")],
+        "no such file",
+    ),
+    ce(
+        &[
+            "throughput",
+            "--backend",
+            "onnxruntime",
+            "--model",
+            "{d}/file",
+        ],
+        &[("ORT_DYLIB_PATH", "{d}/nope.so")],
+        "no such file",
+    ),
+];
+
+fn fill(s: &str, d: &Path) -> String {
+    s.replace("{d}", &d.to_string_lossy())
+}
+
+fn check_after(d: &Path, name: &str, want: After, has_dev: bool, ctx: &str) {
+    let p = d.join(name);
+    let m = std::fs::symlink_metadata(&p);
+    let ft = m.as_ref().map(|m| m.file_type());
+    let ok = match want {
+        After::Fifo => ft.is_ok_and(|t| t.is_fifo()),
+        After::CharDev => !has_dev || ft.is_ok_and(|t| t.is_char_device()),
+        After::Socket => ft.is_ok_and(|t| t.is_socket()),
+        After::Dir => ft.is_ok_and(|t| t.is_dir()),
+        After::Link => ft.is_ok_and(|t| t.is_symlink()),
+        After::Absent => m.is_err(),
+        After::Text(t) => {
+            ft.is_ok_and(|f| f.is_file()) && std::fs::read_to_string(&p).unwrap() == t
+        }
+    };
+    assert!(ok, "{ctx}: {name} should be {want:?}, is {ft:?}");
+}
+
+/// Runs one case in a fresh fixture folder and checks everything it promises.
+fn run_case(i: usize, case: &Case) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let has_dev = fixture(d);
+    let args: Vec<String> = case.args.iter().map(|a| fill(a, d)).collect();
+    let ctx = format!("case {i} {args:?}");
+    if args.iter().any(|a| a.ends_with("/dev")) && !has_dev {
+        eprintln!("{ctx}: skipped (cannot make a device node here)");
+        return;
+    }
+    let mut cmd = loadgen();
+    cmd.args(&args)
+        .current_dir(d)
+        .env_remove("ORT_DYLIB_PATH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in case.env {
+        cmd.env(k, fill(v, d));
+    }
+    let r = wait(cmd.spawn().unwrap(), &ctx);
+    let err = r.stderr.trim();
+    assert_eq!(r.code, Some(case.code), "{ctx}: stderr {err}");
+    assert!(
+        err.contains(case.says),
+        "{ctx}: expected '{}' in: {err}",
+        case.says
+    );
+    assert_eq!(err.lines().count(), 1, "{ctx}: one line: {err}");
+    assert!(err.starts_with("loadgen: "), "{ctx}: {err}");
+    assert!(!err.contains("panicked"), "{ctx}: {err}");
+    assert!(r.stdout.is_empty(), "{ctx}: stdout {}", r.stdout);
+    for (name, want) in case.after {
+        check_after(d, name, *want, has_dev, &ctx);
+    }
+    // Nothing measured, so nothing written where the default output would go.
+    check_after(d, "out/results.json", After::Absent, has_dev, &ctx);
+}
+
+#[test]
+fn the_table_of_hostile_inputs() {
+    assert!(CASES.len() >= 60, "{} cases", CASES.len());
+    // Two threads: the cases are short and independent.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(case) = CASES.get(i) else { return };
+                // Every case runs; the failures are listed together at the end.
+                if std::panic::catch_unwind(|| run_case(i, case)).is_err() {
+                    failed.lock().unwrap().push(i);
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap();
+    assert!(failed.is_empty(), "failed cases (see above): {failed:?}");
+}
+
+// ------------------------------------------------------------------ real runs
+
+/// A short sim run: one 2 ms server, one or two targets, one-second steps.
+fn sim_run(out: &Path, targets: &str) -> Command {
+    let mut cmd = loadgen();
+    cmd.args([
+        "run",
+        "--backend",
+        "sim",
+        "--sim-service-time",
+        "fixed:2ms",
+        "--threads",
+        "1",
+        "--max-latency",
+        targets,
+        "--distributions",
+        "linear,exponential",
+        "--time",
+        "1",
+        "--warmup",
+        "0",
+        "--min-queries",
+        "20",
+        "--quiet",
+        "--output",
+    ])
+    .arg(out)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn a_symlinked_output_is_followed_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("target.json"), "old").unwrap();
+    std::os::unix::fs::symlink("target.json", d.join("link.json")).unwrap();
+    std::os::unix::fs::symlink("made.json", d.join("dangling.json")).unwrap();
+    for (link, target) in [("link.json", "target.json"), ("dangling.json", "made.json")] {
+        let r = wait(
+            sim_run(&d.join(link), "0.05").spawn().unwrap(),
+            "symlinked output",
+        );
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let m = std::fs::symlink_metadata(d.join(link)).unwrap();
+        assert!(m.file_type().is_symlink(), "{link} was replaced");
+        let doc = read_results(&d.join(target));
+        assert!(doc["final_results"]["linear"]["0.05"].as_f64().unwrap() > 0.0);
+    }
+}
+
+/// Starts a sim run, waits for its first `===RESULT` line, sends `signals` (with a
+/// short pause between them), and returns the exit code and the rest of stdout.
+fn signal_after_first_result(out: &Path, signals: &[i32]) -> (Option<i32>, Vec<String>) {
+    let mut child = sim_run(out, "0.02,0.05")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let start = Instant::now();
+    loop {
+        let line = lines.next().expect("a RESULT line").unwrap();
+        if line.starts_with("===RESULT:") {
+            break;
+        }
+        assert!(start.elapsed() < HANG, "no RESULT line");
+    }
+    for (k, &sig) in signals.iter().enumerate() {
+        if k > 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+    }
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    (child.wait().unwrap().code(), rest)
+}
+
+#[test]
+fn sigterm_and_sighup_write_interrupted_results_with_their_exit_codes() {
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("results.json");
+        let (got, rest) = signal_after_first_result(&out, &[sig]);
+        assert_eq!(got, Some(code), "signal {sig}: {rest:?}");
+        assert!(!rest.iter().any(|l| l.starts_with("===FINAL_RESULT")));
+        let doc = read_results(&out);
+        assert_eq!(doc["interrupted"], true, "{doc}");
+        assert!(doc["final_results"]["linear"]["0.02"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn a_second_signal_never_leaves_a_truncated_results_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results.json");
+    let (got, _) = signal_after_first_result(&out, &[libc::SIGINT, libc::SIGINT]);
+    assert_eq!(got, Some(130));
+    // The file written after the first target, or the interrupted one: whole either way.
+    let doc = read_results(&out);
+    assert!(doc["final_results"]["linear"]["0.02"].as_f64().unwrap() > 0.0);
+}
+
+/// Starts a subcommand, waits until it prints its stage on stderr (or a second), then
+/// signals it.
+fn signal_single(args: &[&str], sig: i32) -> Ran {
+    let child = loadgen()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+    wait(child, &format!("{args:?}"))
+}
+
+#[test]
+fn interrupted_throughput_and_fixed_print_no_figure() {
+    let r = signal_single(
+        &[
+            "throughput",
+            SIM,
+            "--time",
+            "30",
+            "--warmup",
+            "0",
+            "--quiet",
+        ],
+        libc::SIGTERM,
+    );
+    assert_eq!(r.code, Some(143), "{}", r.stderr);
+    assert!(!r.stdout.contains("Throughput"), "{}", r.stdout);
+    assert!(r.stderr.contains("no figure is reported"), "{}", r.stderr);
+    let r = signal_single(
+        &[
+            "fixed", SIM, "--qps", "50", "--time", "30", "--warmup", "0", "--quiet", "--json",
+        ],
+        libc::SIGHUP,
+    );
+    assert_eq!(r.code, Some(129), "{}", r.stderr);
+    assert!(r.stdout.trim().is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("no figure is reported"), "{}", r.stderr);
+}
+
+#[test]
+fn a_signal_during_warm_up_writes_interrupted_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results.json");
+    let out_s = out.to_string_lossy().into_owned();
+    let r = signal_single(
+        &[
+            "run", SIM, "--warmup", "30", "--time", "1", "--quiet", "--output", &out_s,
+        ],
+        libc::SIGTERM,
+    );
+    assert_eq!(r.code, Some(143), "{}", r.stderr);
+    let doc = read_results(&out);
+    assert_eq!(doc["interrupted"], true);
+    assert!(!r.stdout.contains("FINAL_RESULT"), "{}", r.stdout);
+}
+
+/// A library whose constructor starts a thread, as libtensorflow.so does: ort used to
+/// dlclose it after its symbol check failed, and the thread then ran in unmapped code
+/// (SIGSEGV after the right sentence). Needs a C compiler; skipped without one.
+#[test]
+fn a_foreign_runtime_library_is_refused_without_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let src = d.join("evil.c");
+    std::fs::write(
+        &src,
+        "#include <pthread.h>\n#include <unistd.h>\n\
+         static void *spin(void *a) { for (;;) usleep(1000); return a; }\n\
+         __attribute__((constructor)) static void init(void) { pthread_t t; pthread_create(&t, 0, spin, 0); }\n",
+    )
+    .unwrap();
+    let lib = d.join("libevil.so");
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .arg("-lpthread")
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no C compiler to build the test library");
+        return;
+    }
+    std::fs::write(d.join("m.onnx"), "x").unwrap();
+    let r = wait(
+        loadgen()
+            .args([
+                "throughput",
+                "--backend",
+                "onnxruntime",
+                "--time",
+                "1",
+                "--model",
+            ])
+            .arg(d.join("m.onnx"))
+            .env("ORT_DYLIB_PATH", &lib)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        "foreign library",
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not an ONNX Runtime library"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+// ------------------------------------------------------------------ with ONNX Runtime
+
+const NEEDS: &str = "needs ONNX Runtime and the project's model: run scripts/test.sh";
+
+/// A small image set: `n` PNGs and a val_map.txt with `labels`.
+fn image_set(d: &Path, labels: &[&str]) {
+    std::fs::create_dir_all(d).unwrap();
+    let mut list = String::new();
+    for (i, l) in labels.iter().enumerate() {
+        let img = image::RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 8) as u8, (i * 40) as u8])
+        });
+        let name = format!("img{i}.JPEG");
+        img.save_with_format(d.join(&name), image::ImageFormat::Jpeg)
+            .unwrap();
+        list.push_str(&format!("{name} {l}\n"));
+    }
+    std::fs::write(d.join("val_map.txt"), list).unwrap();
+}
+
+fn accuracy_on(d: &Path, extra: &[&str]) -> Ran {
+    wait(
+        loadgen()
+            .args([
+                "accuracy",
+                "--backend",
+                "onnxruntime",
+                "--json",
+                "--dataset-path",
+            ])
+            .arg(d)
+            .args(extra)
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        "accuracy",
+    )
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime and the project's model: run scripts/test.sh"]
+fn labels_outside_the_models_classes_are_bad_input() {
+    let _ = NEEDS;
+    for (bad, line) in [("1000", 2), ("5000", 2), ("-1", 2)] {
+        let tmp = tempfile::tempdir().unwrap();
+        image_set(tmp.path(), &["3", bad, "7"]);
+        let r = accuracy_on(tmp.path(), &[]);
+        assert_eq!(r.code, Some(2), "{}", r.stderr);
+        let last = r.stderr.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.contains(&format!("line {line} of")) && last.contains("val_map.txt"),
+            "{last}"
+        );
+        assert!(last.contains(&format!("label {bad}")), "{last}");
+    }
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime and the project's model: run scripts/test.sh"]
+fn a_jpeg_cut_in_half_is_warned_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    image_set(tmp.path(), &["1", "2", "3"]);
+    let p = tmp.path().join("img1.JPEG");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let r = accuracy_on(tmp.path(), &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("img1.JPEG") && r.stderr.contains("truncated"),
+        "{}",
+        r.stderr
+    );
+    let block: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(block["skipped_items"], 1, "{block}");
+    assert_eq!(block["total_items"], 2, "{block}");
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime and the project's model: run scripts/test.sh"]
+fn a_list_that_is_not_utf8_or_a_fifo_gives_one_sentence() {
+    let tmp = tempfile::tempdir().unwrap();
+    image_set(tmp.path(), &["1"]);
+    std::fs::write(tmp.path().join("val_map.txt"), b"img0.JPEG 1\n\xff\xfe 2\n").unwrap();
+    let r = accuracy_on(tmp.path(), &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let last = r.stderr.trim().lines().last().unwrap_or_default();
+    assert!(last.contains("is not UTF-8 text (line 2)"), "{last}");
+    assert!(!last.contains("stream did not contain"), "{last}");
+    mkfifo(&tmp.path().join("list.fifo"));
+    let list = tmp.path().join("list.fifo").to_string_lossy().into_owned();
+    let r = accuracy_on(tmp.path(), &["--dataset-list", &list]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime and the project's model: run scripts/test.sh"]
+fn a_cache_folder_that_is_a_fifo_is_refused_before_measuring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_set(&data, &["1"]);
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    mkfifo(&tmp.path().join("out/cache"));
+    let r = wait(
+        loadgen()
+            .args(["accuracy", "--backend", "onnxruntime", "--cache", "1"])
+            .arg("--model")
+            .arg(root().join("models/resnet50_v1.onnx"))
+            .arg("--dataset-path")
+            .arg(&data)
+            .current_dir(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        "cache fifo",
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("not a folder"), "{}", r.stderr);
+    let ft = std::fs::symlink_metadata(tmp.path().join("out/cache"))
+        .unwrap()
+        .file_type();
+    assert!(ft.is_fifo());
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime and the project's model: run scripts/test.sh"]
+fn a_signal_ends_the_accuracy_pass_with_its_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let labels: Vec<String> = (0..400).map(|i| (i % 1000).to_string()).collect();
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    image_set(&data, &labels);
+    let out = tmp.path().join("results.json");
+    for (sub, sig, code) in [("accuracy", libc::SIGTERM, 143), ("run", libc::SIGHUP, 129)] {
+        let mut cmd = loadgen();
+        cmd.args([sub, "--backend", "onnxruntime", "--count", "400", "--quiet"])
+            .arg("--dataset-path")
+            .arg(&data)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if sub == "run" {
+            cmd.arg("--output").arg(&out);
+        }
+        let child = cmd.spawn().unwrap();
+        // Loading and preprocessing 400 small images takes well under this; the pass
+        // (400 ResNet-50 inferences) takes far longer.
+        std::thread::sleep(Duration::from_secs(4));
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+        let r = wait(child, sub);
+        assert_eq!(r.code, Some(code), "{sub}: {}", r.stderr);
+        assert!(!r.stdout.contains("check_accuracy"), "{sub}: {}", r.stdout);
+        if sub == "run" {
+            let doc = read_results(&out);
+            assert_eq!(doc["interrupted"], true);
+            assert!(
+                doc.get("check_accuracy").is_none_or(Value::is_null),
+                "{doc}"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_local_refuses_a_log_copy_that_is_not_a_regular_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let has_dev = fixture(d);
+    for (name, want) in [
+        ("fifo", After::Fifo),
+        ("link_to_fifo", After::Link),
+        ("dir", After::Dir),
+        ("sock", After::Socket),
+        ("dev", After::CharDev),
+    ] {
+        if name == "dev" && !has_dev {
+            continue;
+        }
+        let r = wait(
+            Command::new("bash")
+                .arg(root().join("scripts/run_local.sh"))
+                .args(["onnxruntime", "cpu"])
+                .env("LOADGEN_LOG_FILE", d.join(name))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            name,
+        );
+        let err = r.stderr.trim();
+        assert_eq!(r.code, Some(2), "{name}: {err}");
+        assert!(err.contains("is not a regular file"), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        check_after(d, name, want, has_dev, name);
+        check_after(d, "fifo", After::Fifo, has_dev, name);
+    }
+}
