@@ -335,3 +335,31 @@ fn sigint_after_the_first_target_exits_130_and_keeps_it() {
         "{doc}"
     );
 }
+
+#[test]
+fn a_step_shorter_than_a_service_time_still_reports_real_latencies() {
+    // `fixed --time 0.001` on a 1 ms server: the step is its minimum 100 queries; the
+    // mean latency is at least the service time (it once read 1 ns).
+    let _g = serial();
+    let o = run(&[
+        "fixed",
+        "--backend",
+        "sim",
+        "--sim-service-time",
+        "fixed:1ms",
+        "--qps",
+        "100",
+        "--time",
+        "0.001",
+        "--warmup",
+        "0",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let doc: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(doc["count"], 100);
+    let mean = doc["mean"].as_f64().unwrap();
+    assert!(mean >= 0.001, "mean {mean}");
+}
