@@ -363,3 +363,27 @@ fn a_step_shorter_than_a_service_time_still_reports_real_latencies() {
     let mean = doc["mean"].as_f64().unwrap();
     assert!(mean >= 0.001, "mean {mean}");
 }
+
+#[test]
+fn a_rate_the_generator_cannot_release_stops_at_the_time_cap_and_says_so() {
+    // 10^6 queries/s for 0.4 s into one 1 ms server: the ring of waiting queries fills
+    // and the issuer cannot release the rest; issuing ends at 4 × --time instead of
+    // running until every planned query is out, and the drain is bounded too.
+    let _g = serial();
+    let started = std::time::Instant::now();
+    let o = run(&[
+        "fixed",
+        "--backend",
+        "null",
+        "--qps",
+        "10000000",
+        "--time",
+        "0.4",
+        "--warmup",
+        "0",
+        "--quiet",
+    ]);
+    assert!(stderr(&o).contains("time cap"), "{}", stderr(&o));
+    // 1.6 s of issuing plus the 10 s drain bound; nowhere near the hang it once was.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

@@ -44,6 +44,12 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
     cut_short(&mut progress, "step")?;
     progress.finish();
+    if summary.stop == crate::measure::step::StopReason::TimeCap {
+        progress.note(&format!(
+            "loadgen: {name}: issuing stopped at the step's time cap (4 × --time): {} of {} planned queries were sent",
+            summary.issued, summary.planned
+        ));
+    }
     println!("{}", lines::step_line(&name, &summary));
     finish_single(&summary, args.json)
 }

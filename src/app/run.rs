@@ -74,6 +74,12 @@ impl StepRunner for PoolRunner<'_> {
             return Err(SearchStop::Interrupted);
         }
         self.progress.println(&lines::step_line(&name, &summary));
+        if summary.stop == crate::measure::step::StopReason::TimeCap {
+            self.progress.note(&format!(
+                "loadgen: {name}: issuing stopped at the step's time cap (4 × --time): {} of {} planned queries were sent",
+                summary.issued, summary.planned
+            ));
+        }
         if summary.passed {
             self.progress.println(lines::TAKEN);
         } else {

@@ -64,8 +64,7 @@ impl StepSpec {
 
     /// A step judged against `target`: planned queries as [`StepSpec::query_count`];
     /// while undecided it may run to [`EXTENSION`] × `seconds` of schedule (or the
-    /// planned queries, if more), and never issues past the larger of [`EXTENSION`] ×
-    /// `seconds` and 1.5 × the planned span.
+    /// planned queries, if more), and it never issues past [`EXTENSION`] × `seconds`.
     pub fn judged(
         distribution: Distribution,
         offered_qps: f64,
@@ -82,12 +81,10 @@ impl StepSpec {
         } else {
             planned
         };
-        let span = planned as f64 / offered_qps;
-        let limit = if target.is_some() {
-            (EXTENSION as f64 * seconds).max(1.5 * span)
-        } else {
-            1.5 * span
-        };
+        // The time cap depends on `--time` alone, so no step outlives it whatever the
+        // rate or the minimum query count (a step that cannot gather its planned
+        // queries by then is judged on what it has, and says so).
+        let limit = EXTENSION as f64 * seconds;
         StepSpec {
             distribution,
             offered_qps,
@@ -793,7 +790,7 @@ mod tests {
             0.99,
         );
         assert_eq!((s.planned, s.cap), (100, 100));
-        assert_eq!(s.time_cap, Duration::from_secs(60));
+        assert_eq!(s.time_cap, Duration::from_secs(40));
         let s = StepSpec::judged(Distribution::Linear, 100.0, 10.0, 100, None, 1, 0.99);
         assert_eq!(s.cap, s.planned, "no target, no extension");
     }
