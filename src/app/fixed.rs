@@ -46,7 +46,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     progress.finish();
     if summary.stop == crate::measure::step::StopReason::TimeCap {
         progress.note(&format!(
-            "loadgen: {name}: issuing stopped at the step's time cap (4 × --time): {} of {} planned queries were sent",
+            "loadgen: {name}: issuing stopped at the step's time cap (4 × --time, at least 1 s): {} of {} planned queries were sent",
             summary.issued, summary.planned
         ));
     }

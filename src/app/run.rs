@@ -76,7 +76,7 @@ impl StepRunner for PoolRunner<'_> {
         self.progress.println(&lines::step_line(&name, &summary));
         if summary.stop == crate::measure::step::StopReason::TimeCap {
             self.progress.note(&format!(
-                "loadgen: {name}: issuing stopped at the step's time cap (4 × --time): {} of {} planned queries were sent",
+                "loadgen: {name}: issuing stopped at the step's time cap (4 × --time, at least 1 s): {} of {} planned queries were sent",
                 summary.issued, summary.planned
             ));
         }

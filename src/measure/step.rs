@@ -26,6 +26,10 @@ use crate::measure::verdict::{point_pass, Evidence, Rule, LATE_FRACTION};
 /// confident near the boundary and most steps plan fewer.
 pub const EXTENSION: u64 = 4;
 
+/// The time cap is never below this, so that a very short `--time` still sends a
+/// few queries.
+pub const MIN_TIME_CAP_S: f64 = 1.0;
+
 /// How the step is run.
 #[derive(Clone, Debug)]
 pub struct StepSpec {
@@ -64,7 +68,8 @@ impl StepSpec {
 
     /// A step judged against `target`: planned queries as [`StepSpec::query_count`];
     /// while undecided it may run to [`EXTENSION`] × `seconds` of schedule (or the
-    /// planned queries, if more), and it never issues past [`EXTENSION`] × `seconds`.
+    /// planned queries, if more), and it never issues past [`EXTENSION`] × `seconds`
+    /// (at least [`MIN_TIME_CAP_S`]).
     pub fn judged(
         distribution: Distribution,
         offered_qps: f64,
@@ -84,7 +89,7 @@ impl StepSpec {
         // The time cap depends on `--time` alone, so no step outlives it whatever the
         // rate or the minimum query count (a step that cannot gather its planned
         // queries by then is judged on what it has, and says so).
-        let limit = EXTENSION as f64 * seconds;
+        let limit = (EXTENSION as f64 * seconds).max(MIN_TIME_CAP_S);
         StepSpec {
             distribution,
             offered_qps,
