@@ -10,7 +10,7 @@
 #   6. the scripts: shellcheck, hadolint, run_and_time.sh without Docker, and a short
 #      run_local.sh per runtime.
 #
-#   scripts/test.sh            (from anywhere; on a fresh clone about 7 minutes on 2
+#   scripts/test.sh            (from anywhere; a fresh clone took 27 minutes on 2 busy
 #                               cores, plus downloading crates and ~400 MB of wheels)
 set -euo pipefail
 
