@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use crate::measure::schedule::Distribution;
-use crate::measure::step::{StepSummary, Verdict};
+use crate::measure::step::{StepSummary, StopReason, Verdict};
 use crate::measure::verdict::{Evidence, Rule, LATE_FRACTION};
 
 /// The run was interrupted (a signal) or failed; the search gives up.
@@ -338,9 +338,21 @@ impl Search<'_> {
         let mut rule = Rule::new(self.confidence);
 
         // A known pass: the highest carried rate whose pooled evidence passes here.
+        // Only steps that ran to their natural end say something about another target:
+        // one stopped on its own target's failure holds a truncated sample.
         let carried: Vec<StepSummary> = carried
             .iter()
-            .filter(|s| s.abandoned == 0 && s.late_against(target_s).is_some())
+            .filter(|s| {
+                s.abandoned == 0
+                    && s.late_against(target_s).is_some()
+                    && !matches!(
+                        s.stop,
+                        StopReason::ConfidentFail
+                            | StopReason::CertainFail
+                            | StopReason::Interrupted
+                    )
+                    && matches!(s.verdict, Verdict::Pass | Verdict::TooManyLate)
+            })
             .cloned()
             .collect();
         let known = {
@@ -461,8 +473,9 @@ impl Search<'_> {
             if let Some(k) = known {
                 if let Some(s) = carried
                     .iter()
-                    .filter(|s| s.offered_qps == Some(k) && s.passed)
-                    .find_map(|s| s.against(target_s))
+                    .filter(|s| s.offered_qps == Some(k))
+                    .filter_map(|s| s.against(target_s))
+                    .find(|s| s.passed)
                 {
                     out.best = Some(s);
                     out.interval = (out.interval.0.min(k), out.interval.1.max(k));
@@ -592,5 +605,26 @@ mod tests {
             "{answers:?}"
         );
         assert!(covered >= 8, "interval covered theory {covered} of 12");
+    }
+
+    #[test]
+    fn a_looser_target_starts_from_steps_that_ran_to_their_end_only() {
+        // D/D/1 at 5 ms: a 4 ms target fails everywhere (steps stop early), a 20 ms
+        // target passes up to 200. The early-stopped steps of the 4 ms search must not
+        // pose as passes of the 20 ms one (they hold a handful of queries).
+        let mut q = VirtualQueue::new(1, ServiceLaw::Fixed(0.005), 10.0, 100);
+        let strict = search(&mut q, Distribution::Linear, 4, 200.0, 1);
+        assert!(strict.best.is_none());
+        let loose = Search {
+            runner: &mut q,
+            dist: Distribution::Linear,
+            target: Duration::from_millis(20),
+            bounds: bounds(200.0),
+            seed: 2,
+            confidence: 0.99,
+        }
+        .run(&strict.steps)
+        .unwrap();
+        assert_eq!(loose.best.unwrap().offered_qps, Some(200.0));
     }
 }

@@ -250,6 +250,23 @@ impl StepSummary {
         s.late_also = vec![(self.target_latency?, self.late)];
         s.target_latency = Some(target);
         s.late = late;
+        // Judged again against this target, on its exact count.
+        if matches!(self.verdict, Verdict::Pass | Verdict::TooManyLate) {
+            let (pass, confident) = judge(
+                &mut Rule::new(self.confidence),
+                self.cap,
+                self.judged,
+                late,
+                1.0,
+            );
+            s.passed = pass;
+            s.confident = confident;
+            s.verdict = if pass {
+                Verdict::Pass
+            } else {
+                Verdict::TooManyLate
+            };
+        }
         Some(s)
     }
 
