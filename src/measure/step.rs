@@ -686,6 +686,41 @@ pub fn run_closed(
     })
 }
 
+/// A passing step with known figures, for the tests of the output formats.
+#[cfg(test)]
+pub(crate) fn example_step(qps: f64) -> StepSummary {
+    let mut p = Percentiles::default();
+    for (k, v) in [
+        ("50.0", 0.0083),
+        ("80.0", 0.0088),
+        ("90.0", 0.0092),
+        ("95.0", 0.0097),
+        ("99.0", 0.0105),
+        ("99.9", 0.0109),
+    ] {
+        p.0.insert(k.into(), v);
+    }
+    StepSummary {
+        distribution: Some(Distribution::Linear),
+        target_latency: Some(0.01),
+        offered_qps: Some(qps),
+        qps: 128.72,
+        count: 500,
+        planned: 500,
+        issued: 500,
+        cap: 2000,
+        judged: 500,
+        runtime: 3.891,
+        mean: 0.0084334,
+        percentiles: p.clone(),
+        percentiles_uncorrected: p,
+        confident: true,
+        passed: true,
+        verdict: Verdict::Pass,
+        ..StepSummary::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,8 +219,6 @@ pub fn accuracy_line(a: &AccuracyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::stats::Percentiles;
-    use crate::measure::step::Verdict;
 
     #[test]
     fn floats_print_like_python() {
@@ -241,42 +239,9 @@ mod tests {
         assert_eq!(py_rate(2.5), "2.5");
     }
 
-    fn step(qps: f64) -> StepSummary {
-        let mut p = Percentiles::default();
-        for (k, v) in [
-            ("50.0", 0.0083),
-            ("80.0", 0.0088),
-            ("90.0", 0.0092),
-            ("95.0", 0.0097),
-            ("99.0", 0.0105),
-            ("99.9", 0.0109),
-        ] {
-            p.0.insert(k.into(), v);
-        }
-        StepSummary {
-            distribution: Some(Distribution::Linear),
-            target_latency: Some(0.01),
-            offered_qps: Some(qps),
-            qps: 128.72,
-            count: 500,
-            planned: 500,
-            issued: 500,
-            cap: 2000,
-            judged: 500,
-            runtime: 3.891,
-            mean: 0.0084334,
-            percentiles: p.clone(),
-            percentiles_uncorrected: p,
-            confident: true,
-            passed: true,
-            verdict: Verdict::Pass,
-            ..StepSummary::default()
-        }
-    }
-
     #[test]
     fn log_lines_have_the_old_shapes() {
-        let s = step(129.0);
+        let s = crate::measure::step::example_step(129.0);
         let name = step_name(Distribution::Linear, Some(0.01), 129.0);
         assert_eq!(
             step_line(&name, &s),

@@ -300,47 +300,20 @@ pub fn settings_json<T: Serialize>(s: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::stats::Percentiles;
-    use crate::measure::step::Verdict;
-
-    fn step(qps: f64) -> StepSummary {
-        let mut p = Percentiles::default();
-        for (k, v) in [
-            ("50.0", 0.0083),
-            ("80.0", 0.0088),
-            ("90.0", 0.0092),
-            ("95.0", 0.0097),
-            ("99.0", 0.0105),
-            ("99.9", 0.0109),
-        ] {
-            p.0.insert(k.into(), v);
-        }
-        StepSummary {
-            distribution: Some(Distribution::Linear),
-            target_latency: Some(0.01),
-            offered_qps: Some(qps),
-            qps: 128.72,
-            count: 500,
-            planned: 500,
-            issued: 500,
-            cap: 2000,
-            judged: 500,
-            runtime: 3.891,
-            mean: 0.0084334,
-            percentiles: p.clone(),
-            percentiles_uncorrected: p,
-            confident: true,
-            passed: true,
-            verdict: Verdict::Pass,
-            ..StepSummary::default()
-        }
-    }
 
     #[test]
     fn duplicate_step_names_stay_distinct() {
         let mut r = Results::default();
-        let a = r.add_step(Distribution::Linear, "linear/0.01/5".into(), step(5.0));
-        let b = r.add_step(Distribution::Linear, "linear/0.01/5".into(), step(5.0));
+        let a = r.add_step(
+            Distribution::Linear,
+            "linear/0.01/5".into(),
+            crate::measure::step::example_step(5.0),
+        );
+        let b = r.add_step(
+            Distribution::Linear,
+            "linear/0.01/5".into(),
+            crate::measure::step::example_step(5.0),
+        );
         assert_ne!(a, b);
     }
 }
