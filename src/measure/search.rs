@@ -53,6 +53,11 @@ const MAX_STEPS: usize = 40;
 const CONFIRMATIONS_PER_RATE: u32 = 2;
 const MAX_CONFIRMATIONS: u32 = 5;
 
+/// Settling (confirmations and the re-bisections they cause) may take at most this
+/// many times the time the first bracket and bisection took: it bounds the run's
+/// length where the late fraction hovers near 1 % over a wide range of rates.
+const SETTLING: f64 = 1.5;
+
 /// What the search found for one target.
 #[derive(Debug, Default)]
 pub struct SearchResult {
@@ -187,24 +192,27 @@ fn point_of(s: &StepSummary, target: f64) -> Option<Point> {
 }
 
 /// How much late queries cluster, pooled over the steps judged against `target`:
-/// late queries per run of consecutive late ones (at least 1). Bursts make counts
-/// less informative than independent queries would be, so the confidence of pooled
-/// evidence divides both counts by it (a design effect, as for cluster samples).
+/// the design effect `Σm² / Σm` over episodes of sizes `m` (at least 1; see
+/// [`crate::measure::step::Monitor`]). Clustered lateness makes counts less
+/// informative than independent queries would be, so the confidence of pooled
+/// evidence divides both counts by it.
 pub fn burst_size(steps: &[StepSummary], target: f64) -> f64 {
     // Overloaded steps are one long run of late queries: they say nothing about how
     // bursty lateness is near the boundary, so only steps within 5 % late count.
-    let (late, runs) = steps
+    let (late, sq) = steps
         .iter()
         .filter(|s| {
             s.target_latency == Some(target)
                 && s.verdict != Verdict::GeneratorLate
                 && (s.late as f64) <= 0.05 * s.judged as f64
         })
-        .fold((0u64, 0u64), |(l, r), s| (l + s.late, r + s.late_runs));
-    if runs == 0 {
+        .fold((0u64, 0u64), |(l, q), s| {
+            (l + s.late, q + s.late_episode_sq)
+        });
+    if late == 0 {
         1.0
     } else {
-        (late as f64 / runs as f64).max(1.0)
+        (sq as f64 / late as f64).max(1.0)
     }
 }
 
@@ -219,6 +227,10 @@ fn pooled_evidence(rule: &mut Rule, p: &Point, burst: f64) -> Evidence {
 /// this target exactly): the highest rate whose own step passed and whose pooled
 /// fraction is at most 1 %, its pooled evidence, the interval, and the lowest rate
 /// above the answer whose pooled fraction fails (where to search again).
+/// A candidate answer's neighbourhood: the steps within 3 % above it must pass
+/// together too (see [`decide`]).
+const NEIGHBOURHOOD: f64 = 0.03;
+
 fn decide(
     steps: &[StepSummary],
     carried: &[StepSummary],
@@ -235,6 +247,8 @@ fn decide(
     let fit = pooled(&all);
     let at = |rate: f64| fit.iter().find(|p| p.rate == rate).copied();
     let mut best: Option<usize> = None;
+    // Without a candidate whose neighbourhood passes, the lowest candidate stands.
+    let mut lowest: Option<usize> = None;
     for (i, s) in steps.iter().enumerate() {
         let (Some(rate), true) = (s.offered_qps, s.passed) else {
             continue;
@@ -243,16 +257,31 @@ fn decide(
         if p.late as f64 > LATE_FRACTION * p.judged as f64 {
             continue;
         }
+        if lowest.is_none_or(|b| steps[b].offered_qps.unwrap_or(0.0) > rate) {
+            lowest = Some(i);
+        }
+        // The steps just above count too: the late fraction there is at least as
+        // high, so a rate whose neighbourhood fails is not believed on its own.
+        let (j, l) = all
+            .iter()
+            .filter(|q| q.rate >= rate && q.rate <= rate * (1.0 + NEIGHBOURHOOD))
+            .fold((0u64, 0u64), |(j, l), q| (j + q.judged, l + q.late));
+        if l as f64 > LATE_FRACTION * j as f64 {
+            continue;
+        }
         if best.is_none_or(|b| steps[b].offered_qps.unwrap_or(0.0) < rate) {
             best = Some(i);
         }
     }
+    let best = best.or(lowest);
     let best_rate = best.and_then(|b| steps[b].offered_qps).unwrap_or(0.0);
     let mut low = 0.0f64;
     let mut high = round_rate(capacity.max(0.01));
     let mut next_fail = None;
+    let mut next_fail_confident = false;
     for p in &fit {
-        match pooled_evidence(rule, p, burst) {
+        let e = pooled_evidence(rule, p, burst);
+        match e {
             Evidence::ConfidentPass => low = low.max(p.rate),
             Evidence::ConfidentFail => high = high.min(p.rate),
             Evidence::Undecided => {}
@@ -262,6 +291,7 @@ fn decide(
             && next_fail.is_none()
         {
             next_fail = Some(p.rate);
+            next_fail_confident = e == Evidence::ConfidentFail;
         }
     }
     let evidence = best
@@ -276,6 +306,7 @@ fn decide(
         evidence,
         interval: (low, high.max(low)),
         next_fail,
+        next_fail_confident,
     }
 }
 
@@ -283,7 +314,9 @@ struct Decision {
     best: Option<usize>,
     evidence: Evidence,
     interval: (f64, f64),
+    /// The lowest rate above the answer whose pooled fraction fails.
     next_fail: Option<f64>,
+    next_fail_confident: bool,
 }
 
 /// The search for one distribution and target.
@@ -323,6 +356,47 @@ impl Search<'_> {
                 return Ok(false);
             }
             retries += 1;
+        }
+    }
+
+    /// Brackets from `rate` down: halves until a step passes, the floor itself being
+    /// the last rate tried. Returns `(pass, fail above it)`, or `(0, rate)` when
+    /// even the floor failed.
+    fn descend(
+        &mut self,
+        mut rate: f64,
+        floor: f64,
+        out: &mut SearchResult,
+    ) -> Result<(f64, f64), SearchStop> {
+        let top = round_rate(self.bounds.capacity.max(0.01));
+        let mut halvings = 0;
+        loop {
+            let mut passed = self.measure(rate, out)?;
+            let doubtful = |s: &StepSummary| {
+                !s.confident
+                    && s.verdict == Verdict::TooManyLate
+                    && (s.late as f64) <= 3.0 * LATE_FRACTION * s.judged as f64
+            };
+            if !passed && out.steps.last().is_some_and(doubtful) {
+                // A doubtful fail halves the rate: measure it again first, and go by
+                // the two steps' pooled counts, so one unlucky step costs no half.
+                self.measure(rate, out)?;
+                let target = self.target.as_secs_f64();
+                let (j, l) = out.steps[out.steps.len() - 2..]
+                    .iter()
+                    .filter_map(|s| point_of(s, target))
+                    .fold((0, 0), |(j, l), p| (j + p.judged, l + p.late));
+                passed = out.steps[out.steps.len() - 2..].iter().any(|s| s.passed)
+                    && l as f64 <= LATE_FRACTION * j as f64;
+            }
+            if passed {
+                return Ok((rate, round_rate(rate * 2.0).min(top)));
+            }
+            halvings += 1;
+            if rate <= floor || halvings > MAX_HALVINGS {
+                return Ok((0.0, rate));
+            }
+            rate = round_rate(rate / 2.0).max(floor);
         }
     }
 
@@ -383,40 +457,30 @@ impl Search<'_> {
                     hi = top;
                 }
             }
-            None => {
-                // Bracket: the capacity first, then halve until a step passes; the
-                // floor itself is the last rate tried.
-                let mut rate = top;
-                let mut halvings = 0;
-                let mut found = false;
-                loop {
-                    if self.measure(rate, &mut out)? {
-                        found = true;
-                        break;
-                    }
-                    halvings += 1;
-                    if rate <= floor || halvings > MAX_HALVINGS {
-                        break;
-                    }
-                    rate = round_rate(rate / 2.0).max(floor);
-                }
-                lo = rate;
-                hi = if found {
-                    round_rate(rate * 2.0).min(top)
-                } else {
-                    rate
-                };
-                if !found {
-                    lo = 0.0;
-                }
-            }
+            None => (lo, hi) = self.descend(top, floor, &mut out)?,
         }
 
         // Bisect between a passing `lo` and a failing `hi`; then pool the evidence and
         // measure an answer that is not a confident pass again (with a fresh seed). If
         // that moves the answer down, bisect the new gap.
         let mut confirmations = 0;
-        loop {
+        // Settling may take SETTLING × the first bracket and bisection's time.
+        let mut first_pass: Option<f64> = None;
+        // Rounds that measured nothing (the bisection reused pooled verdicts): a second
+        // one in a row means the bracket cannot move without a new measurement.
+        let mut idle_rounds = 0;
+        let mut steps_seen = usize::MAX;
+        for _round in 0..4 * MAX_STEPS {
+            if out.steps.len() == steps_seen {
+                idle_rounds += 1;
+            } else {
+                idle_rounds = 0;
+            }
+            steps_seen = out.steps.len();
+            let spent: f64 = out.steps.iter().map(|s| s.runtime).sum();
+            if first_pass.is_some_and(|f| spent > f * (1.0 + SETTLING)) {
+                break;
+            }
             if out.steps.len() > MAX_STEPS {
                 out.warnings.push(format!(
                     "{} {}: the search stopped after {MAX_STEPS} steps without settling",
@@ -430,11 +494,34 @@ impl Search<'_> {
                 if mid <= lo || mid >= hi {
                     break;
                 }
-                if self.measure(mid, &mut out)? {
+                let times = out
+                    .steps
+                    .iter()
+                    .filter(|s| s.offered_qps == Some(mid))
+                    .count() as u32;
+                let passed = if times > CONFIRMATIONS_PER_RATE {
+                    // Measured enough already: its pooled counts decide.
+                    let all: Vec<Point> = out
+                        .steps
+                        .iter()
+                        .chain(&carried)
+                        .filter_map(|s| point_of(s, target_s))
+                        .collect();
+                    pooled(&all)
+                        .iter()
+                        .find(|p| p.rate == mid)
+                        .is_some_and(|p| p.late as f64 <= LATE_FRACTION * p.judged as f64)
+                } else {
+                    self.measure(mid, &mut out)?
+                };
+                if passed {
                     lo = mid;
                 } else {
                     hi = mid;
                 }
+            }
+            if first_pass.is_none() {
+                first_pass = Some(out.steps.iter().map(|s| s.runtime).sum());
             }
             let d = decide(
                 &out.steps,
@@ -446,27 +533,59 @@ impl Search<'_> {
             out.interval = d.interval;
             out.confident = d.evidence == Evidence::ConfidentPass;
             out.best = d.best.map(|b| out.steps[b].clone());
-            let Some(b) = d.best else { break };
+            let Some(b) = d.best else {
+                // The pooled evidence took back every pass: descend below the
+                // lowest rate tried, if there is room.
+                let lowest = out
+                    .steps
+                    .iter()
+                    .filter_map(|s| s.offered_qps)
+                    .fold(top, f64::min);
+                if known.is_none() && lo > 0.0 && lowest > floor {
+                    (lo, hi) =
+                        self.descend(round_rate(lowest / 2.0).max(floor), floor, &mut out)?;
+                    if lo > 0.0 {
+                        hi = hi.min(lowest);
+                        continue;
+                    }
+                }
+                break;
+            };
             let rate = out.steps[b].offered_qps.unwrap_or(0.0);
-            if rate < lo {
-                // The pooled evidence took back the last pass: search the gap again.
+            let next_hi = d.next_fail.unwrap_or(top);
+            if rate != lo || next_hi != hi {
+                // The pooled evidence moved the bracket (it took back a pass, or a
+                // confirmation turned a fail into a pass): search the new gap.
+                let moved = (lo, hi);
                 lo = rate;
-                hi = d.next_fail.unwrap_or(hi).min(hi);
-                continue;
+                hi = next_hi.max(rate);
+                if hi - lo > (0.01 * lo).max(1.0) && (lo, hi) != moved && idle_rounds < 1 {
+                    continue;
+                }
             }
-            let tried_here = out
-                .steps
-                .iter()
-                .filter(|s| s.offered_qps == Some(rate))
-                .count() as u32;
-            if out.confident
-                || confirmations >= MAX_CONFIRMATIONS
-                || tried_here > CONFIRMATIONS_PER_RATE
-            {
+            // Confirm both sides of the boundary alike: re-measuring only a doubtful
+            // pass (and never a doubtful fail just above it) would let bad luck
+            // lower the answer and never raise it.
+            let tried = |r: f64| {
+                out.steps
+                    .iter()
+                    .filter(|s| s.offered_qps == Some(r))
+                    .count() as u32
+            };
+            let pass_doubtful = !out.confident && tried(rate) <= CONFIRMATIONS_PER_RATE;
+            let fail_doubtful = d
+                .next_fail
+                .filter(|&f| !d.next_fail_confident && tried(f) <= CONFIRMATIONS_PER_RATE);
+            if confirmations >= MAX_CONFIRMATIONS || (!pass_doubtful && fail_doubtful.is_none()) {
                 break;
             }
+            // The side with fewer measurements first.
+            let again = match fail_doubtful {
+                Some(f) if !pass_doubtful || tried(f) < tried(rate) => f,
+                _ => rate,
+            };
             confirmations += 1;
-            self.measure(rate, &mut out)?;
+            self.measure(again, &mut out)?;
         }
         // A known pass of a stricter target that this search never beat.
         if out.best.is_none() {
@@ -596,12 +715,13 @@ mod tests {
             (median / theory - 1.0).abs() <= 0.05,
             "median {median}: {answers:?}"
         );
-        // Over 40 seeds the answers spread from −13 % to +9 % (bursty lateness makes
-        // single steps noisy); these 12 must stay inside that and cover the theory.
+        // Over 100 seeds (the `harness` below) the answers spread from −16 % to +5 %
+        // (lateness comes in episodes, so single steps are noisy), 99 of them inside
+        // the acceptance window [−12 %, +5 %]; these 12 must stay inside it.
         assert!(
             answers
                 .iter()
-                .all(|&a| a >= theory * 0.85 && a <= theory * 1.10),
+                .all(|&a| a >= theory * 0.88 && a <= theory * 1.05),
             "{answers:?}"
         );
         assert!(covered >= 8, "interval covered theory {covered} of 12");
@@ -626,5 +746,80 @@ mod tests {
         .run(&strict.steps)
         .unwrap();
         assert_eq!(loose.best.unwrap().offered_qps, Some(200.0));
+    }
+}
+
+#[cfg(test)]
+mod harness {
+    use super::*;
+    use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
+
+    /// `SEEDS=100 cargo test --release --lib harness -- --ignored --nocapture`:
+    /// answers, coverage and virtual seconds over many seeds (`TIME` sets `--time`,
+    /// `SHOW=seed` lists that seed's steps). A design aid, not a check.
+    #[test]
+    #[ignore]
+    fn mm1_distribution() {
+        let theory = 200.0 - 100f64.ln() / 0.05;
+        let seeds: u64 = std::env::var("SEEDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(40);
+        let secs: f64 = std::env::var("TIME")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10.0);
+        let mut errs = Vec::new();
+        let mut covered = 0;
+        let mut total_t = Vec::new();
+        for seed in 1..=seeds {
+            let mut q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), secs, 100);
+            let r = Search {
+                runner: &mut q,
+                dist: Distribution::Exponential,
+                target: Duration::from_millis(50),
+                bounds: Bounds::new(200.0, 100, secs),
+                seed,
+                confidence: 0.99,
+            }
+            .run(&[])
+            .unwrap();
+            let got = r.best.as_ref().map_or(0.0, |b| b.offered_qps.unwrap());
+            let t: f64 = q
+                .steps
+                .iter()
+                .map(|s| s.issued as f64 / s.offered_qps.unwrap())
+                .sum();
+            let cov = r.interval.0 <= theory && theory <= r.interval.1;
+            covered += usize::from(cov);
+            errs.push(100.0 * (got / theory - 1.0));
+            total_t.push(t);
+            if std::env::var("SHOW")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                == Some(seed)
+            {
+                for s in &q.steps {
+                    println!(
+                        "  {:6.1} issued {:5} planned {:5} late {:3} runs {:3} stop {:?} verdict {:?} conf {} burst-in {:?}",
+                        s.offered_qps.unwrap(), s.issued, s.planned, s.late, s.late_episodes, s.stop, s.verdict, s.confident, s.seed % 1000
+                    );
+                }
+            }
+            println!(
+                "seed {seed:3} answer {got:6.1} err {:+5.1}% interval {:?} {} steps {:2} virtual {t:6.1}s",
+                100.0 * (got / theory - 1.0),
+                r.interval,
+                if cov { "covers" } else { "MISSES" },
+                q.steps.len()
+            );
+        }
+        errs.sort_by(f64::total_cmp);
+        total_t.sort_by(f64::total_cmp);
+        let n = errs.len();
+        println!(
+            "median {:+.1}% min {:+.1}% max {:+.1}% p10 {:+.1}% p90 {:+.1}% covered {covered}/{n} time median {:.0}s max {:.0}s",
+            errs[n / 2], errs[0], errs[n - 1], errs[n / 10], errs[n * 9 / 10], total_t[n / 2], total_t[n - 1]
+        );
     }
 }

@@ -116,11 +116,6 @@ pub struct WorkerStats {
     /// threshold is the step's target. Counted per query, never read off a bucket.
     pub late: Vec<u64>,
     pub thresholds: Vec<u64>,
-    /// Runs of consecutive late queries (against the first threshold) in the order
-    /// served: late queries come in bursts, and `late / late_runs` says how big.
-    pub late_runs: u64,
-    /// Whether the last query served was late (to count runs).
-    pub last_late: bool,
     /// How late a simulated server finished beyond its drawn service time: the
     /// machine's own hiccups (empty for real runtimes).
     pub stalls: NsHistogram,
@@ -132,7 +127,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     /// Records one served query's latency: histograms, exact late counts per
-    /// threshold, and runs of late queries.
+    /// threshold.
     #[inline]
     pub fn record_served(&mut self, corrected_ns: u64, uncorrected_ns: u64) {
         self.corrected.record(corrected_ns);
@@ -140,9 +135,6 @@ impl WorkerStats {
         for (count, &t) in self.late.iter_mut().zip(&self.thresholds) {
             *count += u64::from(corrected_ns > t);
         }
-        let late = self.thresholds.first().is_some_and(|&t| corrected_ns > t);
-        self.late_runs += u64::from(late && !self.last_late);
-        self.last_late = late;
     }
 
     pub fn reset(&mut self) {
@@ -152,8 +144,6 @@ impl WorkerStats {
         self.errors = 0;
         self.late.clear();
         self.thresholds.clear();
-        self.late_runs = 0;
-        self.last_late = false;
         self.stalls.reset();
         self.last_completion_ns = 0;
         self.first_error = None;
@@ -172,7 +162,6 @@ impl WorkerStats {
         for (a, b) in self.late.iter_mut().zip(&other.late) {
             *a += b;
         }
-        self.late_runs += other.late_runs;
         self.stalls.add(&other.stalls);
         self.last_completion_ns = self.last_completion_ns.max(other.last_completion_ns);
         if self.first_error.is_none() {

@@ -6,7 +6,8 @@
 //! `max(qps × time, min_queries)` queries, stops at once when its failure is certain or
 //! confident, passes when its pass is confident once the planned queries are judged,
 //! and otherwise runs on (up to [`EXTENSION`] × the planned queries, within the time
-//! cap) until the counts decide; at the cap it is decided on its point estimate and
+//! cap) only while its late fraction is near 1 % and a confident pass is still
+//! reachable; elsewhere, and at the cap, it is decided on its point estimate and
 //! marked not confident. The decisions are made by [`Monitor`] and [`judge`], pure
 //! functions of exact counts that the virtual-clock steps of the tests share.
 
@@ -55,6 +56,15 @@ pub struct StepSpec {
 }
 
 impl StepSpec {
+    /// A rise of the late count this long after the previous one starts a new episode
+    /// of late queries: the target (a queue that stayed below it that long has
+    /// cleared), and at least four mean arrival gaps (at low rates a single episode
+    /// has late queries that far apart).
+    pub fn episode_gap(&self) -> Duration {
+        let arrivals = Duration::try_from_secs_f64(4.0 / self.offered_qps).unwrap_or(Duration::MAX);
+        self.target.unwrap_or(Duration::ZERO).max(arrivals)
+    }
+
     /// Queries for a step of `seconds` at `qps`, at least `min_queries` (and 1).
     pub fn query_count(qps: f64, seconds: f64, min_queries: u64) -> u64 {
         let n = (qps * seconds).ceil();
@@ -137,6 +147,10 @@ pub enum StopReason {
     CertainFail,
     /// Ran to the query cap still undecided: decided on the point estimate.
     Cap,
+    /// Undecided at its planned length, with no confident pass reachable within the
+    /// cap (too few queries left for the late ones seen): decided on the point
+    /// estimate without running on.
+    PointEstimate,
     /// Issuing stopped at the time cap.
     TimeCap,
     Interrupted,
@@ -170,8 +184,11 @@ pub struct StepSummary {
     pub late: u64,
     /// Exact late counts against the other latencies of [`StepSpec::also_count`].
     pub late_also: Vec<(f64, u64)>,
-    /// Runs of consecutive late queries (bursts); `late / late_runs` is the burst size.
-    pub late_runs: u64,
+    /// Episodes of late queries (see [`Monitor`]).
+    pub late_episodes: u64,
+    /// Sum of the squared episode sizes: `late_episode_sq / late` is the design
+    /// effect of clustered lateness (see [`Monitor::burst`]).
+    pub late_episode_sq: u64,
     pub runtime: f64,
     pub mean: f64,
     /// completion − planned send (coordinated-omission free).
@@ -213,7 +230,8 @@ impl Default for StepSummary {
             judged: 0,
             late: 0,
             late_also: Vec::new(),
-            late_runs: 0,
+            late_episodes: 0,
+            late_episode_sq: 0,
             runtime: 0.0,
             mean: 0.0,
             percentiles: Percentiles::default(),
@@ -284,12 +302,27 @@ impl StepSummary {
 
 /// The sequential decision of a running step: stop now, and why? Shared by real and
 /// virtual-clock steps.
+///
+/// Late queries come in episodes (the queue stays long for a while and every query
+/// in it is late), so their count is far more variable than a binomial one. The
+/// monitor sees the live late count every check; a rise more than `gap` after the
+/// previous rise starts a new episode. Counts are divided by the episode size (the
+/// larger of the earlier steps' and this step's own) before the confidence rule: a
+/// design effect, as for cluster samples.
 #[derive(Clone, Debug)]
 pub struct Monitor {
     planned: u64,
     cap: u64,
     burst: f64,
     rule: Rule,
+    gap_ns: u64,
+    seen_late: u64,
+    last_rise_ns: Option<u64>,
+    episodes: u64,
+    /// Late count when the current episode began.
+    episode_start: u64,
+    /// Sum of the squared sizes of the finished episodes.
+    closed_sq: u64,
 }
 
 /// Counts discounted for bursts: `(judged / burst, late / burst)`, rounded against a
@@ -303,27 +336,114 @@ pub fn discounted(judged: u64, late: u64, burst: f64) -> (u64, u64) {
 }
 
 impl Monitor {
-    pub fn new(planned: u64, cap: u64, confidence: f64, burst: f64) -> Monitor {
+    /// `burst`: the episode size seen in earlier steps (≥ 1); `gap`: see the type.
+    pub fn new(planned: u64, cap: u64, confidence: f64, burst: f64, gap: Duration) -> Monitor {
         Monitor {
             planned,
             cap: cap.max(planned),
             burst,
             rule: Rule::new(confidence),
+            gap_ns: u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX),
+            seen_late: 0,
+            last_rise_ns: None,
+            episodes: 0,
+            episode_start: 0,
+            closed_sq: 0,
         }
     }
 
-    /// `judged` queries are finished or certainly late, `late` of them over the
-    /// target. `Some` when the step should stop issuing.
-    pub fn check(&mut self, judged: u64, late: u64) -> Option<StopReason> {
+    /// The monitor of `spec`'s step.
+    pub fn for_step(spec: &StepSpec) -> Monitor {
+        Monitor::new(
+            spec.planned,
+            spec.cap,
+            spec.confidence,
+            spec.burst,
+            spec.episode_gap(),
+        )
+    }
+
+    /// Records the live late count at `now_ns` (since the step's start).
+    pub fn observe(&mut self, now_ns: u64, late: u64) {
+        if late > self.seen_late {
+            let new_episode = self
+                .last_rise_ns
+                .is_none_or(|t| now_ns.saturating_sub(t) > self.gap_ns);
+            if new_episode {
+                let size = self.seen_late - self.episode_start;
+                self.closed_sq += size * size;
+                self.episode_start = self.seen_late;
+                self.episodes += 1;
+            }
+            self.last_rise_ns = Some(now_ns);
+            self.seen_late = late;
+        }
+    }
+
+    /// Episodes of late queries seen so far; with `late` the final exact count (late
+    /// queries can finish after the last check), at least one when any is late.
+    pub fn episodes(&self, late: u64) -> u64 {
+        if late > 0 {
+            self.episodes.max(1)
+        } else {
+            self.episodes
+        }
+    }
+
+    /// Sum of the squared episode sizes, with `late` the final exact count (late
+    /// queries after the last check belong to the last episode).
+    pub fn episode_sq(&self, late: u64) -> u64 {
+        let current = late.max(self.seen_late) - self.episode_start;
+        self.closed_sq + current * current
+    }
+
+    /// The design effect the counts are discounted by: the earlier steps' or this
+    /// step's own so far, whichever is larger. For episodes of sizes `m`, the
+    /// variance of the late count is that of `Σm²/Σm`-sized independent lumps
+    /// (at least the mean size; larger when sizes vary).
+    pub fn burst(&self, late: u64) -> f64 {
+        let own = if late > 0 {
+            self.episode_sq(late) as f64 / late as f64
+        } else {
+            1.0
+        };
+        self.burst.max(own).max(1.0)
+    }
+
+    /// Whether the point estimate is near the 1 % budget (within a factor of two):
+    /// only there can running on change the verdict often enough to pay.
+    fn near(&self, judged: u64, late: u64) -> bool {
+        let f = late as f64 / judged.max(1) as f64;
+        (0.5 * LATE_FRACTION..=2.0 * LATE_FRACTION).contains(&f)
+    }
+
+    /// Whether `late` late queries (discounted) still allow a confident pass within
+    /// the cap.
+    fn pass_reachable(&mut self, late: u64) -> bool {
+        let burst = self.burst(late);
+        let (_, dl) = discounted(0, late, burst);
+        self.rule.min_total_for_pass(dl) as f64 * burst <= self.cap as f64
+    }
+
+    /// At `now_ns`, `judged` queries are finished or certainly late, `late` of them
+    /// over the target. `Some` when the step should stop issuing.
+    pub fn check(&mut self, now_ns: u64, judged: u64, late: u64) -> Option<StopReason> {
+        self.observe(now_ns, late);
         if late as f64 > LATE_FRACTION * self.cap as f64 {
             return Some(StopReason::CertainFail);
         }
-        let (dj, dl) = discounted(judged, late, self.burst);
+        let (dj, dl) = discounted(judged, late, self.burst(late));
         let evidence = self.rule.evidence(dj, dl);
         if judged >= self.planned {
             match evidence {
                 Evidence::ConfidentPass => Some(StopReason::ConfidentPass),
                 Evidence::ConfidentFail => Some(StopReason::ConfidentFail),
+                // Running on is worth it only while a confident pass can still be
+                // reached within the cap with the late queries seen so far (a
+                // confident fail needs more late queries, which would come sooner).
+                Evidence::Undecided if !self.pass_reachable(late) || !self.near(judged, late) => {
+                    Some(StopReason::PointEstimate)
+                }
                 Evidence::Undecided => None,
             }
         } else if evidence == Evidence::ConfidentFail
@@ -372,6 +492,8 @@ pub struct OpenCounts {
     pub stop: StopReason,
     pub drain_timeout: bool,
     pub interrupted: bool,
+    /// The step's monitor (its episodes of late queries).
+    pub monitor: Monitor,
 }
 
 /// Builds the summary of an open-loop step from its counts (shared with the virtual
@@ -400,7 +522,7 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
     let lateness = Lateness::from_histogram(&o.lateness);
     let stalls = Lateness::from_histogram(&s.stalls);
     let mut rule = Rule::new(spec.confidence);
-    let (point, confident) = judge(&mut rule, spec.cap, judged, late, spec.burst);
+    let (point, confident) = judge(&mut rule, spec.cap, judged, late, o.monitor.burst(late));
     let stop = if o.stop == StopReason::Planned && o.issued >= spec.cap && !confident {
         StopReason::Cap
     } else {
@@ -436,7 +558,8 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         judged,
         late,
         late_also,
-        late_runs: s.late_runs + u64::from(o.censored_late.first().is_some_and(|&c| c > 0)),
+        late_episodes: o.monitor.episodes(late),
+        late_episode_sq: o.monitor.episode_sq(late),
         runtime,
         mean: s.corrected.mean_s(),
         percentiles: s.corrected.percentiles(),
@@ -512,7 +635,7 @@ impl StopCheck for LiveJudge<'_> {
             return false;
         };
         let (judged, late) = live_tally(self.live, probe, now_ns, target);
-        self.stop = self.monitor.check(judged, late);
+        self.stop = self.monitor.check(now_ns, judged, late);
         self.stop.is_some()
     }
 }
@@ -552,7 +675,7 @@ fn run_open_raw(
     let mut check = LiveJudge {
         live: pool.live(),
         target_ns,
-        monitor: Monitor::new(spec.planned, spec.cap, spec.confidence, spec.burst),
+        monitor: Monitor::for_step(spec),
         interrupt,
         stop: None,
     };
@@ -588,6 +711,7 @@ fn run_open_raw(
             if let Some(t) = target_ns {
                 let (_, late) =
                     live_tally(pool.live(), &BacklogProbe::new(pool.queue()), now_ns, t);
+                check.monitor.observe(now_ns, late);
                 if late as f64 > LATE_FRACTION * spec.cap as f64 {
                     check.stop = Some(StopReason::CertainFail);
                     break;
@@ -632,6 +756,7 @@ fn run_open_raw(
         stop,
         drain_timeout: drain_timed_out,
         interrupted: interrupt.load(Ordering::Relaxed),
+        monitor: check.monitor,
     })
 }
 
@@ -792,21 +917,52 @@ mod tests {
         assert_eq!(live_tally(&live, &probe, 1_000, 100), (10, 10));
     }
 
+    /// Feeds `m` late queries one at a time, `spacing_ms` apart from `*t`, with
+    /// `judged` queries judged; returns the last decision.
+    fn feed(
+        m: &mut Monitor,
+        t: &mut u64,
+        judged: u64,
+        late: std::ops::RangeInclusive<u64>,
+        spacing_ms: u64,
+    ) -> Option<StopReason> {
+        let mut last = None;
+        for l in late {
+            *t += spacing_ms * 1_000_000;
+            last = m.check(*t, judged, l);
+        }
+        last
+    }
+
     #[test]
     fn monitor_stops_far_from_the_boundary_and_waits_near_it() {
-        // 1000 planned, cap 4000 (40 late would be certain).
-        let mut m = Monitor::new(1000, 4000, 0.99, 1.0);
-        assert_eq!(m.check(100, 0), None, "not before the planned queries");
-        assert_eq!(m.check(100, 5), None, "5 late: within the planned 1 %");
+        // 1000 planned, cap 4000 (40 late would be certain); episodes end after 50 ms.
+        let gap = Duration::from_millis(50);
+        let mut m = Monitor::new(1000, 4000, 0.99, 1.0, gap);
+        let mut t = 0;
+        assert_eq!(m.check(0, 100, 0), None, "not before the planned queries");
+        // Late queries a second apart are independent episodes.
         assert_eq!(
-            m.check(100, 11),
+            feed(&mut m, &mut t, 100, 1..=5, 1000),
+            None,
+            "5 late: within the planned 1 %"
+        );
+        assert_eq!(
+            feed(&mut m, &mut t, 100, 6..=11, 1000),
             Some(StopReason::ConfidentFail),
             "over the planned 1 % and confident"
         );
-        assert_eq!(m.check(900, 41), Some(StopReason::CertainFail));
-        assert_eq!(m.check(1000, 0), Some(StopReason::ConfidentPass));
-        assert_eq!(m.check(1000, 12), None, "12 of 1000: undecided, runs on");
-        assert_eq!(m.check(3000, 12), Some(StopReason::ConfidentPass));
+        assert_eq!(m.episodes(11), 11);
+        assert_eq!(m.check(t, 900, 41), Some(StopReason::CertainFail));
+        let mut m = Monitor::new(1000, 4000, 0.99, 1.0, gap);
+        assert_eq!(m.check(0, 1000, 0), Some(StopReason::ConfidentPass));
+        let mut t = 0;
+        assert_eq!(
+            feed(&mut m, &mut t, 1000, 1..=12, 1000),
+            None,
+            "12 of 1000: undecided, runs on"
+        );
+        assert_eq!(m.check(t, 3000, 12), Some(StopReason::ConfidentPass));
         let mut rule = Rule::new(0.99);
         assert_eq!(
             judge(&mut rule, 4000, 4000, 39, 1.0),
@@ -814,10 +970,52 @@ mod tests {
             "point estimate at the cap"
         );
         assert_eq!(judge(&mut rule, 4000, 4000, 41, 1.0), (false, true));
-        // Bursts of 10: 0 late in 1000 is 100 independent-ish queries, not confident.
-        let mut m = Monitor::new(1000, 4000, 0.99, 10.0);
-        assert_eq!(m.check(1000, 0), None);
-        assert_eq!(m.check(4590, 0), Some(StopReason::ConfidentPass));
+        // Episodes of 10 seen before: 0 late in 1000 is 100 independent-ish queries,
+        // not confident; but 0 % is far from the budget, so no running on.
+        let mut m = Monitor::new(1000, 4000, 0.99, 10.0, gap);
+        assert_eq!(m.check(0, 999, 0), None);
+        assert_eq!(m.check(0, 1000, 0), Some(StopReason::PointEstimate));
+        // Near the budget (8 of 1000) but no room to run on (cap = planned): a
+        // confident pass is out of reach, so decided now.
+        let mut m = Monitor::new(1000, 1000, 0.99, 1.0, gap);
+        let mut t = 0;
+        assert_eq!(
+            feed(&mut m, &mut t, 1000, 1..=8, 1000),
+            Some(StopReason::PointEstimate)
+        );
+    }
+
+    #[test]
+    fn one_episode_of_late_queries_is_not_a_confident_failure() {
+        // Eleven late queries 10 ms apart (one congestion episode) among the first 100
+        // of 1000: counted as independent they would be a confident fail; as one
+        // episode they are one unlucky event, and the step runs on.
+        let mut m = Monitor::new(1000, 4000, 0.99, 1.0, Duration::from_millis(50));
+        let mut t = 0;
+        assert_eq!(feed(&mut m, &mut t, 100, 1..=11, 10), None);
+        assert_eq!(m.episodes(11), 1);
+        assert_eq!(m.burst(11), 11.0);
+        // A second episode much later starts a new count.
+        t += 1_000_000_000;
+        m.observe(t, 12);
+        assert_eq!(m.episodes(12), 2);
+    }
+
+    #[test]
+    fn episodes_end_after_the_target_or_four_arrival_gaps() {
+        let spec = |qps: f64| {
+            StepSpec::judged(
+                Distribution::Linear,
+                qps,
+                10.0,
+                100,
+                Some(Duration::from_millis(50)),
+                1,
+                0.99,
+            )
+        };
+        assert_eq!(spec(1000.0).episode_gap(), Duration::from_millis(50));
+        assert_eq!(spec(10.0).episode_gap(), Duration::from_millis(400));
     }
 
     #[test]

@@ -246,6 +246,7 @@ fn stop_name(r: StopReason) -> &'static str {
         StopReason::ConfidentFail => "confident_fail",
         StopReason::CertainFail => "certain_fail",
         StopReason::Cap => "cap",
+        StopReason::PointEstimate => "point_estimate",
         StopReason::TimeCap => "time_cap",
         StopReason::Interrupted => "interrupted",
         StopReason::Closed => "closed_loop",
