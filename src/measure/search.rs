@@ -8,11 +8,13 @@
 //! Near the boundary single steps are noisy, so the answer pools the evidence of all
 //! steps of this target: the late fraction can only grow with the offered rate, so the
 //! counts are fitted by isotonic (monotone) regression, which pools a lucky pass with
-//! the failing steps below it. The answer is the highest rate whose own step passed
-//! *and* whose pooled late fraction is at most 1 %; when that is not a confident pass
-//! it is measured once more with a fresh seed before it is believed. The interval runs
-//! from the highest rate whose pooled evidence is a confident pass to the lowest whose
-//! pooled evidence is a confident fail (the capacity when none is).
+//! the failing steps below it. The answer is the highest rate whose own step passed,
+//! whose pooled late fraction is at most 1 % and whose neighbourhood (the steps up to
+//! 3 % above it) passes too. A doubtful answer, and a doubtful fail just above it, are
+//! measured again with fresh seeds (both sides alike, so luck cannot only lower the
+//! answer), within a bounded settling time. The interval runs from the highest rate
+//! whose pooled evidence is a confident pass to the lowest whose pooled evidence is a
+//! confident fail (the capacity when none is).
 
 use std::time::Duration;
 
@@ -191,6 +193,15 @@ fn point_of(s: &StepSummary, target: f64) -> Option<Point> {
     })
 }
 
+/// The counts against `target` of this search's steps and the carried ones.
+fn points(steps: &[StepSummary], carried: &[StepSummary], target: f64) -> Vec<Point> {
+    steps
+        .iter()
+        .chain(carried)
+        .filter_map(|s| point_of(s, target))
+        .collect()
+}
+
 /// How much late queries cluster, pooled over the steps judged against `target`:
 /// the design effect `Σm² / Σm` over episodes of sizes `m` (at least 1; see
 /// [`crate::measure::step::Monitor`]). Clustered lateness makes counts less
@@ -223,14 +234,15 @@ fn pooled_evidence(rule: &mut Rule, p: &Point, burst: f64) -> Evidence {
     rule.evidence(judged, late)
 }
 
-/// The pooled answer over `steps` (and `carried` steps of stricter targets that count
-/// this target exactly): the highest rate whose own step passed and whose pooled
-/// fraction is at most 1 %, its pooled evidence, the interval, and the lowest rate
-/// above the answer whose pooled fraction fails (where to search again).
 /// A candidate answer's neighbourhood: the steps within 3 % above it must pass
 /// together too (see [`decide`]).
 const NEIGHBOURHOOD: f64 = 0.03;
 
+/// The pooled answer over `steps` (and `carried` steps of stricter targets that count
+/// this target exactly): the highest rate whose own step passed, whose pooled
+/// fraction is at most 1 % and whose [`NEIGHBOURHOOD`] passes too (else the lowest
+/// such candidate), its pooled evidence, the interval, and the lowest rate above the
+/// answer whose pooled fraction fails (where to search again).
 fn decide(
     steps: &[StepSummary],
     carried: &[StepSummary],
@@ -238,11 +250,7 @@ fn decide(
     capacity: f64,
     rule: &mut Rule,
 ) -> Decision {
-    let all: Vec<Point> = steps
-        .iter()
-        .chain(carried)
-        .filter_map(|s| point_of(s, target))
-        .collect();
+    let all = points(steps, carried, target);
     let burst = burst_size(steps, target);
     let fit = pooled(&all);
     let at = |rate: f64| fit.iter().find(|p| p.rate == rate).copied();
@@ -430,11 +438,7 @@ impl Search<'_> {
             .cloned()
             .collect();
         let known = {
-            let pts: Vec<Point> = carried
-                .iter()
-                .filter_map(|s| point_of(s, target_s))
-                .collect();
-            pooled(&pts)
+            pooled(&points(&[], &carried, target_s))
                 .into_iter()
                 .filter(|p| p.late as f64 <= LATE_FRACTION * p.judged as f64)
                 .map(|p| p.rate)
@@ -461,8 +465,8 @@ impl Search<'_> {
         }
 
         // Bisect between a passing `lo` and a failing `hi`; then pool the evidence and
-        // measure an answer that is not a confident pass again (with a fresh seed). If
-        // that moves the answer down, bisect the new gap.
+        // measure a doubtful answer or a doubtful fail above it again (fresh seeds). If
+        // the pooled evidence moves the bracket, bisect the new gap.
         let mut confirmations = 0;
         // Settling may take SETTLING × the first bracket and bisection's time.
         let mut first_pass: Option<f64> = None;
@@ -501,13 +505,7 @@ impl Search<'_> {
                     .count() as u32;
                 let passed = if times > CONFIRMATIONS_PER_RATE {
                     // Measured enough already: its pooled counts decide.
-                    let all: Vec<Point> = out
-                        .steps
-                        .iter()
-                        .chain(&carried)
-                        .filter_map(|s| point_of(s, target_s))
-                        .collect();
-                    pooled(&all)
+                    pooled(&points(&out.steps, &carried, target_s))
                         .iter()
                         .find(|p| p.rate == mid)
                         .is_some_and(|p| p.late as f64 <= LATE_FRACTION * p.judged as f64)
