@@ -367,6 +367,21 @@ impl Search<'_> {
         }
     }
 
+    /// Decides on all steps so far and records the answer, interval and confidence.
+    fn settle(&self, out: &mut SearchResult, carried: &[StepSummary], rule: &mut Rule) -> Decision {
+        let d = decide(
+            &out.steps,
+            carried,
+            self.target.as_secs_f64(),
+            self.bounds.capacity,
+            rule,
+        );
+        out.interval = d.interval;
+        out.confident = d.evidence == Evidence::ConfidentPass;
+        out.best = d.best.map(|b| out.steps[b].clone());
+        d
+    }
+
     /// Brackets from `rate` down: halves until a step passes, the floor itself being
     /// the last rate tried. Returns `(pass, fail above it)`, or `(0, rate)` when
     /// even the floor failed.
@@ -521,16 +536,7 @@ impl Search<'_> {
             if first_pass.is_none() {
                 first_pass = Some(out.steps.iter().map(|s| s.runtime).sum());
             }
-            let d = decide(
-                &out.steps,
-                &carried,
-                target_s,
-                self.bounds.capacity,
-                &mut rule,
-            );
-            out.interval = d.interval;
-            out.confident = d.evidence == Evidence::ConfidentPass;
-            out.best = d.best.map(|b| out.steps[b].clone());
+            let d = self.settle(&mut out, &carried, &mut rule);
             let Some(b) = d.best else {
                 // The pooled evidence took back every pass: descend below the
                 // lowest rate tried, if there is room.
@@ -585,6 +591,9 @@ impl Search<'_> {
             confirmations += 1;
             self.measure(again, &mut out)?;
         }
+        // The loop may end on its time or step budget after a measurement: the
+        // answer is decided on every step.
+        self.settle(&mut out, &carried, &mut rule);
         // A known pass of a stricter target that this search never beat.
         if out.best.is_none() {
             if let Some(k) = known {
@@ -723,6 +732,77 @@ mod tests {
             "{answers:?}"
         );
         assert!(covered >= 8, "interval covered theory {covered} of 12");
+    }
+
+    /// Replays scripted steps: `(rate, judged, late, runtime)`, passing on the point
+    /// estimate; interrupts when the script runs out or a rate differs.
+    struct Scripted(std::collections::VecDeque<(f64, u64, u64, f64)>);
+
+    impl StepRunner for Scripted {
+        fn step(
+            &mut self,
+            dist: Distribution,
+            qps: f64,
+            target: Duration,
+            seed: u64,
+            _burst: f64,
+        ) -> Result<StepSummary, SearchStop> {
+            let (rate, judged, late, runtime) =
+                self.0.pop_front().ok_or(SearchStop::Interrupted)?;
+            assert_eq!(qps, rate, "the search asked for another rate");
+            let passed = late * 100 <= judged;
+            Ok(StepSummary {
+                distribution: Some(dist),
+                target_latency: Some(target.as_secs_f64()),
+                offered_qps: Some(qps),
+                count: judged,
+                issued: judged,
+                judged,
+                late,
+                late_episodes: late,
+                late_episode_sq: late,
+                runtime,
+                passed,
+                verdict: if passed {
+                    Verdict::Pass
+                } else {
+                    Verdict::TooManyLate
+                },
+                stop: StopReason::PointEstimate,
+                seed,
+                ..StepSummary::default()
+            })
+        }
+    }
+
+    #[test]
+    fn an_answer_found_as_the_settling_time_runs_out_is_kept() {
+        // 48 passes, its confirmation fails (pooled 1.5 %), 24 passes: by then the
+        // settling time (1.5 × the first second) is spent, and 24 is the answer.
+        let mut runner = Scripted(
+            [
+                (48.0, 100, 0, 1.0),
+                (48.0, 100, 3, 1.4),
+                (24.0, 100, 0, 1.0),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let r = Search {
+            runner: &mut runner,
+            dist: Distribution::Linear,
+            target: Duration::from_millis(500),
+            bounds: Bounds {
+                capacity: 48.0,
+                floor: 1.0,
+            },
+            seed: 1,
+            confidence: 0.99,
+        }
+        .run(&[])
+        .unwrap();
+        assert_eq!(r.best.and_then(|b| b.offered_qps), Some(24.0));
+        assert!(runner.0.is_empty());
     }
 
     #[test]
