@@ -538,14 +538,20 @@ impl Search<'_> {
             }
             let d = self.settle(&mut out, &carried, &mut rule);
             let Some(b) = d.best else {
-                // The pooled evidence took back every pass: descend below the
-                // lowest rate tried, if there is room.
+                // The pooled evidence took back every pass: search below the lowest
+                // rate tried, down to a known pass of a stricter target if there is
+                // one (its steps are not this search's own), else by halving.
                 let lowest = out
                     .steps
                     .iter()
                     .filter_map(|s| s.offered_qps)
                     .fold(top, f64::min);
-                if known.is_none() && lo > 0.0 && lowest > floor {
+                if let Some(k) = known {
+                    if lowest - k > (0.01 * k).max(1.0) {
+                        (lo, hi) = (k, lowest);
+                        continue;
+                    }
+                } else if lo > 0.0 && lowest > floor {
                     (lo, hi) =
                         self.descend(round_rate(lowest / 2.0).max(floor), floor, &mut out)?;
                     if lo > 0.0 {
@@ -803,6 +809,92 @@ mod tests {
         .unwrap();
         assert_eq!(r.best.and_then(|b| b.offered_qps), Some(24.0));
         assert!(runner.0.is_empty());
+    }
+
+    /// Late counts by rate: every rate up to 25 qps is clean, every rate above 26 is
+    /// overloaded, and 26 is lucky on its first step only (2 of 260), failing after.
+    struct LuckyOnce(Vec<f64>);
+
+    impl StepRunner for LuckyOnce {
+        fn step(
+            &mut self,
+            dist: Distribution,
+            qps: f64,
+            target: Duration,
+            seed: u64,
+            _burst: f64,
+        ) -> Result<StepSummary, SearchStop> {
+            let judged = (qps * 10.0) as u64;
+            let late = if qps <= 25.0 {
+                0
+            } else if qps == 26.0 && !self.0.contains(&26.0) {
+                2
+            } else {
+                judged / 10
+            };
+            self.0.push(qps);
+            let passed = late * 100 <= judged;
+            Ok(StepSummary {
+                distribution: Some(dist),
+                target_latency: Some(target.as_secs_f64()),
+                offered_qps: Some(qps),
+                count: judged,
+                issued: judged,
+                judged,
+                late,
+                late_episodes: late.min(1),
+                late_episode_sq: late * late,
+                runtime: 10.0,
+                passed,
+                verdict: if passed {
+                    Verdict::Pass
+                } else {
+                    Verdict::TooManyLate
+                },
+                stop: StopReason::PointEstimate,
+                seed,
+                ..StepSummary::default()
+            })
+        }
+    }
+
+    #[test]
+    fn a_pass_taken_back_above_a_known_pass_searches_the_gap_between() {
+        // A stricter target's step at 10 qps passes this target too. This search's
+        // only pass (26, lucky) is taken back by its confirmation: the answer must be
+        // searched between 10 and 26, not fall back to 10 untried.
+        let carried = StepSummary {
+            distribution: Some(Distribution::Exponential),
+            target_latency: Some(0.1),
+            offered_qps: Some(10.0),
+            count: 100,
+            issued: 100,
+            judged: 100,
+            late: 0,
+            late_also: vec![(0.2, 0)],
+            runtime: 10.0,
+            passed: true,
+            verdict: Verdict::Pass,
+            stop: StopReason::PointEstimate,
+            ..StepSummary::default()
+        };
+        let mut runner = LuckyOnce(Vec::new());
+        let r = Search {
+            runner: &mut runner,
+            dist: Distribution::Exponential,
+            target: Duration::from_millis(200),
+            bounds: bounds(42.0),
+            seed: 1,
+            confidence: 0.99,
+        }
+        .run(&[carried])
+        .unwrap();
+        let tried = &runner.0;
+        assert!(
+            tried.iter().filter(|&&q| q == 26.0).count() >= 2,
+            "26 was never confirmed: {tried:?}"
+        );
+        assert_eq!(r.best.and_then(|b| b.offered_qps), Some(25.0), "{tried:?}");
     }
 
     #[test]
