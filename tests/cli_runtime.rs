@@ -225,6 +225,19 @@ fn run_on_onnx_runtime_writes_a_valid_results_file_with_accuracy() {
         q > 0.0,
         "ResNet-50 at ~40 ms serves something within 0.5 s: {stdout}"
     );
+    // No configuration was pinned: every candidate was calibrated on the real
+    // runtime, and the answer names the one it was measured on.
+    let configs = doc["configurations"].as_array().expect("a tuned run");
+    assert!(configs.len() >= 2, "{configs:?}");
+    for c in configs {
+        let cap = c["calibration"]["capacity"].as_f64().unwrap_or(0.0);
+        assert!(cap > 0.0, "every candidate served something: {c}");
+    }
+    let chosen = &doc["results"]["linear"]["0.5"]["config"]["name"];
+    assert!(
+        configs.iter().any(|c| &c["name"] == chosen),
+        "{chosen} is one of the candidates"
+    );
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
     )

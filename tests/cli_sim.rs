@@ -243,6 +243,61 @@ fn bad_usage(args: &[&str], expect: &str) {
 }
 
 #[test]
+fn tuning_searches_each_target_on_the_configuration_that_serves_most() {
+    // sim at a fixed 5 ms: one worker serves at most 200/s, three serve 600/s, and a
+    // 20 ms target is met up to the capacity either way. The calibration must rank
+    // 3x1 first, the search run on it only, and the answer exceed what 1x1 can serve.
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("results.json");
+    let o = run(&[
+        "run",
+        "--backend",
+        "sim",
+        "--sim-service-time",
+        "fixed:5ms",
+        "--configs",
+        "1x1,3x1",
+        "--max-latency",
+        "0.02",
+        "--distributions",
+        "linear",
+        "--time",
+        "2",
+        "--warmup",
+        "0",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        err.contains("loadgen: linear 0.02: configuration 3x1 (predicted"),
+        "{err}"
+    );
+    let q = final_qps(&out, "linear", "0.02");
+    assert!(
+        q > 200.0,
+        "qps {q}: no more than one server's worth\n{out}\n{err}"
+    );
+    let doc = read_json(&out_path);
+    schema_check(&doc);
+    assert_eq!(doc["results"]["linear"]["0.02"]["config"]["name"], "3x1");
+    let configs = doc["configurations"].as_array().unwrap();
+    assert_eq!(configs.len(), 2);
+    let one = configs.iter().find(|c| c["name"] == "1x1").unwrap();
+    let three = configs.iter().find(|c| c["name"] == "3x1").unwrap();
+    // Only the winner was searched.
+    assert_eq!(three["measured"]["linear"]["0.02"].as_f64(), Some(q));
+    assert!(one["measured"].as_object().unwrap().is_empty(), "{one}");
+    let cap = |c: &Value| c["calibration"]["capacity"].as_f64().unwrap();
+    assert!(cap(three) > 2.0 * cap(one), "{one} {three}");
+    // Every step ran on the winner's three workers: more than 200/s offered.
+    let steps = doc["scan"]["linear"].as_object().unwrap();
+    assert!(steps.values().any(|s| s["qps"].as_f64().unwrap() > 200.0));
+}
+
+#[test]
 fn bad_input_gets_one_sentence_and_exit_code_2() {
     let _guard = serial();
     bad_usage(
@@ -254,6 +309,26 @@ fn bad_input_gets_one_sentence_and_exit_code_2() {
         "must be at least 1",
     );
     bad_usage(&["run", "--backend", "mxnet"], "unknown backend 'mxnet'");
+    bad_usage(
+        &["run", "--backend", "sim", "--configs", "2y1"],
+        "--configs item '2y1' is not made of whole numbers",
+    );
+    bad_usage(
+        &[
+            "run",
+            "--backend",
+            "sim",
+            "--configs",
+            "2x1",
+            "--threads",
+            "2",
+        ],
+        "drop --threads",
+    );
+    bad_usage(
+        &["run", "--backend", "sim", "--configs", "2x1", "--no-tune"],
+        "drop one of them",
+    );
     bad_usage(
         &["run", "--backend", "sim", "--sim-service-time", "gauss:5ms"],
         "is not a law",

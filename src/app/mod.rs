@@ -7,6 +7,7 @@ pub mod accuracy_pass;
 pub mod fixed;
 pub mod run;
 pub mod throughput;
+pub mod tune;
 
 pub use accuracy::accuracy;
 pub use fixed::fixed;

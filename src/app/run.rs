@@ -6,16 +6,19 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::backend::BackendKind;
+use crate::config::candidates;
 use crate::config::cli::RunArgs;
-use crate::config::settings::{RunOverrides, Settings};
+use crate::config::settings::{RunOverrides, Settings, Tune};
 use crate::error::Interrupted;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{self, SearchStop, StepRunner};
 use crate::measure::step::{self, StepSpec, StepSummary};
+use crate::measure::tuning::{self, Calibration};
 use crate::output::files;
 use crate::output::lines;
 use crate::output::progress::Progress;
-use crate::output::results::{self, Results};
+use crate::output::results::{self, ConfigReport, Results};
 use crate::signals;
 
 use super::*;
@@ -27,6 +30,8 @@ struct PoolRunner<'a> {
     settings: &'a Settings,
     progress: &'a mut Progress,
     results: &'a mut Results,
+    /// The configuration measured, when the run tunes (shown in the progress bar).
+    label: Option<String>,
 }
 
 impl StepRunner for PoolRunner<'_> {
@@ -57,14 +62,16 @@ impl StepRunner for PoolRunner<'_> {
             .collect();
         spec.burst = burst;
         let name = lines::step_name(dist, Some(target.as_secs_f64()), qps);
-        self.progress.stage(
-            &format!(
-                "{} {}",
-                dist.as_str(),
-                lines::py_float(target.as_secs_f64())
-            ),
-            &name,
+        let stage = format!(
+            "{} {}",
+            dist.as_str(),
+            lines::py_float(target.as_secs_f64())
         );
+        let stage = match &self.label {
+            Some(c) => format!("{stage} [{c}]"),
+            None => stage,
+        };
+        self.progress.stage(&stage, &name);
         self.progress
             .track(self.sut.pool.live_handle(), spec.planned);
         let summary = step::run_open(&self.sut.pool, &spec, signals::flag())
@@ -106,6 +113,9 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         distributions: args.distributions.clone(),
         min_queries: args.min_queries,
         no_accuracy: args.no_accuracy,
+        no_tune: args.no_tune,
+        configs: args.configs.clone(),
+        tunes: true,
     };
     let settings = Settings::resolve(&args.common, &o)?;
     let output = args
@@ -145,56 +155,156 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     }
     write_results(&output, &results)?;
 
-    warm_up(&sut, &settings, &mut progress)?;
-    // Capacity probe: the closed-loop rate bounds every open-loop answer from above.
-    let probe_time = (settings.time / 4.0).clamp(1.0, 5.0);
-    progress.stage("probe", &format!("{probe_time:.0} s closed loop"));
-    let probe = step::run_closed(
-        &sut.pool,
-        Duration::from_secs_f64(probe_time),
-        signals::flag(),
-    )?;
-    if signals::interrupted() {
-        results.interrupted = true;
+    // The configurations to measure: the one of the flags, or every tuning
+    // candidate, each with its own sessions and calibration.
+    let mut candidates = match &settings.tune {
+        Tune::Off => Vec::new(),
+        Tune::List(list) => list.clone(),
+        Tune::Default => candidates::default_candidates(
+            crate::config::limits::cores(),
+            sut.backend.model().max_batch.is_none() && sut.backend.model().item_len() > 0,
+        ),
+    };
+    if settings.backend == BackendKind::Tf && settings.tune == Tune::Default {
+        // TF's intra-op pool belongs to the process and the first session sizes it:
+        // candidates in one process would all run with the first one's threads.
+        progress.note("loadgen: tf sizes its intra-op threads once per process, so this run measures one configuration; pin another with --threads and --intra-threads");
+        candidates.clear();
+    }
+    let mut arms: Vec<tune::Arm> = Vec::new();
+    if candidates.is_empty() {
+        warm_up(&sut, &settings, &mut progress)?;
+        let probe = tune::probe(&sut, &settings, &mut progress, "probe")?;
+        if signals::interrupted() {
+            results.interrupted = true;
+            write_results(&output, &results)?;
+            return Err(interrupted().into());
+        }
+        progress.note(&format!(
+            "loadgen: capacity probe: {:.1} queries/s closed loop with {} threads, batch {}",
+            probe.qps, settings.threads, settings.batch_size
+        ));
+        results.capacity = Some(probe.clone());
+        arms.push(tune::Arm {
+            candidate: None,
+            sut,
+            probe,
+            calibration: None,
+        });
+    } else {
+        // Free the accuracy pass's sessions before loading the candidates'.
+        let dataset = std::sync::Arc::clone(&sut.dataset);
+        drop(sut);
+        for &c in &candidates {
+            let arm = tune::calibrate(&settings, &dataset, c, &mut progress);
+            if signals::interrupted() {
+                results.interrupted = true;
+                write_results(&output, &results)?;
+                return Err(interrupted().into());
+            }
+            match arm {
+                Ok(arm) => {
+                    let cal = arm.calibration.expect("calibrated unless interrupted");
+                    progress.note(&format!(
+                        "loadgen: configuration {c}: capacity {:.1} queries/s, a lone query {:.1} ms (p99 {:.1} ms)",
+                        cal.capacity,
+                        cal.unloaded_mean * 1e3,
+                        cal.unloaded_p99 * 1e3
+                    ));
+                    results.configurations.push(ConfigReport {
+                        candidate: c,
+                        calibration: Some(cal),
+                        error: None,
+                        predicted: Vec::new(),
+                        measured: Vec::new(),
+                    });
+                    arms.push(arm);
+                }
+                Err(e) => {
+                    // A candidate the runtime refuses (a batch the model cannot take)
+                    // is left out, and said so; the others still compete.
+                    progress.note(&format!("loadgen: configuration {c} left out: {e:#}"));
+                    results.configurations.push(ConfigReport {
+                        candidate: c,
+                        calibration: None,
+                        error: Some(format!("{e:#}")),
+                        predicted: Vec::new(),
+                        measured: Vec::new(),
+                    });
+                }
+            }
+        }
+        if arms.is_empty() {
+            anyhow::bail!("no configuration could be calibrated; see the reasons above");
+        }
+        results.capacity = Some(arms[0].probe.clone());
         write_results(&output, &results)?;
-        return Err(interrupted().into());
     }
-    if probe.count == 0 {
-        anyhow::bail!(
-            "the capacity probe completed no query in {probe_time:.0} s{}",
-            probe
-                .error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        );
-    }
-    progress.note(&format!(
-        "loadgen: capacity probe: {:.1} queries/s closed loop with {} threads, batch {}",
-        probe.qps, settings.threads, settings.batch_size
-    ));
-    results.capacity = Some(probe.clone());
+    let calibrations: Vec<Calibration> = arms.iter().filter_map(|a| a.calibration).collect();
 
     for (d, &dist) in settings.distributions.iter().enumerate() {
-        // Every step of this distribution so far: each counted every target exactly,
-        // so a later target pools their evidence and starts from their best pass.
-        let mut carried: Vec<StepSummary> = Vec::new();
+        // Every step of this distribution so far, per configuration: each counted
+        // every target exactly, so a later target pools their evidence and starts from
+        // their best pass.
+        let mut carried: Vec<Vec<StepSummary>> = vec![Vec::new(); arms.len()];
         for (k, (t, target)) in settings.targets().enumerate() {
+            let pick = if calibrations.len() == arms.len() && arms.len() > 1 {
+                let order = tuning::ranking(&calibrations, dist, t);
+                let predicted: Vec<f64> = calibrations
+                    .iter()
+                    .map(|c| tuning::predicted_answer(c, dist, t))
+                    .collect();
+                for (i, arm) in arms.iter().enumerate() {
+                    let c = arm.candidate.expect("tuning arms have candidates");
+                    if let Some(r) = results.configurations.iter_mut().find(|r| r.candidate == c) {
+                        r.predicted.push((dist, t, round_prediction(predicted[i])));
+                    }
+                }
+                let others: Vec<String> = order[1..]
+                    .iter()
+                    .map(|&i| {
+                        let c = arms[i].candidate.expect("tuning arms have candidates");
+                        if predicted[i] > 0.0 {
+                            format!("{c} {:.1}", predicted[i])
+                        } else {
+                            format!("{c} cannot meet it even unloaded")
+                        }
+                    })
+                    .collect();
+                let best = order[0];
+                progress.note(&format!(
+                    "loadgen: {} {}: configuration {} (predicted {:.1} qps; {})",
+                    dist.as_str(),
+                    lines::py_float(t),
+                    arms[best].candidate.expect("tuning arms have candidates"),
+                    predicted[best],
+                    others.join(", ")
+                ));
+                best
+            } else {
+                0
+            };
+            let arm = &arms[pick];
+            let settings_here = match arm.candidate {
+                Some(c) => tune::with_candidate(&settings, c),
+                None => settings.clone(),
+            };
             let mut runner = PoolRunner {
-                sut: &sut,
-                settings: &settings,
+                sut: &arm.sut,
+                settings: &settings_here,
                 progress: &mut progress,
                 results: &mut results,
+                label: arm.candidate.map(|c| c.to_string()),
             };
             let mut search = search::Search {
                 runner: &mut runner,
                 dist,
                 target,
-                bounds: search::Bounds::new(probe.qps, settings.min_queries, settings.time),
+                bounds: search::Bounds::new(arm.probe.qps, settings.min_queries, settings.time),
                 seed: search::mix_seed(settings.seed, ((d as u64) << 32) | k as u64),
                 confidence: settings.confidence,
             };
-            match search.run(&carried) {
+            match search.run(&carried[pick]) {
                 Ok(found) => {
                     for w in &found.warnings {
                         progress.note(&format!("loadgen: warning: {w}"));
@@ -205,8 +315,20 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                         found.best.as_ref(),
                         found.interval,
                     ));
-                    carried.extend(found.steps.iter().cloned());
-                    results.set_result(dist, t, &found);
+                    carried[pick].extend(found.steps.iter().cloned());
+                    results.set_result(dist, t, &found, arm.candidate);
+                    if let Some(c) = arm.candidate {
+                        let q = found
+                            .best
+                            .as_ref()
+                            .and_then(|b| b.offered_qps)
+                            .unwrap_or(-1.0);
+                        if let Some(r) =
+                            results.configurations.iter_mut().find(|r| r.candidate == c)
+                        {
+                            r.measured.push((dist, t, q));
+                        }
+                    }
                     write_results(&output, &results)?;
                 }
                 Err(SearchStop::Interrupted) => {
@@ -225,4 +347,13 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     println!("{}", results.final_results.line());
     write_results(&output, &results)?;
     Ok(())
+}
+
+/// Predictions are rough: whole queries per second above 10, hundredths below.
+fn round_prediction(q: f64) -> f64 {
+    if q >= 10.0 {
+        q.floor()
+    } else {
+        (q * 100.0).floor() / 100.0
+    }
 }

@@ -125,6 +125,13 @@ pub struct RunArgs {
     /// Skip the accuracy pass.
     #[arg(long = "no-accuracy")]
     pub no_accuracy: bool,
+    /// Measure with one configuration (the flags' or the defaults), without tuning.
+    #[arg(long = "no-tune")]
+    pub no_tune: bool,
+    /// Configurations to tune over, comma separated WORKERSxINTRA[xINTER[xBATCH]]
+    /// (default: every split of the cores, and batch 4 where the model allows).
+    #[arg(long)]
+    pub configs: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -20,6 +20,8 @@ pub const MAX_THREADS: usize = 1024;
 pub const MAX_RUNTIME_THREADS_PER_CORE: usize = 16;
 /// `--batch_size`.
 pub const MAX_BATCH: usize = 4096;
+/// `--configs`: configurations calibrated in one run (each loads its own sessions).
+pub const MAX_CANDIDATES: usize = 16;
 /// `--count`: items loaded (ImageNet's validation set has 50 000).
 pub const MAX_COUNT: usize = 10_000_000;
 /// `--min-queries`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
+use crate::config::candidates::{self, Candidate};
 use crate::config::cli::CommonArgs;
 use crate::config::limits;
 use crate::config::profile::{self, Profile};
@@ -125,8 +126,23 @@ pub struct Settings {
     pub confidence: f64,
     pub accuracy: bool,
     pub quiet: bool,
+    /// Whether `run` calibrates configurations and chooses one per target (SPEC §5.4).
+    #[serde(skip)]
+    pub tune: Tune,
     #[serde(skip)]
     pub profile_info: Option<&'static Profile>,
+}
+
+/// Tuning (SPEC §5.4), as the flags and the backend decide it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Tune {
+    /// One configuration: the flags' or the defaults.
+    #[default]
+    Off,
+    /// The default candidates, derived once the model is loaded (its batch dimension).
+    Default,
+    /// The user's `--configs`.
+    List(Vec<Candidate>),
 }
 
 /// Parses `0.01,0.05` into seconds and checks them ([`check_latencies`]).
@@ -220,6 +236,11 @@ pub struct RunOverrides {
     pub distributions: Option<String>,
     pub min_queries: Option<u64>,
     pub no_accuracy: bool,
+    /// `run` only: `--no-tune` and `--configs`.
+    pub no_tune: bool,
+    pub configs: Option<String>,
+    /// Whether the subcommand tunes at all (`run` does).
+    pub tunes: bool,
 }
 
 impl Settings {
@@ -333,6 +354,28 @@ impl Settings {
                 ));
             }
         }
+        let pinned = c.threads.is_some()
+            || c.intra_threads.is_some()
+            || c.inter_threads.is_some()
+            || c.batch_size.is_some();
+        let tune = match (&o.configs, o.tunes) {
+            (Some(_), _) if o.no_tune => {
+                return bad("--configs lists configurations to tune over and --no-tune turns tuning off: drop one of them");
+            }
+            (Some(_), _) if pinned => {
+                return bad("--configs lists whole configurations: drop --threads, --intra-threads, --inter-threads and --batch_size, or drop --configs");
+            }
+            (Some(list), _) => Tune::List(candidates::parse_candidates(list)?),
+            // The real runtimes tune unless pinned; sim and null only when asked.
+            (None, true)
+                if !o.no_tune
+                    && !pinned
+                    && matches!(backend, BackendKind::OnnxRuntime | BackendKind::Tf) =>
+            {
+                Tune::Default
+            }
+            _ => Tune::Off,
+        };
         if backend == BackendKind::Sim {
             if let Some(spec) = &c.sim_service_time {
                 crate::backend::sim::ServiceTime::parse(spec).map_err(SettingsError)?;
@@ -411,6 +454,7 @@ impl Settings {
             min_queries,
             accuracy: !o.no_accuracy && sc.accuracy.or(defaults.accuracy).unwrap_or(true),
             quiet: c.quiet,
+            tune,
             profile_info,
         })
     }

@@ -12,5 +12,6 @@ pub mod schedule;
 pub mod search;
 pub mod stats;
 pub mod step;
+pub mod tuning;
 pub mod verdict;
 pub mod virtual_clock;

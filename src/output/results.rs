@@ -6,10 +6,12 @@ use serde_json::{json, Value};
 
 use std::collections::BTreeMap;
 
+use crate::config::candidates::Candidate;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::SearchResult;
 use crate::measure::stats::Lateness;
 use crate::measure::step::{StepSummary, StopReason, Verdict};
+use crate::measure::tuning::Calibration;
 use crate::output::lines::{py_float, FinalResults};
 
 /// The accuracy pass's outcome (`check_accuracy` block).
@@ -37,6 +39,67 @@ pub struct TargetResult {
     pub best: Option<StepSummary>,
     pub interval: (f64, f64),
     pub confident: bool,
+    /// The configuration that answered, when the run tuned.
+    pub config: Option<Candidate>,
+}
+
+/// One tuning candidate (SPEC §5.4): its settings, what its calibration measured, and
+/// its predicted and measured answers per distribution and target.
+#[derive(Debug, Clone)]
+pub struct ConfigReport {
+    pub candidate: Candidate,
+    pub calibration: Option<Calibration>,
+    /// Why it could not be calibrated (its sessions failed to load, say).
+    pub error: Option<String>,
+    /// `(distribution, target, qps)`.
+    pub predicted: Vec<(Distribution, f64, f64)>,
+    /// `(distribution, target, qps)`, -1 for FAIL; only where it was searched.
+    pub measured: Vec<(Distribution, f64, f64)>,
+}
+
+fn candidate_json(c: &Candidate) -> Value {
+    json!({
+        "name": c.to_string(),
+        "workers": c.workers,
+        "intra_threads": c.intra_threads,
+        "inter_threads": c.inter_threads,
+        "batch_size": c.batch_size,
+    })
+}
+
+fn per_target_json(v: &[(Distribution, f64, f64)]) -> Value {
+    let mut out = serde_json::Map::new();
+    for d in [Distribution::Linear, Distribution::Exponential] {
+        let m: serde_json::Map<String, Value> = v
+            .iter()
+            .filter(|(x, _, _)| *x == d)
+            .map(|(_, t, q)| (py_float(*t), rate_json(*q)))
+            .collect();
+        if !m.is_empty() {
+            out.insert(d.as_str().into(), Value::Object(m));
+        }
+    }
+    Value::Object(out)
+}
+
+impl ConfigReport {
+    pub fn to_json(&self) -> Value {
+        let mut v = candidate_json(&self.candidate);
+        if let Some(c) = &self.calibration {
+            v["calibration"] = json!({
+                "capacity": c.capacity,
+                "unloaded_mean": c.unloaded_mean,
+                "unloaded_p99": c.unloaded_p99,
+                "unloaded_cv2": c.unloaded_cv2,
+            });
+        }
+        if let Some(e) = &self.error {
+            v["error"] = json!(e);
+        }
+        v["predicted"] = per_target_json(&self.predicted);
+        v["measured"] = per_target_json(&self.measured);
+        v
+    }
 }
 
 /// Everything `results.json` holds; filled in as the run goes.
@@ -59,6 +122,8 @@ pub struct Results {
     pub interrupted: bool,
     /// What the user must know about the answers (a generator that fell behind).
     pub warnings: Vec<String>,
+    /// The tuning candidates, when the run tuned.
+    pub configurations: Vec<ConfigReport>,
 }
 
 impl Results {
@@ -82,7 +147,13 @@ impl Results {
         unique
     }
 
-    pub fn set_result(&mut self, dist: Distribution, target: f64, found: &SearchResult) {
+    pub fn set_result(
+        &mut self,
+        dist: Distribution,
+        target: f64,
+        found: &SearchResult,
+        config: Option<Candidate>,
+    ) {
         let best = found.best.clone();
         let q = best
             .as_ref()
@@ -94,6 +165,7 @@ impl Results {
             best,
             interval: found.interval,
             confident: found.confident,
+            config,
         };
         match self.results.iter_mut().find(|(d, _)| *d == dist) {
             Some((_, v)) => v.push(r),
@@ -130,6 +202,9 @@ impl Results {
                     };
                     v["interval"] = json!([rate_json(r.interval.0), rate_json(r.interval.1)]);
                     v["confident"] = json!(r.confident);
+                    if let Some(c) = &r.config {
+                        v["config"] = candidate_json(c);
+                    }
                     (py_float(r.target), v)
                 })
                 .collect();
@@ -157,6 +232,10 @@ impl Results {
         });
         if let Some(c) = &self.capacity {
             doc["capacity_probe"] = step_json(c);
+        }
+        if !self.configurations.is_empty() {
+            doc["configurations"] =
+                Value::Array(self.configurations.iter().map(|c| c.to_json()).collect());
         }
         if let Some(a) = &self.check_accuracy {
             doc["check_accuracy"] = serde_json::to_value(a).unwrap_or(Value::Null);

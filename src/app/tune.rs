@@ -1,0 +1,154 @@
+//! Tuning (SPEC §5.4): each candidate configuration gets its own sessions, built
+//! once, and a short calibration (warm-up, closed-loop capacity, the latency of lone
+//! queries); [`crate::measure::tuning`] predicts its answers from that, and `run`
+//! searches each target on the most promising candidate only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::backend;
+use crate::config::candidates::Candidate;
+use crate::config::settings::Settings;
+use crate::data::dataset::Dataset;
+use crate::measure::pool::{SampleLibrary, WorkerPool};
+use crate::measure::schedule::Distribution;
+use crate::measure::step::{self, StepSpec, StepSummary};
+use crate::measure::tuning::Calibration;
+use crate::output::progress::Progress;
+use crate::signals;
+
+use super::{warm_up, Sut};
+
+/// Lone queries timed per candidate: enough for a mean and a rough tail, cheap at
+/// ResNet-50's ~50 ms.
+const LONE_QUERIES: u64 = 30;
+
+/// A calibrated candidate, its sessions kept for the searches it wins.
+pub(crate) struct Arm {
+    pub candidate: Option<Candidate>,
+    pub sut: Sut,
+    pub probe: StepSummary,
+    pub calibration: Option<Calibration>,
+}
+
+/// The settings with a candidate's configuration in place of the flags'.
+pub(crate) fn with_candidate(settings: &Settings, c: Candidate) -> Settings {
+    let mut s = settings.clone();
+    s.threads = c.workers;
+    s.intra_threads = Some(c.intra_threads);
+    s.inter_threads = Some(c.inter_threads);
+    s.batch_size = c.batch_size;
+    s
+}
+
+/// Loads a candidate's sessions over samples already prepared.
+pub(crate) fn load_candidate(settings: &Settings, dataset: &Arc<Dataset>) -> Result<Sut> {
+    let backend = backend::load(settings.backend, &settings.backend_config())?;
+    let samples: Arc<dyn SampleLibrary> = dataset.clone();
+    let pool = WorkerPool::start(&backend, samples, settings.threads, settings.batch_size)?;
+    Ok(Sut {
+        backend,
+        dataset: Arc::clone(dataset),
+        pool,
+    })
+}
+
+/// The closed-loop capacity probe: no open-loop answer lies above it.
+pub(crate) fn probe(
+    sut: &Sut,
+    settings: &Settings,
+    progress: &mut Progress,
+    label: &str,
+) -> Result<StepSummary> {
+    let probe_time = (settings.time / 4.0).clamp(1.0, 5.0);
+    progress.stage(label, &format!("{probe_time:.0} s closed loop"));
+    let probe = step::run_closed(
+        &sut.pool,
+        Duration::from_secs_f64(probe_time),
+        signals::flag(),
+    )?;
+    if probe.count == 0 && !signals::interrupted() {
+        anyhow::bail!(
+            "the capacity probe completed no query in {probe_time:.0} s{}",
+            probe
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(probe)
+}
+
+/// Squared coefficient of variation from the median and p99, as for a log-normal
+/// law (ln(p99/p50) = 2.326 σ, cv² = e^σ² − 1): an exponential law gives 0.93, a
+/// fixed one 0. The histograms keep no variance; the prediction needs only a rough one.
+fn cv2_from_tail(p50: f64, p99: f64) -> f64 {
+    if p50 <= 0.0 || p99 <= p50 {
+        return 0.0;
+    }
+    let sigma = (p99 / p50).ln() / 2.326;
+    (sigma * sigma).exp() - 1.0
+}
+
+/// Calibrates one candidate: warm-up, capacity, then lone queries spaced three
+/// service times apart (linear), so that almost none waits.
+pub(crate) fn calibrate(
+    settings: &Settings,
+    dataset: &Arc<Dataset>,
+    c: Candidate,
+    progress: &mut Progress,
+) -> Result<Arm> {
+    let s = with_candidate(settings, c);
+    progress.stage(&format!("calibrate {c}"), "loading sessions");
+    let sut = load_candidate(&s, dataset)?;
+    warm_up(&sut, &s, progress)?;
+    let probe = probe(&sut, &s, progress, &format!("calibrate {c}"))?;
+    let mut calibration = None;
+    if !signals::interrupted() {
+        let rate = probe.qps / (3.0 * (c.workers * c.batch_size) as f64);
+        progress.stage(
+            &format!("calibrate {c}"),
+            &format!("{LONE_QUERIES} lone queries"),
+        );
+        let spec = StepSpec::judged(
+            Distribution::Linear,
+            rate,
+            LONE_QUERIES as f64 / rate,
+            LONE_QUERIES,
+            None,
+            settings.seed,
+            settings.confidence,
+        );
+        let lone = step::run_open(&sut.pool, &spec, signals::flag())?;
+        calibration = Some(Calibration {
+            servers: c.workers,
+            capacity: probe.qps,
+            unloaded_mean: lone.mean,
+            unloaded_p99: lone.p99(),
+            unloaded_cv2: cv2_from_tail(lone.percentiles.get(50.0), lone.p99()),
+        });
+    }
+    Ok(Arm {
+        candidate: Some(c),
+        sut,
+        probe,
+        calibration,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cv2_from_tail;
+
+    #[test]
+    fn tail_ratio_gives_the_laws_variability() {
+        // Exponential: p50 = ln 2, p99 = ln 100 (mean 1, cv² = 1).
+        let e = cv2_from_tail(2f64.ln(), 100f64.ln());
+        assert!((e - 1.0).abs() < 0.1, "{e}");
+        assert_eq!(cv2_from_tail(0.005, 0.005), 0.0);
+        assert_eq!(cv2_from_tail(0.0, 0.005), 0.0);
+    }
+}

@@ -1,0 +1,169 @@
+//! The configurations tuning tries (SPEC §5.4): how many sessions serve in parallel
+//! (workers), the intra- and inter-op threads of each, and the batch queued queries
+//! are coalesced into.
+
+use std::fmt;
+
+use crate::config::limits;
+use crate::config::settings::SettingsError;
+
+/// One configuration of an in-process backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub workers: usize,
+    pub intra_threads: usize,
+    pub inter_threads: usize,
+    pub batch_size: usize,
+}
+
+impl fmt::Display for Candidate {
+    /// `2x1` (2 workers × 1 intra-op thread), with `x1x4` appended for inter-op
+    /// threads and batch when either is not 1: the syntax `--configs` reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.workers, self.intra_threads)?;
+        if self.inter_threads != 1 || self.batch_size != 1 {
+            write!(f, "x{}x{}", self.inter_threads, self.batch_size)?;
+        }
+        Ok(())
+    }
+}
+
+/// The larger batch tried beside batch 1 when the model's batch dimension is dynamic.
+pub const LARGER_BATCH: usize = 4;
+
+/// The default set for `cores` cores: every split of the cores into workers ×
+/// intra-op threads (1 inter-op thread, batch 1: ResNet-style graphs are a chain),
+/// and, when the model takes any batch, the most-workers split again with batch
+/// [`LARGER_BATCH`] (batching pays where queues form, which is where workers are many).
+pub fn default_candidates(cores: usize, dynamic_batch: bool) -> Vec<Candidate> {
+    let cores = cores.max(1);
+    let mut out: Vec<Candidate> = (1..=cores)
+        .rev()
+        .filter(|&w| cores.is_multiple_of(w))
+        .map(|w| Candidate {
+            workers: w,
+            intra_threads: cores / w,
+            inter_threads: 1,
+            batch_size: 1,
+        })
+        .collect();
+    if dynamic_batch {
+        out.push(Candidate {
+            batch_size: LARGER_BATCH,
+            ..out[0]
+        });
+    }
+    out
+}
+
+/// Parses `--configs`: comma-separated `WxI[xN[xB]]` (workers × intra-op threads
+/// [× inter-op threads [× batch]]), e.g. `2x1,1x2,2x1x1x4`.
+pub fn parse_candidates(spec: &str) -> Result<Vec<Candidate>, SettingsError> {
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim) {
+        let bad = |why: &str| {
+            SettingsError(format!(
+                "--configs item '{item}' {why}; write WORKERSxINTRA[xINTER[xBATCH]], e.g. 2x1,1x2,2x1x1x4"
+            ))
+        };
+        if item.is_empty() {
+            return Err(bad("is empty"));
+        }
+        let nums: Vec<usize> = item
+            .split('x')
+            .map(|p| p.parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("is not made of whole numbers joined by x"))?;
+        if !(2..=4).contains(&nums.len()) {
+            return Err(bad("needs 2 to 4 numbers"));
+        }
+        let c = Candidate {
+            workers: nums[0],
+            intra_threads: nums[1],
+            inter_threads: nums.get(2).copied().unwrap_or(1),
+            batch_size: nums.get(3).copied().unwrap_or(1),
+        };
+        if c.workers == 0 || c.workers > limits::max_threads() {
+            return Err(bad(&format!(
+                "has {} workers; use 1 to {}",
+                c.workers,
+                limits::max_threads()
+            )));
+        }
+        let rt = limits::max_runtime_threads();
+        if c.intra_threads == 0
+            || c.intra_threads > rt
+            || c.inter_threads == 0
+            || c.inter_threads > rt
+        {
+            return Err(bad(&format!("has threads per session outside 1 to {rt}")));
+        }
+        if c.batch_size == 0 || c.batch_size > limits::MAX_BATCH {
+            return Err(bad(&format!(
+                "has batch {}; use 1 to {}",
+                c.batch_size,
+                limits::MAX_BATCH
+            )));
+        }
+        if out.contains(&c) {
+            return Err(bad("is listed twice"));
+        }
+        out.push(c);
+    }
+    if out.len() > limits::MAX_CANDIDATES {
+        return Err(SettingsError(format!(
+            "--configs lists {} configurations; at most {} are calibrated in one run",
+            out.len(),
+            limits::MAX_CANDIDATES
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_set_splits_the_cores() {
+        let names = |v: Vec<Candidate>| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(default_candidates(2, false)), ["2x1", "1x2"]);
+        assert_eq!(
+            names(default_candidates(2, true)),
+            ["2x1", "1x2", "2x1x1x4"]
+        );
+        assert_eq!(
+            names(default_candidates(6, false)),
+            ["6x1", "3x2", "2x3", "1x6"]
+        );
+        assert_eq!(names(default_candidates(1, false)), ["1x1"]);
+    }
+
+    #[test]
+    fn configs_parse_and_print_the_same_way() {
+        let v = parse_candidates("2x1, 1x2,2x1x1x4").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[2].batch_size, 4);
+        let back: Vec<String> = v.iter().map(|c| c.to_string()).collect();
+        assert_eq!(back.join(","), "2x1,1x2,2x1x1x4");
+    }
+
+    #[test]
+    fn bad_configs_get_one_sentence() {
+        for bad in [
+            "",
+            "2",
+            "2x",
+            "0x1",
+            "2x0",
+            "ax1",
+            "1x1x1x1x1",
+            "2x1,2x1",
+            "1x1x1x0",
+        ] {
+            let e = parse_candidates(bad).unwrap_err().0;
+            assert!(e.starts_with("--configs item"), "{bad}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}
