@@ -16,9 +16,18 @@ pub struct Interrupted(pub String);
 #[error("interrupted: {0}")]
 pub struct Cancelled(pub String);
 
+/// A child process (a tuning candidate's) already said what went wrong on stderr and
+/// ended with this exit code; `main` passes the code on and adds nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("a child process ended with exit code {0}")]
+pub struct Reported(pub i32);
+
 /// The exit code for an error that reached `main`.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if let Some(Reported(code)) = cause.downcast_ref::<Reported>() {
+            return *code;
+        }
         if cause.is::<SettingsError>() || cause.is::<WriteError>() {
             return 2;
         }

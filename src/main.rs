@@ -20,6 +20,9 @@ fn main() {
     };
     if let Err(e) = result {
         let code = loadgen::error::exit_code(&e);
+        if e.is::<loadgen::error::Reported>() {
+            std::process::exit(code);
+        }
         // One sentence: the error and its causes on one line, no backtrace.
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("loadgen: {}", msg.join(": "));

@@ -275,3 +275,95 @@ fn an_unknown_tf_input_names_the_graphs_placeholders() {
     .unwrap();
     expect_exit_2(&o, &["nope:0", "input_tensor:0"]);
 }
+
+#[test]
+#[ignore = "needs TensorFlow: run scripts/test.sh"]
+fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
+    // TF sizes its intra-op pool once per process, so each candidate is calibrated and
+    // searched in a `loadgen run` of its own; this run merges them into one results
+    // file and prints one FINAL_RESULT.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    let o = loadgen(&[
+        "run",
+        "--profile",
+        "resnet50-tf",
+        "--configs",
+        "1x2,2x1",
+        "--time",
+        "1",
+        "--max-latency",
+        "0.5",
+        "--distributions",
+        "linear",
+        "--warmup",
+        "1",
+        "--min-queries",
+        "10",
+        "--count",
+        "4",
+        "--quiet",
+    ])
+    .arg("--output")
+    .arg(&out)
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{stdout}\n{err}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("===FINAL_RESULT"))
+            .count(),
+        1,
+        "{stdout}"
+    );
+    assert!(err.contains("loadgen: linear 0.5: configuration "), "{err}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["runtime"], "tensorflow");
+    let configs = doc["configurations"].as_array().unwrap();
+    let caps: Vec<f64> = configs
+        .iter()
+        .map(|c| c["calibration"]["capacity"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert!(caps.iter().all(|&c| c > 0.0), "{configs:?}");
+    let chosen = doc["results"]["linear"]["0.5"]["config"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The winner's search ran with its threads: the child's settings say so.
+    let intra = doc["settings"]["intra_threads"].as_u64().unwrap();
+    assert_eq!(chosen, format!("{}x{intra}", doc["settings"]["threads"]));
+    assert!(doc["final_results"]["linear"]["0.5"].as_f64().unwrap() > 0.0);
+    // No scratch files are left beside the results.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{errs:?}");
+}
+
+#[test]
+#[ignore = "needs TensorFlow: run scripts/test.sh"]
+fn a_tuned_tf_run_with_a_wrong_input_says_so_once_and_exits_2() {
+    let o = loadgen(&[
+        "run",
+        "--profile",
+        "resnet50-tf",
+        "--inputs",
+        "nope:0",
+        "--time",
+        "1",
+        "--quiet",
+    ])
+    .output()
+    .unwrap();
+    expect_exit_2(&o, &["nope:0", "input_tensor:0"]);
+    let err = stderr(&o);
+    assert_eq!(err.matches("nope:0").count(), 1, "{err}");
+}

@@ -8,6 +8,7 @@ pub mod fixed;
 pub mod run;
 pub mod throughput;
 pub mod tune;
+pub mod tune_processes;
 
 pub use accuracy::accuracy;
 pub use fixed::fixed;

@@ -14,7 +14,7 @@ use crate::error::Interrupted;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{self, SearchStop, StepRunner};
 use crate::measure::step::{self, StepSpec, StepSummary};
-use crate::measure::tuning::{self, Calibration};
+use crate::measure::tuning::Calibration;
 use crate::output::files;
 use crate::output::lines;
 use crate::output::progress::Progress;
@@ -22,6 +22,7 @@ use crate::output::results::{self, ConfigReport, Results};
 use crate::signals;
 
 use super::*;
+use super::{tune, tune_processes};
 
 /// The step runner the search drives: runs a step on the pool, prints its line and
 /// records it in the results.
@@ -115,7 +116,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         no_accuracy: args.no_accuracy,
         no_tune: args.no_tune,
         configs: args.configs.clone(),
-        tunes: true,
+        tunes: !args.calibrate_only,
     };
     let settings = Settings::resolve(&args.common, &o)?;
     let output = args
@@ -123,8 +124,45 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out/results.json"));
     files::check_writable(&output)?;
+    if settings.backend == BackendKind::Tf && settings.tune != Tune::Off {
+        // TF's intra-op pool belongs to the process and the first session sizes it:
+        // each candidate runs in a process of its own.
+        let candidates = match &settings.tune {
+            Tune::List(list) => list.clone(),
+            _ => candidates::default_candidates(crate::config::limits::cores(), true),
+        };
+        return tune_processes::run(&settings, &candidates, &output, cmdline);
+    }
     let sut = load_sut(&settings)?;
     let mut progress = Progress::new(settings.quiet);
+    if args.calibrate_only {
+        let c = tune::candidate_of(&settings);
+        let arm = tune::calibrate_loaded(sut, &settings, c, &mut progress)?;
+        let mut results = Results {
+            runtime: arm.sut.backend.name().to_string(),
+            version: arm.sut.backend.version(),
+            time: epoch_seconds(),
+            cmdline,
+            settings: results::settings_json(&settings),
+            system: crate::output::system::describe(),
+            capacity: Some(arm.probe.clone()),
+            interrupted: signals::interrupted(),
+            ..Results::default()
+        };
+        results.configurations.push(ConfigReport {
+            candidate: c,
+            calibration: arm.calibration,
+            error: None,
+            predicted: Vec::new(),
+            measured: Vec::new(),
+        });
+        write_results(&output, &results)?;
+        progress.finish();
+        if signals::interrupted() {
+            return Err(Interrupted(output.display().to_string()).into());
+        }
+        return Ok(());
+    }
     let mut results = Results {
         runtime: sut.backend.name().to_string(),
         version: sut.backend.version(),
@@ -157,7 +195,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
 
     // The configurations to measure: the one of the flags, or every tuning
     // candidate, each with its own sessions and calibration.
-    let mut candidates = match &settings.tune {
+    let candidates = match &settings.tune {
         Tune::Off => Vec::new(),
         Tune::List(list) => list.clone(),
         Tune::Default => candidates::default_candidates(
@@ -165,12 +203,6 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
             sut.backend.model().max_batch.is_none() && sut.backend.model().item_len() > 0,
         ),
     };
-    if settings.backend == BackendKind::Tf && settings.tune == Tune::Default {
-        // TF's intra-op pool belongs to the process and the first session sizes it:
-        // candidates in one process would all run with the first one's threads.
-        progress.note("loadgen: tf sizes its intra-op threads once per process, so this run measures one configuration; pin another with --threads and --intra-threads");
-        candidates.clear();
-    }
     let mut arms: Vec<tune::Arm> = Vec::new();
     if candidates.is_empty() {
         warm_up(&sut, &settings, &mut progress)?;
@@ -249,38 +281,23 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         let mut carried: Vec<Vec<StepSummary>> = vec![Vec::new(); arms.len()];
         for (k, (t, target)) in settings.targets().enumerate() {
             let pick = if calibrations.len() == arms.len() && arms.len() > 1 {
-                let order = tuning::ranking(&calibrations, dist, t);
-                let predicted: Vec<f64> = calibrations
+                let cands: Vec<_> = arms
                     .iter()
-                    .map(|c| tuning::predicted_answer(c, dist, t))
+                    .map(|a| a.candidate.expect("tuning arms have candidates"))
                     .collect();
-                for (i, arm) in arms.iter().enumerate() {
-                    let c = arm.candidate.expect("tuning arms have candidates");
-                    if let Some(r) = results.configurations.iter_mut().find(|r| r.candidate == c) {
-                        r.predicted.push((dist, t, round_prediction(predicted[i])));
+                let choice = tune::choose(&cands, &calibrations, dist, t);
+                for (i, c) in cands.iter().enumerate() {
+                    if let Some(r) = results
+                        .configurations
+                        .iter_mut()
+                        .find(|r| r.candidate == *c)
+                    {
+                        r.predicted
+                            .push((dist, t, tune::round_prediction(choice.predicted[i])));
                     }
                 }
-                let others: Vec<String> = order[1..]
-                    .iter()
-                    .map(|&i| {
-                        let c = arms[i].candidate.expect("tuning arms have candidates");
-                        if predicted[i] > 0.0 {
-                            format!("{c} {:.1}", predicted[i])
-                        } else {
-                            format!("{c} cannot meet it even unloaded")
-                        }
-                    })
-                    .collect();
-                let best = order[0];
-                progress.note(&format!(
-                    "loadgen: {} {}: configuration {} (predicted {:.1} qps; {})",
-                    dist.as_str(),
-                    lines::py_float(t),
-                    arms[best].candidate.expect("tuning arms have candidates"),
-                    predicted[best],
-                    others.join(", ")
-                ));
-                best
+                progress.note(&choice.note);
+                choice.best
             } else {
                 0
             };
@@ -347,13 +364,4 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     println!("{}", results.final_results.line());
     write_results(&output, &results)?;
     Ok(())
-}
-
-/// Predictions are rough: whole queries per second above 10, hundredths below.
-fn round_prediction(q: f64) -> f64 {
-    if q >= 10.0 {
-        q.floor()
-    } else {
-        (q * 100.0).floor() / 100.0
-    }
 }

@@ -15,7 +15,7 @@ use crate::data::dataset::Dataset;
 use crate::measure::pool::{SampleLibrary, WorkerPool};
 use crate::measure::schedule::Distribution;
 use crate::measure::step::{self, StepSpec, StepSummary};
-use crate::measure::tuning::Calibration;
+use crate::measure::tuning::{self, Calibration};
 use crate::output::progress::Progress;
 use crate::signals;
 
@@ -38,7 +38,7 @@ pub(crate) fn with_candidate(settings: &Settings, c: Candidate) -> Settings {
     let mut s = settings.clone();
     s.threads = c.workers;
     s.intra_threads = Some(c.intra_threads);
-    s.inter_threads = Some(c.inter_threads);
+    s.inter_threads = c.inter_threads;
     s.batch_size = c.batch_size;
     s
 }
@@ -93,8 +93,7 @@ fn cv2_from_tail(p50: f64, p99: f64) -> f64 {
     (sigma * sigma).exp() - 1.0
 }
 
-/// Calibrates one candidate: warm-up, capacity, then lone queries spaced three
-/// service times apart (linear), so that almost none waits.
+/// Calibrates one candidate on its own sessions: see [`calibrate_loaded`].
 pub(crate) fn calibrate(
     settings: &Settings,
     dataset: &Arc<Dataset>,
@@ -104,8 +103,20 @@ pub(crate) fn calibrate(
     let s = with_candidate(settings, c);
     progress.stage(&format!("calibrate {c}"), "loading sessions");
     let sut = load_candidate(&s, dataset)?;
-    warm_up(&sut, &s, progress)?;
-    let probe = probe(&sut, &s, progress, &format!("calibrate {c}"))?;
+    calibrate_loaded(sut, &s, c, progress)
+}
+
+/// Calibrates loaded sessions: warm-up, capacity, then lone queries spaced three
+/// service times apart (linear), so that almost none waits. `calibration` is `None`
+/// only when a signal cut it short.
+pub(crate) fn calibrate_loaded(
+    sut: Sut,
+    s: &Settings,
+    c: Candidate,
+    progress: &mut Progress,
+) -> Result<Arm> {
+    warm_up(&sut, s, progress)?;
+    let probe = probe(&sut, s, progress, &format!("calibrate {c}"))?;
     let mut calibration = None;
     if !signals::interrupted() {
         let rate = probe.qps / (3.0 * (c.workers * c.batch_size) as f64);
@@ -119,17 +130,19 @@ pub(crate) fn calibrate(
             LONE_QUERIES as f64 / rate,
             LONE_QUERIES,
             None,
-            settings.seed,
-            settings.confidence,
+            s.seed,
+            s.confidence,
         );
         let lone = step::run_open(&sut.pool, &spec, signals::flag())?;
-        calibration = Some(Calibration {
-            servers: c.workers,
-            capacity: probe.qps,
-            unloaded_mean: lone.mean,
-            unloaded_p99: lone.p99(),
-            unloaded_cv2: cv2_from_tail(lone.percentiles.get(50.0), lone.p99()),
-        });
+        if !signals::interrupted() {
+            calibration = Some(Calibration {
+                servers: c.workers,
+                capacity: probe.qps,
+                unloaded_mean: lone.mean,
+                unloaded_p99: lone.p99(),
+                unloaded_cv2: cv2_from_tail(lone.percentiles.get(50.0), lone.p99()),
+            });
+        }
     }
     Ok(Arm {
         candidate: Some(c),
@@ -137,6 +150,74 @@ pub(crate) fn calibrate(
         probe,
         calibration,
     })
+}
+
+/// The candidate a target is searched on, with every candidate's predicted answer
+/// and the stderr line that says so.
+pub(crate) struct Choice {
+    pub best: usize,
+    pub predicted: Vec<f64>,
+    pub note: String,
+}
+
+/// Ranks calibrated candidates for one distribution and target.
+pub(crate) fn choose(
+    cands: &[Candidate],
+    cals: &[Calibration],
+    dist: Distribution,
+    target: f64,
+) -> Choice {
+    let order = tuning::ranking(cals, dist, target);
+    let predicted: Vec<f64> = cals
+        .iter()
+        .map(|c| tuning::predicted_answer(c, dist, target))
+        .collect();
+    let others: Vec<String> = order[1..]
+        .iter()
+        .map(|&i| {
+            if predicted[i] > 0.0 {
+                format!("{} {:.1}", cands[i], predicted[i])
+            } else {
+                format!("{} cannot meet it even unloaded", cands[i])
+            }
+        })
+        .collect();
+    let best = order[0];
+    let note = format!(
+        "loadgen: {} {}: configuration {} (predicted {:.1} qps{}{})",
+        dist.as_str(),
+        crate::output::lines::py_float(target),
+        cands[best],
+        predicted[best],
+        if others.is_empty() { "" } else { "; " },
+        others.join(", ")
+    );
+    Choice {
+        best,
+        predicted,
+        note,
+    }
+}
+
+/// Predictions are rough: whole queries per second above 10, hundredths below.
+pub(crate) fn round_prediction(q: f64) -> f64 {
+    if q >= 10.0 {
+        q.floor()
+    } else {
+        (q * 100.0).floor() / 100.0
+    }
+}
+
+/// The configuration the settings describe, as a candidate.
+pub(crate) fn candidate_of(settings: &Settings) -> Candidate {
+    Candidate {
+        workers: settings.threads,
+        intra_threads: settings
+            .intra_threads
+            .unwrap_or((crate::config::limits::cores() / settings.threads.max(1)).max(1)),
+        inter_threads: settings.inter_threads,
+        batch_size: settings.batch_size,
+    }
 }
 
 #[cfg(test)]

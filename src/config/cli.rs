@@ -132,6 +132,10 @@ pub struct RunArgs {
     /// (default: every split of the cores, and batch 4 where the model allows).
     #[arg(long)]
     pub configs: Option<String>,
+    /// Internal: calibrate the one configuration given and write it to --output (a
+    /// tuned TensorFlow run starts one process per candidate with this).
+    #[arg(long = "calibrate-only", hide = true)]
+    pub calibrate_only: bool,
 }
 
 #[derive(Args, Debug, Clone)]

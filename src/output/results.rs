@@ -57,7 +57,7 @@ pub struct ConfigReport {
     pub measured: Vec<(Distribution, f64, f64)>,
 }
 
-fn candidate_json(c: &Candidate) -> Value {
+pub fn candidate_json(c: &Candidate) -> Value {
     json!({
         "name": c.to_string(),
         "workers": c.workers,
