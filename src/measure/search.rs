@@ -875,9 +875,8 @@ mod tests {
             seed: u64,
             _burst: f64,
         ) -> Result<StepSummary, SearchStop> {
-            let late = if qps > 40.0 && self.0.iter().filter(|&&q| q == qps).count() >= 2 {
-                30
-            } else if qps > 40.0 && qps < 48.0 {
+            let earlier = self.0.iter().filter(|&&q| q == qps).count();
+            let late = if qps > 40.0 && (qps < 48.0 || earlier >= 2) {
                 30
             } else {
                 0
