@@ -183,15 +183,25 @@ pub(crate) fn choose(
         })
         .collect();
     let best = order[0];
-    let note = format!(
-        "loadgen: {} {}: configuration {} (predicted {:.1} qps{}{})",
-        dist.as_str(),
-        crate::output::lines::py_float(target),
-        cands[best],
-        predicted[best],
-        if others.is_empty() { "" } else { "; " },
-        others.join(", ")
-    );
+    let note = if predicted[best] <= 0.0 {
+        // Every candidate is pruned: the search runs anyway, to show it fails.
+        format!(
+            "loadgen: {} {}: no configuration answers a lone query within the target; searching {}",
+            dist.as_str(),
+            crate::output::lines::py_float(target),
+            cands[best]
+        )
+    } else {
+        format!(
+            "loadgen: {} {}: configuration {} (predicted {:.1} qps{}{})",
+            dist.as_str(),
+            crate::output::lines::py_float(target),
+            cands[best],
+            predicted[best],
+            if others.is_empty() { "" } else { "; " },
+            others.join(", ")
+        )
+    };
     Choice {
         best,
         predicted,
@@ -222,7 +232,36 @@ pub(crate) fn candidate_of(settings: &Settings) -> Candidate {
 
 #[cfg(test)]
 mod tests {
-    use super::cv2_from_tail;
+    use super::*;
+
+    #[test]
+    fn the_note_names_the_winner_or_says_none_can_meet_the_target() {
+        let cal = |servers: usize, p99: f64| Calibration {
+            servers,
+            capacity: 40.0,
+            unloaded_mean: 0.04,
+            unloaded_p99: p99,
+            unloaded_cv2: 0.05,
+        };
+        let cands = crate::config::candidates::default_candidates(2, false);
+        let cals = [cal(2, 0.05), cal(1, 0.03)];
+        let c = choose(&cands, &cals, Distribution::Linear, 0.04);
+        assert_eq!(c.best, 1);
+        assert!(
+            c.note
+                .starts_with("loadgen: linear 0.04: configuration 1x2 (predicted")
+                && c.note.contains("2x1 cannot meet it even unloaded"),
+            "{}",
+            c.note
+        );
+        let none = choose(&cands, &cals, Distribution::Linear, 0.01);
+        assert!(
+            none.note
+                .contains("no configuration answers a lone query within the target"),
+            "{}",
+            none.note
+        );
+    }
 
     #[test]
     fn tail_ratio_gives_the_laws_variability() {
