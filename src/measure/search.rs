@@ -744,6 +744,43 @@ mod tests {
         assert!(covered >= 8, "interval covered theory {covered} of 12");
     }
 
+    /// A step judged on its point estimate, as the scripted runners report it; with
+    /// `clustered`, its late queries form one episode.
+    #[allow(clippy::too_many_arguments)]
+    fn scripted_step(
+        dist: Distribution,
+        qps: f64,
+        target: Duration,
+        seed: u64,
+        judged: u64,
+        late: u64,
+        runtime: f64,
+        clustered: bool,
+    ) -> StepSummary {
+        let passed = late * 100 <= judged;
+        StepSummary {
+            distribution: Some(dist),
+            target_latency: Some(target.as_secs_f64()),
+            offered_qps: Some(qps),
+            count: judged,
+            issued: judged,
+            judged,
+            late,
+            late_episodes: if clustered { late.min(1) } else { late },
+            late_episode_sq: if clustered { late * late } else { late },
+            runtime,
+            passed,
+            verdict: if passed {
+                Verdict::Pass
+            } else {
+                Verdict::TooManyLate
+            },
+            stop: StopReason::PointEstimate,
+            seed,
+            ..StepSummary::default()
+        }
+    }
+
     /// Replays scripted steps: `(rate, judged, late, runtime)`, passing on the point
     /// estimate; interrupts when the script runs out or a rate differs.
     struct Scripted(std::collections::VecDeque<(f64, u64, u64, f64)>);
@@ -760,28 +797,9 @@ mod tests {
             let (rate, judged, late, runtime) =
                 self.0.pop_front().ok_or(SearchStop::Interrupted)?;
             assert_eq!(qps, rate, "the search asked for another rate");
-            let passed = late * 100 <= judged;
-            Ok(StepSummary {
-                distribution: Some(dist),
-                target_latency: Some(target.as_secs_f64()),
-                offered_qps: Some(qps),
-                count: judged,
-                issued: judged,
-                judged,
-                late,
-                late_episodes: late,
-                late_episode_sq: late,
-                runtime,
-                passed,
-                verdict: if passed {
-                    Verdict::Pass
-                } else {
-                    Verdict::TooManyLate
-                },
-                stop: StopReason::PointEstimate,
-                seed,
-                ..StepSummary::default()
-            })
+            Ok(scripted_step(
+                dist, qps, target, seed, judged, late, runtime, false,
+            ))
         }
     }
 
@@ -837,28 +855,9 @@ mod tests {
                 judged / 10
             };
             self.0.push(qps);
-            let passed = late * 100 <= judged;
-            Ok(StepSummary {
-                distribution: Some(dist),
-                target_latency: Some(target.as_secs_f64()),
-                offered_qps: Some(qps),
-                count: judged,
-                issued: judged,
-                judged,
-                late,
-                late_episodes: late.min(1),
-                late_episode_sq: late * late,
-                runtime: 10.0,
-                passed,
-                verdict: if passed {
-                    Verdict::Pass
-                } else {
-                    Verdict::TooManyLate
-                },
-                stop: StopReason::PointEstimate,
-                seed,
-                ..StepSummary::default()
-            })
+            Ok(scripted_step(
+                dist, qps, target, seed, judged, late, 10.0, true,
+            ))
         }
     }
 
@@ -882,28 +881,7 @@ mod tests {
                 0
             };
             self.0.push(qps);
-            let passed = late == 0;
-            Ok(StepSummary {
-                distribution: Some(dist),
-                target_latency: Some(target.as_secs_f64()),
-                offered_qps: Some(qps),
-                count: 100,
-                issued: 100,
-                judged: 100,
-                late,
-                late_episodes: late.min(1),
-                late_episode_sq: late * late,
-                runtime: 1.0,
-                passed,
-                verdict: if passed {
-                    Verdict::Pass
-                } else {
-                    Verdict::TooManyLate
-                },
-                stop: StopReason::PointEstimate,
-                seed,
-                ..StepSummary::default()
-            })
+            Ok(scripted_step(dist, qps, target, seed, 100, late, 1.0, true))
         }
     }
 
