@@ -37,6 +37,17 @@ fn expect_exit_2(o: &Output, words: &[&str]) {
     );
 }
 
+/// results.json against the committed schema.
+fn schema_check(doc: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errs: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{errs:?}");
+}
+
 /// A generated ImageNet-layout set (`scripts/make_dataset.py`), with a truncated JPEG
 /// when `corrupt`.
 fn make_set(dir: &Path, count: usize, corrupt: bool) -> Option<String> {
@@ -238,13 +249,7 @@ fn run_on_onnx_runtime_writes_a_valid_results_file_with_accuracy() {
         configs.iter().any(|c| &c["name"] == chosen),
         "{chosen} is one of the candidates"
     );
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let v = jsonschema::validator_for(&schema).unwrap();
-    let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
-    assert!(errs.is_empty(), "{errs:?}");
+    schema_check(&doc);
 }
 
 #[test]
@@ -339,13 +344,7 @@ fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
     // No scratch files are left beside the results.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "{left:?}");
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let v = jsonschema::validator_for(&schema).unwrap();
-    let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
-    assert!(errs.is_empty(), "{errs:?}");
+    schema_check(&doc);
 }
 
 #[test]
