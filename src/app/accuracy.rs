@@ -13,9 +13,9 @@ const DUMP_FIX: &str = "choose another --dump folder";
 /// `loadgen accuracy`: the accuracy pass alone.
 pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
     let settings = Settings::resolve(&args.common, &RunOverrides::default())?;
-    if !settings.backend.needs_model() {
+    if !settings.backend.classifies() {
         anyhow::bail!(SettingsError(format!(
-            "the accuracy pass needs a model: the {} backend has none (use onnxruntime or tf)",
+            "the accuracy pass needs a model: the {} backend has none (use onnxruntime, tf or kserve)",
             settings.backend.name()
         )));
     }

@@ -65,6 +65,17 @@ pub(crate) fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> R
         .profile_info
         .map_or(Preprocess::Resnet50, |p| p.preprocess);
     let Some(hw) = model.image_hw() else {
+        // A server's model may take any tensor (e.g. an `identity` model): synthetic
+        // inputs of its shape still measure it.
+        if settings.dataset_path.is_none() && settings.backend == backend::BackendKind::Kserve {
+            return Ok(Dataset::synthetic_in_range(
+                &model.item_shape,
+                model.layout,
+                settings.count,
+                settings.seed,
+                kind.value_range(),
+            )?);
+        }
         anyhow::bail!(backend::BackendError::BadInput(format!(
             "the model input {:?} is not an image tensor in {} layout",
             model.item_shape,

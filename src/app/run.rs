@@ -170,6 +170,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         cmdline,
         settings: results::settings_json(&settings),
         system: crate::output::system::describe(),
+        server: sut.backend.server_info(),
         ..Results::default()
     };
     if settings.accuracy {
@@ -181,7 +182,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                 progress.println(&lines::accuracy_line(&run.report));
                 results.check_accuracy = Some(run.report);
             }
-            None if !settings.backend.needs_model() => {}
+            None if !settings.backend.classifies() => {}
             None => progress.note("loadgen: accuracy pass skipped: synthetic inputs have no labels (give --dataset-path)"),
         }
     }

@@ -2,6 +2,7 @@
 //! thread asks it for its own [`Session`] once, before any timed step, and then calls
 //! [`Session::predict`] on batches. Nothing here measures time: the worker pool does.
 
+pub mod kserve;
 pub mod null;
 pub mod onnxruntime;
 pub mod sim;
@@ -56,6 +57,8 @@ pub enum BackendKind {
     Tf,
     Sim,
     Null,
+    /// A remote KServe v2 (Open Inference Protocol) server, e.g. Triton.
+    Kserve,
 }
 
 impl BackendKind {
@@ -65,6 +68,7 @@ impl BackendKind {
             "tf" | "tensorflow" => Some(BackendKind::Tf),
             "sim" => Some(BackendKind::Sim),
             "null" => Some(BackendKind::Null),
+            "kserve" | "triton" => Some(BackendKind::Kserve),
             _ => None,
         }
     }
@@ -76,12 +80,18 @@ impl BackendKind {
             BackendKind::Tf => "tensorflow",
             BackendKind::Sim => "sim",
             BackendKind::Null => "null",
+            BackendKind::Kserve => "kserve",
         }
     }
 
     /// Whether the backend runs a real model on real tensors.
     pub fn needs_model(self) -> bool {
         matches!(self, BackendKind::OnnxRuntime | BackendKind::Tf)
+    }
+
+    /// Whether the backend classifies real inputs (so an accuracy pass means something).
+    pub fn classifies(self) -> bool {
+        self.needs_model() || self == BackendKind::Kserve
     }
 }
 
@@ -152,6 +162,8 @@ pub struct BackendConfig {
     pub sim_service_time: Option<String>,
     /// Seed for backends that draw random numbers.
     pub seed: u64,
+    /// Where and how to reach a `kserve` server.
+    pub kserve: Option<kserve::KserveConfig>,
 }
 
 /// A batch of items laid out back to back, `len` items of `ModelInfo::item_len` each.
@@ -215,6 +227,11 @@ pub trait Backend: Send + Sync {
     fn model(&self) -> &ModelInfo;
     /// A session for one worker (its own, or a handle to a shared one).
     fn session(&self, worker: usize) -> Result<Box<dyn Session>, BackendError>;
+    /// What the backend knows about the server it talks to (`server` in results.json);
+    /// `None` for in-process runtimes.
+    fn server_info(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// One worker's handle for running inference.
@@ -230,6 +247,33 @@ pub trait Session: Send {
     fn stall_ns(&self) -> Option<u64> {
         None
     }
+
+    /// The asynchronous side of this session, if it has one. A worker whose session has
+    /// one serves open-loop steps by submitting queries as they are released instead of
+    /// blocking on each: a network client keeps many requests in flight this way.
+    fn as_async(&mut self) -> Option<&mut dyn AsyncSession> {
+        None
+    }
+}
+
+/// Called exactly once when an asynchronous request ends, from whatever thread ended
+/// it; `Err` counts as an error of the step.
+pub type Completion = Box<dyn FnOnce(Result<(), BackendError>) + Send>;
+
+/// A session that can have many requests in flight (a network client). The worker
+/// pool keeps at most [`AsyncSession::max_in_flight`] submitted and not yet completed;
+/// the rest wait in the pool's queue, where the early verdict sees them.
+pub trait AsyncSession: Send {
+    /// The most requests this session keeps in flight during an open-loop step.
+    fn max_in_flight(&self) -> usize;
+    /// Requests in flight during a closed-loop run (warm-up, capacity probe, throughput).
+    fn closed_in_flight(&self) -> usize;
+    /// Starts one request for `batch` and returns at once (the batch's data is copied
+    /// or encoded before it returns); `done` runs when the answer arrives.
+    fn submit(&mut self, batch: Batch<'_>, done: Completion);
+    /// Drops every request still in flight (the step is over); their completions are
+    /// never called, or called with an error. Returns how many were dropped.
+    fn cancel_all(&mut self);
 }
 
 /// Loads the backend named by `kind`.
@@ -239,5 +283,6 @@ pub fn load(kind: BackendKind, cfg: &BackendConfig) -> Result<Arc<dyn Backend>, 
         BackendKind::Sim => Arc::new(sim::SimBackend::new(cfg)?),
         BackendKind::OnnxRuntime => Arc::new(onnxruntime::OrtBackend::load(cfg)?),
         BackendKind::Tf => Arc::new(tf::TfBackend::load(cfg)?),
+        BackendKind::Kserve => Arc::new(kserve::KserveBackend::connect(cfg)?),
     })
 }

@@ -46,7 +46,7 @@ pub struct CommonArgs {
     /// Model file (default: the profile's file under models/).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// onnxruntime, tf (tensorflow), sim or null.
+    /// onnxruntime, tf (tensorflow), kserve (triton: a remote server), sim or null.
     #[arg(long)]
     pub backend: Option<String>,
     /// cpu or gpu.
@@ -95,6 +95,37 @@ pub struct CommonArgs {
     /// default 0.99.
     #[arg(long, value_parser = confidence_level)]
     pub confidence: Option<f64>,
+    /// kserve: the server, http://HOST:PORT or grpc://HOST:PORT.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// kserve: the model's name on the server.
+    #[arg(long = "model-name", alias = "model_name")]
+    pub model_name: Option<String>,
+    /// kserve: the model version (default: the server's choice).
+    #[arg(long = "model-version", alias = "model_version")]
+    pub model_version: Option<String>,
+    /// kserve: a header sent with every request, 'NAME: VALUE' (repeatable; e.g. auth).
+    #[arg(
+        long = "http-headers",
+        alias = "http-header",
+        value_name = "NAME: VALUE"
+    )]
+    pub http_headers: Vec<String>,
+    /// kserve over HTTP: binary (the binary tensor extension) or json tensors.
+    #[arg(long = "tensor-format")]
+    pub tensor_format: Option<String>,
+    /// kserve: HTTP connections (= HTTP requests in flight) or gRPC HTTP/2 connections.
+    #[arg(long, value_parser = kserve_connections)]
+    pub connections: Option<usize>,
+    /// kserve: requests in flight in closed-loop runs (warm-up, capacity probe, throughput).
+    #[arg(long, value_parser = kserve_connections)]
+    pub concurrency: Option<usize>,
+    /// kserve: seconds to wait for the server and the model to be ready (default 30).
+    #[arg(long = "ready-timeout", value_parser = ready_timeout)]
+    pub ready_timeout: Option<f64>,
+    /// kserve: threads of the client's I/O runtime (default: one per core, at most 4).
+    #[arg(long = "io-threads", value_parser = io_threads)]
+    pub io_threads: Option<usize>,
     /// Closed-loop warm-up seconds before timing.
     #[arg(long, value_parser = warmup_seconds)]
     pub warmup: Option<f64>,
@@ -268,6 +299,21 @@ fn step_seconds(s: &str) -> Result<f64, String> {
 
 fn warmup_seconds(s: &str) -> Result<f64, String> {
     seconds_in(s, true, limits::MAX_STEP_SECONDS, "a day")
+}
+
+/// `--connections` / `--concurrency` of kserve.
+fn kserve_connections(s: &str) -> Result<usize, String> {
+    usize_in(s, 1, 65_536, "requests in flight")
+}
+
+/// `--io-threads` of kserve.
+fn io_threads(s: &str) -> Result<usize, String> {
+    usize_in(s, 1, 256, "I/O threads")
+}
+
+/// `--ready-timeout` of kserve.
+fn ready_timeout(s: &str) -> Result<f64, String> {
+    seconds_in(s, true, 3600.0, "an hour")
 }
 
 fn qps(s: &str) -> Result<f64, String> {

@@ -71,7 +71,7 @@ pub fn default_for(backend: BackendKind) -> Option<&'static Profile> {
     match backend {
         BackendKind::Tf => find("resnet50-tf"),
         BackendKind::OnnxRuntime => find("resnet50-onnxruntime"),
-        BackendKind::Sim | BackendKind::Null => None,
+        BackendKind::Sim | BackendKind::Null | BackendKind::Kserve => None,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::kserve::KserveConfig;
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
 use crate::config::candidates::{self, Candidate};
 use crate::config::cli::CommonArgs;
@@ -129,6 +130,8 @@ pub struct Settings {
     /// Whether `run` calibrates configurations and chooses one per target (SPEC §5.4).
     #[serde(skip)]
     pub tune: Tune,
+    /// `--backend kserve`: the server and how to talk to it.
+    pub kserve: Option<KserveConfig>,
     #[serde(skip)]
     pub profile_info: Option<&'static Profile>,
 }
@@ -259,11 +262,11 @@ impl Settings {
         };
         let backend = match (&c.backend, profile_info) {
             (Some(b), _) => BackendKind::parse(b).ok_or_else(|| {
-                SettingsError(format!("unknown backend '{b}': use onnxruntime, tf, sim or null"))
+                SettingsError(format!("unknown backend '{b}': use onnxruntime, tf, kserve, sim or null"))
             })?,
             (None, Some(p)) => p.backend,
             (None, None) => {
-                return bad("say which backend to measure: --backend onnxruntime|tf|sim|null (or --profile NAME)")
+                return bad("say which backend to measure: --backend onnxruntime|tf|kserve|sim|null (or --profile NAME)")
             }
         };
         let profile_info = profile_info.or_else(|| profile::default_for(backend));
@@ -320,7 +323,15 @@ impl Settings {
                 limits::MAX_STEP_SECONDS
             ));
         }
-        let threads = c.threads.or(sc.threads).unwrap_or_else(limits::cores);
+        let threads = c.threads.or(sc.threads).unwrap_or_else(|| {
+            if backend == BackendKind::Kserve {
+                // One worker submits everything; the requests run on the client's own
+                // I/O threads.
+                1
+            } else {
+                limits::cores()
+            }
+        });
         let batch_size = c
             .batch_size
             .or(sc.batch_size)
@@ -365,6 +376,10 @@ impl Settings {
             (Some(_), _) if pinned => {
                 return bad("--configs lists whole configurations: drop --threads, --intra-threads, --inter-threads and --batch_size, or drop --configs");
             }
+            // A remote server is not tuned: its configuration is the server's.
+            (Some(_), _) if backend == BackendKind::Kserve => {
+                return bad("--configs tunes in-process runtimes; a kserve server's configuration is the server's (drop --configs)");
+            }
             (Some(list), _) => Tune::List(candidates::parse_candidates(list)?),
             // The real runtimes tune unless pinned; sim and null only when asked.
             (None, true)
@@ -402,6 +417,7 @@ impl Settings {
                 ));
             }
         }
+        let kserve = kserve_config(c, backend, batch_size, device)?;
         if let Some(p) = &c.dataset_path {
             if !p.is_dir() {
                 return bad(format!(
@@ -455,6 +471,7 @@ impl Settings {
             accuracy: !o.no_accuracy && sc.accuracy.or(defaults.accuracy).unwrap_or(true),
             quiet: c.quiet,
             tune,
+            kserve,
             profile_info,
         })
     }
@@ -471,6 +488,7 @@ impl Settings {
             data_format: self.data_format,
             sim_service_time: self.sim_service_time.clone(),
             seed: self.seed,
+            kserve: self.kserve.clone(),
         }
     }
 
@@ -485,6 +503,90 @@ fn within(name: &str, value: u64, lo: u64, hi: u64) -> Result<(), SettingsError>
         return bad(format!("{name} {value} is out of range: use {lo} to {hi}"));
     }
     Ok(())
+}
+
+/// The `kserve` flags, checked; `None` for other backends (which refuse them).
+fn kserve_config(
+    c: &CommonArgs,
+    backend: BackendKind,
+    batch_size: usize,
+    device: Device,
+) -> Result<Option<KserveConfig>, SettingsError> {
+    use crate::backend::kserve::{client, wire::TensorFormat};
+    if backend != BackendKind::Kserve {
+        let given = [
+            ("--url", c.url.is_some()),
+            ("--model-name", c.model_name.is_some()),
+            ("--model-version", c.model_version.is_some()),
+            ("--http-headers", !c.http_headers.is_empty()),
+            ("--tensor-format", c.tensor_format.is_some()),
+            ("--connections", c.connections.is_some()),
+            ("--concurrency", c.concurrency.is_some()),
+            ("--ready-timeout", c.ready_timeout.is_some()),
+            ("--io-threads", c.io_threads.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return bad(format!("{flag} only applies to --backend kserve"));
+        }
+        return Ok(None);
+    }
+    let Some(url) = c.url.clone() else {
+        return bad("--backend kserve needs --url http://HOST:PORT or grpc://HOST:PORT (scripts/serve_triton.sh starts a local Triton)");
+    };
+    let parsed = client::ServerUrl::parse(&url).map_err(SettingsError)?;
+    let Some(model_name) = c.model_name.clone().filter(|m| !m.trim().is_empty()) else {
+        return bad(
+            "--backend kserve needs --model-name (the model's name on the server, e.g. resnet50)",
+        );
+    };
+    if device == Device::Gpu {
+        return bad("--device applies to in-process runtimes; a kserve server decides where its model runs (drop --device gpu)");
+    }
+    let headers = c
+        .http_headers
+        .iter()
+        .map(|h| client::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(SettingsError)?;
+    let tensor_format = match c.tensor_format.as_deref() {
+        None => TensorFormat::Binary,
+        Some(f) => TensorFormat::parse(f).ok_or_else(|| {
+            SettingsError(format!("unknown --tensor-format '{f}': use binary or json"))
+        })?,
+    };
+    if c.tensor_format.is_some() && parsed.protocol == client::Protocol::Grpc {
+        return bad("--tensor-format applies to http:// URLs; gRPC always sends raw tensor bytes");
+    }
+    const MAX_CONNECTIONS: usize = 65_536;
+    if c.connections.is_some_and(|n| n > MAX_CONNECTIONS)
+        || c.concurrency.is_some_and(|n| n > MAX_CONNECTIONS)
+    {
+        return bad(format!(
+            "--connections and --concurrency are at most {MAX_CONNECTIONS}"
+        ));
+    }
+    let ready_timeout_s = c.ready_timeout.unwrap_or(30.0);
+    if ready_timeout_s > 3600.0 {
+        return bad("--ready-timeout is at most 3600 seconds");
+    }
+    let io_threads = c
+        .io_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+    if io_threads > 256 {
+        return bad("--io-threads is at most 256");
+    }
+    Ok(Some(KserveConfig {
+        url,
+        model_name,
+        model_version: c.model_version.clone(),
+        headers,
+        tensor_format,
+        connections: c.connections,
+        concurrency: c.concurrency,
+        ready_timeout_s,
+        io_threads,
+        batch_size,
+    }))
 }
 
 /// `models/<file>` of the project (or of the working directory).

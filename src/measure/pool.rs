@@ -15,6 +15,8 @@ use crate::backend::{Backend, BackendError, Batch, Prediction, Session};
 use crate::measure::queue::{Claim, Query, QueryQueue, RING_CAPACITY, WORKER_SPIN};
 use crate::measure::stats::WorkerStats;
 
+mod inflight;
+
 /// The samples queries point at (LoadGen's "query sample library"): tensors already
 /// preprocessed and in RAM, so the timed path only reads memory.
 pub trait SampleLibrary: Send + Sync {
@@ -403,6 +405,9 @@ impl WorkerCtx {
     }
 
     fn open(&mut self, epoch: Instant, thresholds: &[u64]) {
+        if self.session.as_async().is_some() {
+            return self.open_async(epoch, thresholds);
+        }
         let mut buf = vec![Query::default(); self.batch_size];
         let queue = Arc::clone(&self.queue);
         let live = Arc::clone(&self.live);
@@ -447,6 +452,9 @@ impl WorkerCtx {
     }
 
     fn closed(&mut self, epoch: Instant, until: Instant) {
+        if self.session.as_async().is_some() {
+            return self.closed_async(epoch, until);
+        }
         let n = self.batch_size;
         let live = Arc::clone(&self.live);
         let live = &live[self.id];

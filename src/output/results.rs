@@ -124,6 +124,8 @@ pub struct Results {
     pub warnings: Vec<String>,
     /// The tuning candidates, when the run tuned.
     pub configurations: Vec<ConfigReport>,
+    /// The model server's metadata (`kserve`): its name, version, extensions, model.
+    pub server: Option<Value>,
 }
 
 impl Results {
@@ -230,6 +232,9 @@ impl Results {
             "interrupted": self.interrupted,
             "warnings": self.warnings,
         });
+        if let Some(s) = &self.server {
+            doc["server"] = s.clone();
+        }
         if let Some(c) = &self.capacity {
             doc["capacity_probe"] = step_json(c);
         }
