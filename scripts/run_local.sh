@@ -2,8 +2,10 @@
 # Run the cloud image-classification benchmark here, without Docker (SPEC §2).
 #
 #   scripts/run_local.sh tf|onnxruntime [cpu|gpu] [extra loadgen flags...]
+#   scripts/run_local.sh kserve [cpu] [extra loadgen flags...]
 #
-# Writes out/<profile>.<cpu|gpu>/results.json and the run's log beside it as output.txt.
+# Writes out/<profile>.<cpu|gpu>/results.json (kserve: out/kserve.cpu/) and the run's
+# log beside it as output.txt.
 set -euo pipefail
 
 ROOT=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,9 +15,13 @@ ROOT=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 usage() {
   cat <<'EOF'
 usage: scripts/run_local.sh tf|onnxruntime [cpu|gpu] [extra loadgen flags...]
+       scripts/run_local.sh kserve [cpu] [extra loadgen flags...]
 
 Runs `loadgen run` with profile resnet50-tf or resnet50-onnxruntime and writes
 out/<profile>.<cpu|gpu>/results.json plus a copy of the log (output.txt) beside it.
+kserve measures a KServe v2 server (Triton, KServe, ...) over the network instead and
+writes out/kserve.cpu/: the server at KSERVE_URL, or, without it, the project's own
+Triton started with scripts/serve_triton.sh for the run and stopped after it.
 Extra flags go to loadgen last, so they override (relative paths in them are taken
 from the project root).
 
@@ -26,6 +32,9 @@ Environment:
                inputs, and the accuracy pass is skipped
   LOADGEN_BIN  the loadgen binary to run; default: cargo build --release here
   LOADGEN_LOG_FILE  where the log copy goes; default: output.txt beside results.json
+  KSERVE_URL   kserve: http://HOST:PORT or grpc://HOST:PORT of a running server
+  MODEL_NAME   kserve: the model's name on the server; default resnet50
+  TRITON_PORT  kserve without KSERVE_URL: the port of the started Triton; default 8000
 EOF
 }
 
@@ -35,11 +44,11 @@ case ${1-} in
     exit 0
     ;;
 esac
-if ! is_runtime "${1-}"; then
+if ! is_runtime "${1-}" && [[ ${1-} != kserve ]]; then
   if [[ $# -eq 0 ]]; then
-    note "which runtime? Give tf or onnxruntime."
+    note "which runtime? Give tf, onnxruntime or kserve."
   else
-    note "'$1' is not a runtime; give tf or onnxruntime."
+    note "'$1' is not a runtime; give tf, onnxruntime or kserve."
   fi
   usage >&2
   exit 2
@@ -55,6 +64,12 @@ if [[ $# -gt 0 && ${1-} != -* ]]; then
   fi
   device=$1
   shift
+fi
+
+if [[ $runtime == kserve ]]; then
+  [[ $device == cpu ]] ||
+    die 2 "kserve measures a server, which decides where its model runs; give cpu (or nothing)."
+  exec "$ROOT/scripts/run_kserve.sh" "$@"
 fi
 
 profile=$(profile_for "$runtime")

@@ -3,8 +3,10 @@
 #   1. formatting and clippy;
 #   2. cargo test: unit and integration tests that need no runtime library;
 #   3. scripts/setup.sh all: ONNX Runtime and TensorFlow from their pinned wheels in
-#      .venv, and the project's ResNet-50 models;
-#   4. the tests that need the runtimes (cargo test -- --ignored);
+#      .venv, and the project's ResNet-50 models; meanwhile a real Triton
+#      (scripts/serve_triton.sh, its own .venv-triton) starts on TRITON_PORT (default
+#      8730, and 8731/8732) for the kserve tests, and is stopped when this script ends;
+#   4. the tests that need the runtimes or Triton (cargo test -- --ignored);
 #   5. golden checks on a generated ImageNet-layout set: preprocessing vs OpenCV,
 #      top-1 vs Python onnxruntime, top-1 and softmax vs Python TensorFlow;
 #   6. the scripts: shellcheck, hadolint, run_and_time.sh without Docker, and a short
@@ -26,10 +28,28 @@ cargo clippy --all-targets --quiet -- -D warnings
 step "tests without any runtime library (cargo test)"
 cargo test --quiet
 
-step "runtimes and models (scripts/setup.sh all)"
+step "runtimes and models (scripts/setup.sh all); Triton starting (scripts/serve_triton.sh)"
+triton_port=${TRITON_PORT:-8730}
+triton_ready=$(mktemp)
+scripts/serve_triton.sh --port "$triton_port" >"$triton_ready" &
+triton_pid=$!
+# shellcheck disable=SC2329 # called by the trap
+stop_triton() {
+  kill -TERM "$triton_pid" 2>/dev/null || true
+  wait "$triton_pid" 2>/dev/null || true
+  rm -f "$triton_ready"
+}
+trap stop_triton EXIT
 scripts/setup.sh all
+until grep -q '^ready: ' "$triton_ready"; do
+  kill -0 "$triton_pid" 2>/dev/null ||
+    { echo "FAIL: scripts/serve_triton.sh --port $triton_port stopped before it was ready (see above)" >&2; exit 1; }
+  sleep 1
+done
+export TRITON_PORT=$triton_port
+echo "ok: $(cat "$triton_ready")"
 
-step "tests that need ONNX Runtime and TensorFlow (cargo test -- --ignored)"
+step "tests that need ONNX Runtime, TensorFlow or Triton (cargo test -- --ignored)"
 cargo test --quiet -- --ignored
 
 step "golden checks on a generated ImageNet-layout set"
@@ -87,5 +107,18 @@ for rt in onnxruntime tf; do
   echo "ok: run_local.sh $rt cpu: $final"
   rm -f "$log"
 done
+
+step "run_local.sh kserve against the running Triton, short"
+log=$(mktemp)
+KSERVE_URL=http://127.0.0.1:$triton_port DATA_DIR=$data scripts/run_local.sh kserve cpu --time 1 \
+  --max-latency 0.5 --distributions linear --count 16 --warmup 1 --min-queries 10 --quiet | tee "$log"
+grep -q '^check_accuracy accuracy=' "$log" || { echo "FAIL: kserve: no check_accuracy line" >&2; exit 1; }
+final=$(grep '^===FINAL_RESULT: ' "$log")
+[[ $final =~ \'0\.5\':\ ([0-9.]+) ]] || { echo "FAIL: kserve: no positive qps in: $final" >&2; exit 1; }
+[[ -s out/kserve.cpu/results.json ]] || { echo "FAIL: kserve: out/kserve.cpu/results.json missing" >&2; exit 1; }
+echo "ok: run_local.sh kserve cpu: $final"
+rm -f "$log"
+expect_exit 2 scripts/run_local.sh kserve gpu
+expect_exit 2 scripts/serve_triton.sh --port 0
 
 printf '\nall checks passed\n'

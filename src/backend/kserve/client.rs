@@ -375,16 +375,11 @@ impl Http {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Option<usize>, Bytes), CallError> {
-        let resp = self.client.request(req).await.map_err(|e| {
-            use std::error::Error;
-            let mut msg = e.to_string();
-            let mut src = e.source();
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            CallError::Unreachable(msg)
-        })?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| CallError::Unreachable(chain(e.to_string(), &e)))?;
         let status = resp.status();
         let header_length = resp
             .headers()
@@ -475,20 +470,27 @@ fn grpc_result<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Cal
     match r {
         Ok(r) => Ok(r.into_inner()),
         Err(s) if s.code() == tonic::Code::Unavailable => {
-            use std::error::Error;
-            let mut msg = s.message().to_string();
-            let mut src = s.source();
-            while let Some(e) = src {
-                msg = format!("{msg}: {e}");
-                src = e.source();
-            }
-            Err(CallError::Unreachable(msg))
+            Err(CallError::Unreachable(chain(s.message().to_string(), &s)))
         }
         Err(s) => Err(CallError::Refused {
             status: format!("{:?}", s.code()),
             message: s.message().to_string(),
         }),
     }
+}
+
+/// `msg` followed by the error's causes, each only once (transport errors repeat
+/// their cause in their own message).
+fn chain(mut msg: String, e: &dyn std::error::Error) -> String {
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
+        }
+        src = s.source();
+    }
+    msg
 }
 
 /// `ModelInfer` request with the tensor in `raw_input_contents`.
