@@ -56,7 +56,7 @@ fn a_short_cloud_run_over_http_and_grpc_passes_a_rate() {
             "--time",
             "2",
             "--max-latency",
-            "0.5",
+            "2",
             "--distributions",
             "linear",
             "--warmup",
@@ -71,7 +71,7 @@ fn a_short_cloud_run_over_http_and_grpc_passes_a_rate() {
         assert!(o.status.success(), "{url}: {}", text(&o.stderr));
         let last = stdout.lines().last().unwrap_or_default();
         assert!(
-            last.starts_with("===FINAL_RESULT: {'linear': {'0.5': "),
+            last.starts_with("===FINAL_RESULT: {'linear': {'2.0': "),
             "{last}"
         );
         assert!(!last.contains("-1"), "{url}: no passing rate: {stdout}");

@@ -271,8 +271,10 @@ pub trait AsyncSession: Send {
     /// Starts one request for `batch` and returns at once (the batch's data is copied
     /// or encoded before it returns); `done` runs when the answer arrives.
     fn submit(&mut self, batch: Batch<'_>, done: Completion);
-    /// Drops every request still in flight (the step is over); their completions are
-    /// never called, or called with an error. Returns how many were dropped.
+    /// Requests started by this session that have not ended yet, whichever job they
+    /// belonged to (a server keeps working on answers nobody waits for any more).
+    fn outstanding(&self) -> usize;
+    /// Drops every request still in flight; their completions are never called.
     fn cancel_all(&mut self);
 }
 

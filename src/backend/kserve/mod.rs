@@ -25,7 +25,7 @@ pub mod proto {
     tonic::include_proto!("inference");
 }
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -415,6 +415,7 @@ impl Backend for KserveBackend {
         Ok(Box::new(KserveSession {
             shared: Arc::clone(&self.shared),
             cancel: Arc::new(Cancel::default()),
+            outstanding: Arc::new(AtomicUsize::new(0)),
         }))
     }
     fn server_info(&self) -> Option<serde_json::Value> {
@@ -442,6 +443,16 @@ impl Backend for KserveBackend {
 struct KserveSession {
     shared: Arc<Shared>,
     cancel: Arc<Cancel>,
+    outstanding: Arc<AtomicUsize>,
+}
+
+/// Counts a request as outstanding until its task ends, however it ends.
+struct Outstanding(Arc<AtomicUsize>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Session for KserveSession {
@@ -471,7 +482,10 @@ impl AsyncSession for KserveSession {
         let n = batch.len;
         let shared = Arc::clone(&self.shared);
         let cancel = Arc::clone(&self.cancel);
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+        let guard = Outstanding(Arc::clone(&self.outstanding));
         self.shared.rt.spawn(async move {
+            let _guard = guard;
             let cancelled = cancel.notify.notified();
             tokio::pin!(cancelled);
             cancelled.as_mut().enable();
@@ -488,6 +502,10 @@ impl AsyncSession for KserveSession {
                 .and_then(|t| wire::check_items(&t, n));
             done(result);
         });
+    }
+
+    fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
     }
 
     fn cancel_all(&mut self) {

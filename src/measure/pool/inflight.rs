@@ -25,7 +25,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
 use super::{gather_batch, ns_since, pack_busy, LiveCounters, WorkerCtx, BUSY_LEN_BITS};
-use crate::backend::BackendError;
+use crate::backend::{AsyncSession, BackendError};
 use crate::measure::queue::{Claim, Query};
 use crate::measure::stats::WorkerStats;
 
@@ -35,6 +35,23 @@ const CLOSED_DRAIN: Duration = Duration::from_secs(10);
 /// The most in-flight requests joined into the `busy` run per update: bounds the work
 /// under the lock and the controller's scan of the run.
 const BUSY_SCAN: usize = 64;
+
+/// How long a job, once over, waits for the server to finish requests nobody waits
+/// for any more (a step stopped early leaves up to `max_in_flight` of them), so that
+/// the next step does not start behind them. Then they are dropped.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// Waits (bounded by [`SETTLE`], cut short by Ctrl-C) until the session has no
+/// request out, then drops any that are left.
+fn settle(session: &mut dyn AsyncSession) {
+    let deadline = Instant::now() + SETTLE;
+    while session.outstanding() > 0 && Instant::now() < deadline && !crate::signals::interrupted() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if session.outstanding() > 0 {
+        session.cancel_all();
+    }
+}
 
 /// The queries of one request: one inline (batch 1, the usual case), more on the heap.
 enum Held {
@@ -240,10 +257,8 @@ impl WorkerCtx {
         // Everything was claimed: wait for the answers until the step is ended (the
         // step's drain decides how long), then drop what is still out.
         sink.wait_room(1, || stop.load(Ordering::Relaxed));
-        let (stats, left) = sink.close();
-        if left > 0 {
-            session.cancel_all();
-        }
+        let (stats, _) = sink.close();
+        settle(session);
         self.stats = stats;
     }
 
@@ -287,10 +302,11 @@ impl WorkerCtx {
             let deadline = Instant::now() + CLOSED_DRAIN;
             sink.wait_room(1, || interrupted() || Instant::now() >= deadline);
         }
-        let (stats, left) = sink.close();
-        if left > 0 {
+        let (stats, _) = sink.close();
+        if interrupted() {
             session.cancel_all();
         }
+        settle(session);
         self.stats = stats;
     }
 }
