@@ -120,6 +120,9 @@ impl KserveBackend {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(k.io_threads.max(1))
             .thread_name("kserve-io")
+            // Like the pool's workers, the I/O threads yield to the issuer: a
+            // release late because answers were being read is latency we add.
+            .on_thread_start(crate::measure::clock::yield_priority_to_issuer)
             .enable_all()
             .build()
             .map_err(|e| BackendError::Runtime(format!("could not start the I/O runtime: {e}")))?;
