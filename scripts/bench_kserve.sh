@@ -85,6 +85,9 @@ for r in ${rates//,/ }; do
 done
 
 echo "highest rate loadgen sustains with p99 under 10 ms (loadgen run --max-latency 0.01, linear):"
+mkdir -p out
 "$loadgen" run --backend kserve --url "$url" --model-name identity --max-latency 0.01 \
-  --distributions linear --time "$secs" --connections "$conns" --quiet --output out/bench_kserve.json |
-  grep -E '^===RESULT'
+  --distributions linear --time "$secs" --connections "$conns" --quiet --output out/bench_kserve.json \
+  2>out/bench_kserve.stderr | grep -E '^===RESULT' || true
+grep -E 'warning' out/bench_kserve.stderr || true
+echo "(every step's verdict: out/bench_kserve.stderr; the record: out/bench_kserve.json)"
