@@ -13,6 +13,7 @@ use crate::config::settings::{RunOverrides, Settings, Tune};
 use crate::error::Interrupted;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{self, SearchStop, StepRunner};
+use crate::measure::stats::ServiceTimes;
 use crate::measure::step::{self, StepSpec, StepSummary};
 use crate::measure::tuning::Calibration;
 use crate::output::files;
@@ -33,6 +34,9 @@ struct PoolRunner<'a> {
     results: &'a mut Results,
     /// The configuration measured, when the run tunes (shown in the progress bar).
     label: Option<String>,
+    /// The capacity probe's call times, against which a failed step's are judged
+    /// (in-process runtimes; see [`StepSpec::service_ref`]).
+    service_ref: Option<ServiceTimes>,
 }
 
 impl StepRunner for PoolRunner<'_> {
@@ -62,6 +66,7 @@ impl StepRunner for PoolRunner<'_> {
             .filter(|&d| d != target)
             .collect();
         spec.burst = burst;
+        spec.service_ref = self.service_ref;
         let name = lines::step_name(dist, Some(target.as_secs_f64()), qps);
         let stage = format!(
             "{} {}",
@@ -98,6 +103,22 @@ impl StepRunner for PoolRunner<'_> {
         }
         self.results.add_step(dist, name, summary.clone());
         Ok(summary)
+    }
+
+    fn pause_before_retry(&mut self, retry: u32) -> Result<(), SearchStop> {
+        let pause = search::retry_pause(retry);
+        self.progress.note(&format!(
+            "loadgen: pausing {} s before running that rate again",
+            pause.as_secs()
+        ));
+        let until = std::time::Instant::now() + pause;
+        while std::time::Instant::now() < until {
+            if signals::interrupted() {
+                return Err(SearchStop::Interrupted);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 }
 
@@ -313,6 +334,10 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                 progress: &mut progress,
                 results: &mut results,
                 label: arm.candidate.map(|c| c.to_string()),
+                // Only in-process runtimes: a simulated server's slowdowns are its
+                // stalls, and a remote server's calls include its own queueing.
+                service_ref: matches!(settings.backend, BackendKind::OnnxRuntime | BackendKind::Tf)
+                    .then_some(arm.probe.service),
             };
             let mut search = search::Search {
                 runner: &mut runner,

@@ -425,11 +425,13 @@ impl WorkerCtx {
             let batch = &buf[..n];
             live.busy
                 .store(pack_busy(batch[0].index, n), Ordering::Release);
+            let start = ns_since(epoch);
             let result = self.predict(batch[0].index, n);
             let done = ns_since(epoch);
             live.busy.store(0, Ordering::Release);
             match result {
                 Ok(()) => {
+                    self.stats.service.record(done.saturating_sub(start));
                     for q in batch {
                         self.stats.record_served(
                             done.saturating_sub(q.planned_ns),
@@ -469,6 +471,7 @@ impl WorkerCtx {
                 Ok(()) => {
                     self.stats.corrected.record_n(done - start, n as u64);
                     self.stats.uncorrected.record_n(done - start, n as u64);
+                    self.stats.service.record(done - start);
                     self.stats.completed += n as u64;
                 }
                 Err(e) => self.note_error(n, e),

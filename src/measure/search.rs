@@ -43,6 +43,20 @@ pub trait StepRunner {
         seed: u64,
         burst: f64,
     ) -> Result<StepSummary, SearchStop>;
+
+    /// Called before a spoiled step is run again for the `retry`-th time: a real
+    /// runner gives the machine [`retry_pause`] to get over its slow spell (a virtual
+    /// one has none to get over).
+    fn pause_before_retry(&mut self, _retry: u32) -> Result<(), SearchStop> {
+        Ok(())
+    }
+}
+
+/// The pause before the `retry`-th run of a spoiled step: 2 s, then 4 s. The slow
+/// spells of the development VM lasted several seconds; a step retried at once ran
+/// into the same spell.
+pub fn retry_pause(retry: u32) -> Duration {
+    Duration::from_secs(1u64 << retry.clamp(1, 4))
 }
 
 /// How many times a step spoiled by the generator or the machine is run again.
@@ -174,7 +188,7 @@ pub fn pooled(points: &[Point]) -> Vec<Point> {
 
 fn point_of(s: &StepSummary, target: f64) -> Option<Point> {
     // Steps spoiled by the generator say nothing about the system.
-    if s.verdict == Verdict::GeneratorLate || s.verdict == Verdict::Interrupted {
+    if s.verdict.spoiled() || s.verdict == Verdict::Interrupted {
         return None;
     }
     // Errors and drain timeouts fail regardless of latency: count them as all late.
@@ -214,7 +228,7 @@ pub fn burst_size(steps: &[StepSummary], target: f64) -> f64 {
         .iter()
         .filter(|s| {
             s.target_latency == Some(target)
-                && s.verdict != Verdict::GeneratorLate
+                && !s.verdict.spoiled()
                 && (s.late as f64) <= 0.05 * s.judged as f64
         })
         .fold((0u64, 0u64), |(l, q), s| {
@@ -339,8 +353,8 @@ pub struct Search<'a> {
 }
 
 impl Search<'_> {
-    /// Runs one step with a fresh seed, again (up to [`MAX_RETRIES`] times) when the
-    /// generator spoiled it.
+    /// Runs one step with a fresh seed, again (up to [`MAX_RETRIES`] times, after a
+    /// pause) when the generator or the machine spoiled it.
     fn measure(&mut self, qps: f64, out: &mut SearchResult) -> Result<bool, SearchStop> {
         let mut retries = 0;
         loop {
@@ -348,7 +362,7 @@ impl Search<'_> {
             let burst = burst_size(&out.steps, self.target.as_secs_f64());
             let mut s = self.runner.step(self.dist, qps, self.target, seed, burst)?;
             s.retries = retries;
-            let spoiled = s.verdict == Verdict::GeneratorLate;
+            let spoiled = s.verdict.spoiled();
             let passed = s.passed;
             out.steps.push(s);
             if !spoiled {
@@ -364,6 +378,7 @@ impl Search<'_> {
                 return Ok(false);
             }
             retries += 1;
+            self.runner.pause_before_retry(retries)?;
         }
     }
 
@@ -625,6 +640,8 @@ impl Search<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::stats::ServiceTimes;
+    use crate::measure::step::StepSpec;
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
 
     fn bounds(capacity: f64) -> Bounds {
@@ -695,6 +712,83 @@ mod tests {
         }
         .run(&[])
         .unwrap()
+    }
+
+    /// A machine that serves its first `slow` steps at half speed, then recovers.
+    struct Spell {
+        q: VirtualQueue,
+        slow: usize,
+        reference: Option<ServiceTimes>,
+        pauses: Vec<u32>,
+    }
+
+    impl StepRunner for Spell {
+        fn step(
+            &mut self,
+            dist: Distribution,
+            qps: f64,
+            target: Duration,
+            seed: u64,
+            burst: f64,
+        ) -> Result<StepSummary, SearchStop> {
+            let mut spec = StepSpec::judged(dist, qps, 10.0, 100, Some(target), seed, 0.99);
+            spec.burst = burst;
+            spec.service_ref = self.reference;
+            self.q.slowdown = if self.slow > 0 { 2.0 } else { 1.0 };
+            self.slow = self.slow.saturating_sub(1);
+            Ok(self.q.run(&spec))
+        }
+
+        fn pause_before_retry(&mut self, retry: u32) -> Result<(), SearchStop> {
+            self.pauses.push(retry);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_spell_of_the_machine_is_retried_and_does_not_lower_the_answer() {
+        // D/D/1, 5 ms, 20 ms target: the answer is 200 qps. The machine serves the
+        // first two steps at half speed.
+        let law = ServiceLaw::Fixed(0.005);
+        let run = |reference: Option<ServiceTimes>| {
+            let mut spell = Spell {
+                q: VirtualQueue::new(1, law, 10.0, 100),
+                slow: 2,
+                reference,
+                pauses: Vec::new(),
+            };
+            let r = Search {
+                runner: &mut spell,
+                dist: Distribution::Linear,
+                target: Duration::from_millis(20),
+                bounds: bounds(200.0),
+                seed: 1,
+                confidence: 0.99,
+            }
+            .run(&[])
+            .unwrap();
+            (r, spell.pauses)
+        };
+        let (r, pauses) = run(Some(law.probe_times(200, 1)));
+        assert_eq!(pauses, vec![1, 2], "two retries, each after a pause");
+        let verdicts: Vec<Verdict> = r.steps.iter().take(3).map(|s| s.verdict).collect();
+        assert_eq!(
+            verdicts,
+            vec![Verdict::MachineSlow, Verdict::MachineSlow, Verdict::Pass]
+        );
+        assert_eq!(r.steps[2].retries, 2);
+        assert_eq!(r.best.unwrap().offered_qps, Some(200.0));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // Without the probe's call times, the same spell is taken for the system's
+        // failure: the first rate fails and the search goes down from it.
+        let (blind, pauses) = run(None);
+        assert!(pauses.is_empty());
+        assert_eq!(blind.steps[0].verdict, Verdict::TooManyLate);
+        assert!(
+            blind.steps[1].offered_qps < Some(200.0),
+            "{:?}",
+            blind.steps[1]
+        );
     }
 
     #[test]

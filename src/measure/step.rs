@@ -19,7 +19,7 @@ use crate::backend::BackendError;
 use crate::measure::issuer::{self, BacklogProbe, StopCheck};
 use crate::measure::pool::{unpack_busy, LiveCounters, WorkerPool};
 use crate::measure::schedule::{Distribution, Schedule};
-use crate::measure::stats::{Lateness, NsHistogram, Percentiles, WorkerStats};
+use crate::measure::stats::{Lateness, NsHistogram, Percentiles, ServiceTimes, WorkerStats};
 use crate::measure::verdict::{point_pass, Evidence, Rule, LATE_FRACTION};
 
 /// How far a step whose verdict is still open may run past its planned queries (and
@@ -53,6 +53,10 @@ pub struct StepSpec {
     /// divided by it before the confidence rule, since bursty lateness carries less
     /// information than independent queries would.
     pub burst: f64,
+    /// The backend's call times at full load when the machine was at its usual speed
+    /// (the capacity probe's), for in-process runtimes: a failed step whose calls ran
+    /// clearly slower is put down to the machine (see [`ServiceTimes`]).
+    pub service_ref: Option<ServiceTimes>,
 }
 
 impl StepSpec {
@@ -111,6 +115,7 @@ impl StepSpec {
             seed,
             confidence,
             burst: 1.0,
+            service_ref: None,
         }
     }
 }
@@ -127,11 +132,22 @@ pub enum Verdict {
     /// lateness or a simulated server's stalls above tolerance): not the system's
     /// failure. The search runs such steps again.
     GeneratorLate,
+    /// The step failed while the backend's calls ran clearly slower than in the
+    /// capacity probe (see [`ServiceTimes::slower_than`]): the machine slowed down,
+    /// not the system. The search runs such steps again, after a pause.
+    MachineSlow,
     /// Queries were still outstanding when the drain timeout ran out.
     DrainTimeout,
     Interrupted,
     /// Closed-loop runs and steps without a target are not judged.
     NotJudged,
+}
+
+impl Verdict {
+    /// The machine or the load generator, not the system, failed the step.
+    pub fn spoiled(self) -> bool {
+        matches!(self, Verdict::GeneratorLate | Verdict::MachineSlow)
+    }
 }
 
 /// Why a step stopped.
@@ -198,6 +214,10 @@ pub struct StepSummary {
     pub lateness: Lateness,
     /// A simulated server's overshoot beyond its drawn service times (the machine's).
     pub stalls: Lateness,
+    /// The backend's call times in this step (in-process runtimes), and the
+    /// reference it was judged against (see [`StepSpec::service_ref`]).
+    pub service: ServiceTimes,
+    pub service_ref: Option<ServiceTimes>,
     pub stop: StopReason,
     /// Whether the verdict holds with the stated confidence.
     pub confident: bool,
@@ -238,6 +258,8 @@ impl Default for StepSummary {
             percentiles_uncorrected: Percentiles::default(),
             lateness: Lateness::default(),
             stalls: Lateness::default(),
+            service: ServiceTimes::default(),
+            service_ref: None,
             stop: StopReason::Planned,
             confident: false,
             confidence: 0.99,
@@ -542,6 +564,9 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         None => Verdict::NotJudged,
         Some(_) if point => Verdict::Pass,
         Some(_) if spoiled => Verdict::GeneratorLate,
+        Some(_) if spec.service_ref.is_some_and(|r| s.service.slower_than(&r)) => {
+            Verdict::MachineSlow
+        }
         Some(_) => Verdict::TooManyLate,
     };
     StepSummary {
@@ -566,6 +591,8 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         percentiles_uncorrected: s.uncorrected.percentiles(),
         lateness,
         stalls,
+        service: s.service,
+        service_ref: spec.service_ref,
         stop: if o.interrupted {
             StopReason::Interrupted
         } else {
@@ -806,6 +833,7 @@ pub fn run_closed(
         } else {
             Verdict::NotJudged
         },
+        service: s.service,
         error: s.first_error.clone(),
         ..StepSummary::default()
     })

@@ -14,7 +14,7 @@ use rand_distr::{Distribution as _, Exp};
 
 use crate::measure::schedule::{Distribution, Schedule};
 use crate::measure::search::{SearchStop, StepRunner};
-use crate::measure::stats::{NsHistogram, WorkerStats};
+use crate::measure::stats::{NsHistogram, ServiceTimes, WorkerStats};
 use crate::measure::step::{
     summarize_open, Monitor, OpenCounts, StepSpec, StepSummary, StopReason,
 };
@@ -26,6 +26,27 @@ pub enum ServiceLaw {
     Exp(f64),
 }
 
+impl ServiceLaw {
+    /// The call times of `n` calls at the machine's usual speed, as a capacity probe
+    /// records them: the reference a step's calls are judged against.
+    pub fn probe_times(self, n: usize, seed: u64) -> ServiceTimes {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let exp = match self {
+            ServiceLaw::Exp(mean) => Exp::new(1.0 / mean).ok(),
+            ServiceLaw::Fixed(_) => None,
+        };
+        let mut t = ServiceTimes::default();
+        for _ in 0..n {
+            let secs = match (self, &exp) {
+                (ServiceLaw::Exp(_), Some(e)) => e.sample(&mut rng),
+                (ServiceLaw::Exp(s) | ServiceLaw::Fixed(s), _) => s,
+            };
+            t.record((secs * 1e9) as u64);
+        }
+        t
+    }
+}
+
 /// A virtual FIFO queue with `servers` identical servers.
 pub struct VirtualQueue {
     servers: usize,
@@ -33,6 +54,9 @@ pub struct VirtualQueue {
     seconds: f64,
     min_queries: u64,
     confidence: f64,
+    /// How much slower than its law the machine serves (1 = its usual speed): a
+    /// slow spell of the machine, for the checks that tell it from overload.
+    pub slowdown: f64,
     /// Every step run, for the tests to inspect.
     pub steps: Vec<StepSummary>,
 }
@@ -46,6 +70,7 @@ impl VirtualQueue {
             seconds,
             min_queries,
             confidence: 0.99,
+            slowdown: 1.0,
             steps: Vec::new(),
         }
     }
@@ -65,12 +90,13 @@ impl VirtualQueue {
                 (ServiceLaw::Exp(_), Some(e)) => e.sample(&mut rng),
                 (ServiceLaw::Exp(m), None) => m,
             };
-            (secs * 1e9) as u64
+            (secs * self.slowdown * 1e9) as u64
         };
         let mut schedule = Schedule::new(spec.distribution, spec.offered_qps, spec.seed);
         let mut free: BinaryHeap<Reverse<u64>> = (0..self.servers).map(|_| Reverse(0)).collect();
-        // Pending queries: (completion, arrival) by completion; arrivals for the tally.
-        let mut completions: BinaryHeap<Reverse<(u64, u64, u64)>> = BinaryHeap::new();
+        // Pending queries: (completion, arrival, id, service start) by completion;
+        // arrivals for the tally.
+        let mut completions: BinaryHeap<Reverse<(u64, u64, u64, u64)>> = BinaryHeap::new();
         let mut pending: BTreeSet<(u64, u64)> = BTreeSet::new();
         let mut stats = WorkerStats {
             late: vec![0],
@@ -81,16 +107,17 @@ impl VirtualQueue {
         let time_cap = spec.time_cap.as_nanos() as u64;
 
         let complete_until = |now: u64,
-                              completions: &mut BinaryHeap<Reverse<(u64, u64, u64)>>,
+                              completions: &mut BinaryHeap<Reverse<(u64, u64, u64, u64)>>,
                               pending: &mut BTreeSet<(u64, u64)>,
                               stats: &mut WorkerStats| {
-            while let Some(&Reverse((done, arrival, id))) = completions.peek() {
+            while let Some(&Reverse((done, arrival, id, start))) = completions.peek() {
                 if done > now {
                     break;
                 }
                 completions.pop();
                 pending.remove(&(arrival, id));
                 stats.record_served(done - arrival, done - arrival);
+                stats.service.record(done - start);
                 stats.completed += 1;
                 stats.last_completion_ns = stats.last_completion_ns.max(done);
             }
@@ -125,9 +152,10 @@ impl VirtualQueue {
             }
             complete_until(arrival, &mut completions, &mut pending, &mut stats);
             let Reverse(server_free) = free.pop().unwrap_or(Reverse(arrival));
-            let done = server_free.max(arrival) + service();
+            let start = server_free.max(arrival);
+            let done = start + service();
             free.push(Reverse(done));
-            completions.push(Reverse((done, arrival, issued)));
+            completions.push(Reverse((done, arrival, issued, start)));
             pending.insert((arrival, issued));
             issued += 1;
         }
@@ -211,6 +239,62 @@ mod tests {
             seed,
             0.99,
         )
+    }
+
+    fn linear(qps: f64, target_ms: u64) -> StepSpec {
+        StepSpec::judged(
+            Distribution::Linear,
+            qps,
+            10.0,
+            100,
+            Some(Duration::from_millis(target_ms)),
+            1,
+            0.99,
+        )
+    }
+
+    #[test]
+    fn a_failure_while_the_machine_runs_slow_is_put_down_to_the_machine() {
+        let law = ServiceLaw::Fixed(0.005);
+        let mut q = VirtualQueue::new(1, law, 10.0, 100);
+        // 150 qps is 75 % of the usual capacity, and overload at half speed.
+        q.slowdown = 2.0;
+        let mut sp = linear(150.0, 20);
+        assert_eq!(
+            q.run(&sp).verdict,
+            Verdict::TooManyLate,
+            "without a reference"
+        );
+        sp.service_ref = Some(law.probe_times(200, 1));
+        let s = q.run(&sp);
+        assert_eq!(s.verdict, Verdict::MachineSlow, "{s:?}");
+        assert!(!s.passed);
+        assert!(s.service.calls >= 5, "{:?}", s.service);
+        // Overload at the usual speed is the system's failure.
+        q.slowdown = 1.0;
+        let mut over = linear(250.0, 20);
+        over.service_ref = sp.service_ref;
+        assert_eq!(q.run(&over).verdict, Verdict::TooManyLate);
+        // A slow machine that still meets the target passes.
+        q.slowdown = 1.5;
+        let mut easy = linear(60.0, 20);
+        easy.service_ref = sp.service_ref;
+        assert_eq!(q.run(&easy).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn overload_of_a_widely_spread_service_is_not_taken_for_a_slow_machine() {
+        // M/M/1 at 125 % of its capacity at the usual speed: the calls of an
+        // exponential law vary by their whole mean, which the tolerance allows for.
+        let law = ServiceLaw::Exp(0.005);
+        let reference = law.probe_times(300, 7);
+        let q = VirtualQueue::new(1, law, 10.0, 100);
+        for seed in 1..=50 {
+            let mut sp = spec(250.0, 50, seed);
+            sp.service_ref = Some(reference);
+            let s = q.run(&sp);
+            assert_eq!(s.verdict, Verdict::TooManyLate, "seed {seed}: {s:?}");
+        }
     }
 
     #[test]

@@ -131,6 +131,13 @@ pub fn verdict_text(s: &StepSummary) -> String {
             ms(s.stalls.max),
             ms(target / 4.0)
         ),
+        V::MachineSlow => format!(
+            "failed while the machine ran slow: backend calls took {} on average ({} calls) against {} in the capacity probe (tolerance +{:.0} % and three standard errors): not counted against the system",
+            ms(s.service.mean().unwrap_or(0.0)),
+            s.service.calls,
+            ms(s.service_ref.and_then(|r| r.mean()).unwrap_or(0.0)),
+            crate::measure::stats::SLOWDOWN_TOLERANCE * 100.0
+        ),
         V::DrainTimeout => format!(
             "{} queries were still outstanding at the drain timeout",
             s.abandoned

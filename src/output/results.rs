@@ -282,6 +282,9 @@ struct StepRecord<'a> {
     percentiles_include_abandoned: bool,
     lateness: LatenessRecord,
     stalls: LatenessRecord,
+    /// Backend call times (in-process runtimes): absent where none were timed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<ServiceRecord>,
     stop: &'static str,
     confident: bool,
     confidence: f64,
@@ -292,6 +295,14 @@ struct StepRecord<'a> {
     carried_from: Option<f64>,
     seed: u64,
     error: Option<&'a str>,
+}
+
+/// The step's backend call times and the capacity probe's they were judged against.
+#[derive(Serialize)]
+struct ServiceRecord {
+    calls: u64,
+    mean: f64,
+    reference_mean: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -317,6 +328,7 @@ fn verdict_name(v: Verdict) -> &'static str {
         Verdict::TooManyLate => "too_many_late",
         Verdict::Errors => "errors",
         Verdict::GeneratorLate => "generator_late",
+        Verdict::MachineSlow => "machine_slow",
         Verdict::DrainTimeout => "drain_timeout",
         Verdict::Interrupted => "interrupted",
         Verdict::NotJudged => "not_judged",
@@ -364,6 +376,11 @@ pub fn step_json(s: &StepSummary) -> Value {
         percentiles_include_abandoned: s.abandoned > 0,
         lateness: (&s.lateness).into(),
         stalls: (&s.stalls).into(),
+        service: s.service.mean().map(|mean| ServiceRecord {
+            calls: s.service.calls,
+            mean,
+            reference_mean: s.service_ref.and_then(|r| r.mean()),
+        }),
         stop: stop_name(s.stop),
         confident: s.confident,
         confidence: s.confidence,
