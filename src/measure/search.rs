@@ -695,6 +695,27 @@ mod tests {
         assert_eq!(b.len(), 4);
     }
 
+    /// One search to its end, starting from the `carried` steps.
+    fn run_search(
+        runner: &mut dyn StepRunner,
+        dist: Distribution,
+        target_ms: u64,
+        bounds: Bounds,
+        seed: u64,
+        carried: &[StepSummary],
+    ) -> SearchResult {
+        Search {
+            runner,
+            dist,
+            target: Duration::from_millis(target_ms),
+            bounds,
+            seed,
+            confidence: 0.99,
+        }
+        .run(carried)
+        .unwrap()
+    }
+
     fn search(
         q: &mut VirtualQueue,
         dist: Distribution,
@@ -702,16 +723,7 @@ mod tests {
         cap: f64,
         seed: u64,
     ) -> SearchResult {
-        Search {
-            runner: q,
-            dist,
-            target: Duration::from_millis(target_ms),
-            bounds: bounds(cap),
-            seed,
-            confidence: 0.99,
-        }
-        .run(&[])
-        .unwrap()
+        run_search(q, dist, target_ms, bounds(cap), seed, &[])
     }
 
     /// A machine that serves its first `slow` steps at half speed, then recovers.
@@ -757,16 +769,7 @@ mod tests {
                 reference,
                 pauses: Vec::new(),
             };
-            let r = Search {
-                runner: &mut spell,
-                dist: Distribution::Linear,
-                target: Duration::from_millis(20),
-                bounds: bounds(200.0),
-                seed: 1,
-                confidence: 0.99,
-            }
-            .run(&[])
-            .unwrap();
+            let r = run_search(&mut spell, Distribution::Linear, 20, bounds(200.0), 1, &[]);
             (r, spell.pauses)
         };
         let (r, pauses) = run(Some(law.probe_times(200, 1)));
@@ -910,19 +913,17 @@ mod tests {
             .into_iter()
             .collect(),
         );
-        let r = Search {
-            runner: &mut runner,
-            dist: Distribution::Linear,
-            target: Duration::from_millis(500),
-            bounds: Bounds {
+        let r = run_search(
+            &mut runner,
+            Distribution::Linear,
+            500,
+            Bounds {
                 capacity: 48.0,
                 floor: 1.0,
             },
-            seed: 1,
-            confidence: 0.99,
-        }
-        .run(&[])
-        .unwrap();
+            1,
+            &[],
+        );
         assert_eq!(r.best.and_then(|b| b.offered_qps), Some(24.0));
         assert!(runner.0.is_empty());
     }
@@ -986,19 +987,17 @@ mod tests {
         // third one takes the pass back. The answer must not be FAIL: rates below 48
         // were never tried.
         let mut runner = BurstAtTop(Vec::new());
-        let r = Search {
-            runner: &mut runner,
-            dist: Distribution::Linear,
-            target: Duration::from_millis(500),
-            bounds: Bounds {
+        let r = run_search(
+            &mut runner,
+            Distribution::Linear,
+            500,
+            Bounds {
                 capacity: 48.0,
                 floor: 1.0,
             },
-            seed: 1,
-            confidence: 0.99,
-        }
-        .run(&[])
-        .unwrap();
+            1,
+            &[],
+        );
         let got = r.best.and_then(|b| b.offered_qps);
         assert!(
             got.is_some_and(|q| (24.0..=40.0).contains(&q)),
@@ -1028,16 +1027,14 @@ mod tests {
             ..StepSummary::default()
         };
         let mut runner = LuckyOnce(Vec::new());
-        let r = Search {
-            runner: &mut runner,
-            dist: Distribution::Exponential,
-            target: Duration::from_millis(200),
-            bounds: bounds(42.0),
-            seed: 1,
-            confidence: 0.99,
-        }
-        .run(&[carried])
-        .unwrap();
+        let r = run_search(
+            &mut runner,
+            Distribution::Exponential,
+            200,
+            bounds(42.0),
+            1,
+            &[carried],
+        );
         let tried = &runner.0;
         assert!(
             tried.iter().filter(|&&q| q == 26.0).count() >= 2,
@@ -1054,16 +1051,14 @@ mod tests {
         let mut q = VirtualQueue::new(1, ServiceLaw::Fixed(0.005), 10.0, 100);
         let strict = search(&mut q, Distribution::Linear, 4, 200.0, 1);
         assert!(strict.best.is_none());
-        let loose = Search {
-            runner: &mut q,
-            dist: Distribution::Linear,
-            target: Duration::from_millis(20),
-            bounds: bounds(200.0),
-            seed: 2,
-            confidence: 0.99,
-        }
-        .run(&strict.steps)
-        .unwrap();
+        let loose = run_search(
+            &mut q,
+            Distribution::Linear,
+            20,
+            bounds(200.0),
+            2,
+            &strict.steps,
+        );
         assert_eq!(loose.best.unwrap().offered_qps, Some(200.0));
     }
 }
