@@ -86,3 +86,25 @@ gpu_library_path() {
   local IFS=:
   echo "${dirs[*]}"
 }
+
+# run_logged LOG OUT_DIR CMD...: runs CMD with its stdout kept to loadgen's log lines
+# (parsers read it) and stderr left on stderr, the log copy LOG getting both; says
+# where OUT_DIR/results.json and LOG are, and exits with CMD's status (1 if only the
+# log copy failed).
+run_logged() {
+  local log_file=$1 out_dir=$2 rc
+  shift 2
+  : >"$log_file"
+  printf '+%s\n' "$(printf ' %q' "$@")" | tee_log "$log_file" >&2
+  local status=(0 0)
+  "$@" 2> >(tee_log "$log_file" >&2) | tee_log "$log_file" || status=("${PIPESTATUS[@]}")
+  rc=${status[0]}
+  if [[ ${status[1]} -ne 0 ]]; then
+    note "could not write the log copy $log_file (tee exit ${status[1]})."
+    [[ $rc -ne 0 ]] || rc=1
+  fi
+  if [[ -f $out_dir/results.json ]]; then
+    note "results: ${out_dir#"$ROOT"/}/results.json, log: ${log_file#"$ROOT"/}"
+  fi
+  exit "$rc"
+}

@@ -157,19 +157,4 @@ if [[ -n $data_dir ]]; then
 fi
 cmd+=("$@")
 
-# stdout keeps only loadgen's log lines (parsers read it); stderr stays stderr; the log
-# copy gets both.
-: >"$log_file"
-printf '+%s\n' "$(printf ' %q' "${cmd[@]}")" | tee_log "$log_file" >&2
-status=(0 0)
-"${cmd[@]}" 2> >(tee_log "$log_file" >&2) | tee_log "$log_file" || status=("${PIPESTATUS[@]}")
-rc=${status[0]}
-if [[ ${status[1]} -ne 0 ]]; then
-  note "could not write the log copy $log_file (tee exit ${status[1]})."
-  [[ $rc -ne 0 ]] || rc=1
-fi
-
-if [[ -f $out_dir/results.json ]]; then
-  note "results: ${out_dir#"$ROOT"/}/results.json, log: ${log_file#"$ROOT"/}"
-fi
-exit "$rc"
+run_logged "$log_file" "$out_dir" "${cmd[@]}"
