@@ -171,7 +171,11 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     let mut progress = Progress::new(settings.quiet);
     if args.calibrate_only {
         let c = tune::candidate_of(&settings);
-        let arm = tune::calibrate_loaded(sut, &settings, c, &mut progress)?;
+        let mut arm = tune::calibrate_loaded(sut, &settings, c, &mut progress)?;
+        if !signals::interrupted() {
+            // A process per candidate (TensorFlow): its second probe follows at once.
+            tune::reprobe(&mut arm, &settings, &mut progress)?;
+        }
         let mut results = Results {
             runtime: arm.sut.backend.name().to_string(),
             version: arm.sut.backend.version(),
@@ -257,6 +261,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
             sut,
             probe,
             calibration: None,
+            open_loop_call: None,
         });
     } else {
         // Free the accuracy pass's sessions before loading the candidates'.
@@ -271,16 +276,9 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
             }
             match arm {
                 Ok(arm) => {
-                    let cal = arm.calibration.expect("calibrated unless interrupted");
-                    progress.note(&format!(
-                        "loadgen: configuration {c}: capacity {:.1} queries/s, a lone query {:.1} ms (p99 {:.1} ms)",
-                        cal.capacity,
-                        cal.unloaded_mean * 1e3,
-                        cal.unloaded_p99 * 1e3
-                    ));
                     results.configurations.push(ConfigReport {
                         candidate: c,
-                        calibration: Some(cal),
+                        calibration: None,
                         error: None,
                         predicted: Vec::new(),
                         measured: Vec::new(),
@@ -299,6 +297,22 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                         measured: Vec::new(),
                     });
                 }
+            }
+        }
+        // Each candidate's second probe, now that the others' calibrations lie
+        // between its two (see [`tune::reprobe`]).
+        for arm in &mut arms {
+            tune::reprobe(arm, &settings, &mut progress)?;
+            if signals::interrupted() {
+                results.interrupted = true;
+                write_results(&output, &results)?;
+                return Err(interrupted().into());
+            }
+            let c = arm.candidate.expect("tuning arms have candidates");
+            let cal = arm.calibration.expect("calibrated unless interrupted");
+            progress.note(&lines::calibration_line(&c.to_string(), &cal));
+            if let Some(r) = results.configurations.iter_mut().find(|r| r.candidate == c) {
+                r.calibration = Some(cal);
             }
         }
         if arms.is_empty() {

@@ -24,7 +24,7 @@ use crate::error::{Interrupted, Reported};
 use crate::measure::schedule::Distribution;
 use crate::measure::tuning::Calibration;
 use crate::output::files;
-use crate::output::lines::{py_float, FinalResults};
+use crate::output::lines::{self, py_float, FinalResults};
 use crate::output::results::{candidate_json, ConfigReport};
 use crate::signals;
 
@@ -123,7 +123,9 @@ fn calibration_of(doc: &Value) -> Option<Calibration> {
     let c = &doc["configurations"][0]["calibration"];
     Some(Calibration {
         servers: doc["configurations"][0]["workers"].as_u64()? as usize,
+        batch: doc["configurations"][0]["batch_size"].as_u64()? as usize,
         capacity: c["capacity"].as_f64()?,
+        closed_loop: c["closed_loop"].as_f64()?,
         unloaded_mean: c["unloaded_mean"].as_f64()?,
         unloaded_p99: c["unloaded_p99"].as_f64()?,
         unloaded_cv2: c["unloaded_cv2"].as_f64()?,
@@ -220,12 +222,7 @@ pub(crate) fn run(
             .flatten();
         match cal {
             Some(cal) => {
-                eprintln!(
-                    "loadgen: configuration {c}: capacity {:.1} queries/s, a lone query {:.1} ms (p99 {:.1} ms)",
-                    cal.capacity,
-                    cal.unloaded_mean * 1e3,
-                    cal.unloaded_p99 * 1e3
-                );
+                eprintln!("{}", lines::calibration_line(&c.to_string(), &cal));
                 calibrated.push((c, cal));
                 reports.push(ConfigReport {
                     candidate: c,

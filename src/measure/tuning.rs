@@ -18,15 +18,45 @@ use crate::measure::schedule::Distribution;
 /// What a short calibration measured of one candidate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Calibration {
-    /// Sessions serving in parallel (queries in service at once, batch 1).
+    /// Sessions serving in parallel.
     pub servers: usize,
-    /// Closed-loop capacity in queries per second.
+    /// The most queries one call coalesces.
+    pub batch: usize,
+    /// Queries per second the candidate serves open loop: the closed-loop probe's
+    /// figure, or less where calls ran slower under open-loop load (see
+    /// [`open_loop_capacity`]). Predictions start from it.
     pub capacity: f64,
+    /// The closed-loop probe's figure.
+    pub closed_loop: f64,
     /// Mean and p99 latency of a query served alone, in seconds.
     pub unloaded_mean: f64,
     pub unloaded_p99: f64,
     /// Squared coefficient of variation of the lone query's latency.
     pub unloaded_cv2: f64,
+}
+
+/// The capacity predictions start from: the closed loop's, unless calls under an
+/// open-loop load took longer than `servers × batch / closed_loop` each. A closed loop
+/// hands a worker its next query the moment it finishes, so a runtime's intra-op
+/// threads never sleep; open loop they do between queries and wake slower (ONNX
+/// Runtime, 1 worker × 2 threads: 20.7 ms calls closed loop, 26–31 ms open loop).
+/// Only candidates with an intra-op pool (`intra_threads > 1`) have that mechanism;
+/// for the others a slower open-loop figure is the machine's noise, and the closed
+/// loop's stands. Calls of partial batches are faster than full ones, so for batches
+/// the closed loop's figure usually stands too.
+pub fn open_loop_capacity(
+    closed_loop: f64,
+    servers: usize,
+    batch: usize,
+    intra_threads: usize,
+    call_mean: Option<f64>,
+) -> f64 {
+    match call_mean {
+        Some(m) if m > 0.0 && intra_threads > 1 => {
+            closed_loop.min((servers * batch.max(1)) as f64 / m)
+        }
+        _ => closed_loop,
+    }
 }
 
 /// Erlang C: the chance that a query waits in M/M/c with `c` servers and offered
@@ -48,6 +78,23 @@ pub fn erlang_c(c: usize, a: f64) -> f64 {
     b / (1.0 - rho + rho * b)
 }
 
+/// The least p99 a candidate can show once loaded: the lone query's, and for a batch
+/// candidate a full batch's call (`c = servers × batch / closed_loop`) plus the wait
+/// for a session to come free (up to `c / servers` with staggered sessions): near
+/// capacity every call holds a full batch, which a lone query never sees. Without
+/// this the batch candidate would be ranked on its capacity alone (ONNX Runtime on
+/// CPU, 2x1x0x4: 48 qps and a 46 ms lone query, but 167 ms calls of 4 queries, and a
+/// 100 ms target failed at 34 qps).
+pub fn latency_floor(cal: &Calibration) -> f64 {
+    let full_batch = if cal.batch > 1 && cal.closed_loop > 0.0 {
+        let call = (cal.servers * cal.batch) as f64 / cal.closed_loop;
+        call * (1.0 + 1.0 / cal.servers.max(1) as f64)
+    } else {
+        0.0
+    };
+    cal.unloaded_p99.max(full_batch)
+}
+
 /// The predicted p99 latency in seconds at `qps` offered.
 pub fn predicted_p99(cal: &Calibration, dist: Distribution, qps: f64) -> f64 {
     if qps >= cal.capacity {
@@ -67,13 +114,14 @@ pub fn predicted_p99(cal: &Calibration, dist: Distribution, qps: f64) -> f64 {
         let wait_chance = erlang_c(c, qps / mu);
         ((wait_chance / 0.01).ln() / theta).max(0.0)
     };
-    cal.unloaded_p99.max(wait99 + cal.unloaded_mean)
+    latency_floor(cal).max(wait99 + cal.unloaded_mean)
 }
 
 /// The predicted answer: the highest rate whose predicted p99 meets `target`, or 0
-/// when even a lone query misses it (the candidate is pruned for this target).
+/// when even a lone query, or a batch candidate's full batch, misses it (the
+/// candidate is pruned for this target).
 pub fn predicted_answer(cal: &Calibration, dist: Distribution, target: f64) -> f64 {
-    if cal.capacity.is_nan() || cal.capacity <= 0.0 || cal.unloaded_p99 > target {
+    if cal.capacity.is_nan() || cal.capacity <= 0.0 || latency_floor(cal) > target {
         return 0.0;
     }
     // The predicted p99 grows with the rate: bisect on (0, capacity).
@@ -111,11 +159,58 @@ mod tests {
     fn mm1(mu: f64) -> Calibration {
         Calibration {
             servers: 1,
+            batch: 1,
             capacity: mu,
+            closed_loop: mu,
             unloaded_mean: 1.0 / mu,
             unloaded_p99: 100f64.ln() / mu,
             unloaded_cv2: 1.0,
         }
+    }
+
+    #[test]
+    fn open_loop_calls_lower_the_capacity_only_when_slower_than_the_closed_loops() {
+        // 1 worker × 2 threads: 20.7 ms closed loop (48.3/s), 27 ms open loop.
+        let c = open_loop_capacity(48.3, 1, 1, 2, Some(0.027));
+        assert!((c - 37.04).abs() < 0.01, "{c}");
+        // Open-loop calls as fast as the closed loop's.
+        assert_eq!(open_loop_capacity(48.3, 1, 1, 2, Some(0.0207)), 48.3);
+        // One thread per worker: no pool to sleep, a slow open loop was the machine.
+        assert_eq!(open_loop_capacity(43.7, 2, 1, 1, Some(0.078)), 43.7);
+        // Partial batches are quicker per call: the closed loop's figure stands.
+        assert_eq!(open_loop_capacity(42.0, 1, 4, 2, Some(0.06)), 42.0);
+        assert_eq!(open_loop_capacity(42.0, 1, 1, 2, None), 42.0);
+    }
+
+    /// A batch candidate with the same capacity as its batch-1 twin, whose lone
+    /// query is as fast, must not win a target its full batches miss; it competes
+    /// where they fit.
+    #[test]
+    fn a_batch_candidate_is_pruned_where_its_full_batch_misses_the_target() {
+        let single = Calibration {
+            servers: 2,
+            batch: 1,
+            capacity: 45.0,
+            closed_loop: 48.0,
+            unloaded_mean: 0.045,
+            unloaded_p99: 0.05,
+            unloaded_cv2: 0.01,
+        };
+        // Batch 4: full-batch calls of 2 × 4 / 48 = 167 ms, 250 ms with the wait for
+        // one of the two sessions.
+        let batched = Calibration {
+            batch: 4,
+            capacity: 48.0,
+            ..single
+        };
+        for &d in &[Distribution::Linear, Distribution::Exponential] {
+            for t in [0.1, 0.2] {
+                assert_eq!(predicted_answer(&batched, d, t), 0.0, "{d:?} {t}");
+                assert_eq!(ranking(&[batched, single], d, t)[0], 1, "{d:?} {t}");
+            }
+            assert!(predicted_answer(&batched, d, 0.5) > 0.0, "{d:?}");
+        }
+        assert_eq!(ranking(&[batched, single], Distribution::Linear, 0.5)[0], 0);
     }
 
     #[test]
@@ -140,7 +235,9 @@ mod tests {
     fn a_deterministic_queue_with_linear_arrivals_serves_up_to_its_capacity() {
         let dd1 = Calibration {
             servers: 1,
+            batch: 1,
             capacity: 200.0,
+            closed_loop: 200.0,
             unloaded_mean: 0.005,
             unloaded_p99: 0.005,
             unloaded_cv2: 0.0,
@@ -167,14 +264,18 @@ mod tests {
     fn the_ranking_follows_the_known_best_configuration() {
         let one_fast = |s: f64| Calibration {
             servers: 1,
+            batch: 1,
             capacity: 1.0 / s,
+            closed_loop: 1.0 / s,
             unloaded_mean: s,
             unloaded_p99: s * 1.05,
             unloaded_cv2: 0.01,
         };
         let two_slow = Calibration {
             servers: 2,
+            batch: 1,
             capacity: 2.0 / 0.06,
+            closed_loop: 2.0 / 0.06,
             unloaded_mean: 0.06,
             unloaded_p99: 0.063,
             unloaded_cv2: 0.01,
@@ -202,7 +303,9 @@ mod tests {
         let fast = mm1(200.0);
         let pair = Calibration {
             servers: 2,
+            batch: 1,
             capacity: 250.0,
+            closed_loop: 250.0,
             unloaded_mean: 0.008,
             unloaded_p99: 100f64.ln() * 0.008,
             unloaded_cv2: 1.0,

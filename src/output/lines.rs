@@ -4,7 +4,23 @@
 use crate::measure::schedule::Distribution;
 use crate::measure::stats::PERCENTILES;
 use crate::measure::step::StepSummary;
+use crate::measure::tuning::Calibration;
 use crate::output::results::AccuracyReport;
+
+/// What a tuning candidate's calibration found (stderr).
+pub fn calibration_line(candidate: &str, cal: &Calibration) -> String {
+    let closed = if cal.capacity < cal.closed_loop {
+        format!(" open loop ({:.1} closed loop)", cal.closed_loop)
+    } else {
+        String::new()
+    };
+    format!(
+        "loadgen: configuration {candidate}: capacity {:.1} queries/s{closed}, a lone query {:.1} ms (p99 {:.1} ms)",
+        cal.capacity,
+        cal.unloaded_mean * 1e3,
+        cal.unloaded_p99 * 1e3
+    )
+}
 
 /// A float as Python's `repr` writes it: `0.01`, `0.1`, `1.0`, `1e-05`.
 pub fn py_float(v: f64) -> String {

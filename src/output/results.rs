@@ -88,6 +88,7 @@ impl ConfigReport {
         if let Some(c) = &self.calibration {
             v["calibration"] = json!({
                 "capacity": c.capacity,
+                "closed_loop": c.closed_loop,
                 "unloaded_mean": c.unloaded_mean,
                 "unloaded_p99": c.unloaded_p99,
                 "unloaded_cv2": c.unloaded_cv2,
