@@ -25,6 +25,10 @@ use super::{warm_up, Sut};
 /// ResNet-50's ~50 ms.
 const LONE_QUERIES: u64 = 30;
 
+/// What a batch candidate's lone queries may take, where three single-query shares
+/// of a call apart allows (see [`calibrate_loaded`]).
+const LONE_SECONDS: f64 = 6.0;
+
 /// The open-loop calibration's rate as a fraction of the closed-loop capacity: loaded
 /// enough that calls run as they will near the answer, below the ceiling even where
 /// open-loop calls are a fifth slower.
@@ -102,6 +106,16 @@ fn cv2_from_tail(p50: f64, p99: f64) -> f64 {
     (sigma * sigma).exp() - 1.0
 }
 
+/// The rate of the lone queries: three calls apart. A lone query is served as a
+/// batch of one, so a batch candidate's spacing by full-batch calls is `batch` times
+/// longer than needed (17 s for `2x1x0x4` here): there it may shrink to three
+/// single-query shares of a call, within [`LONE_SECONDS`] for all of them.
+fn lone_rate(capacity: f64, workers: usize, batch: usize) -> f64 {
+    let spaced = capacity / (3 * workers * batch) as f64;
+    let quick = (capacity / (3 * workers) as f64).min(LONE_QUERIES as f64 / LONE_SECONDS);
+    spaced.max(quick)
+}
+
 /// Calibrates one candidate on its own sessions: see [`calibrate_loaded`].
 pub(crate) fn calibrate(
     settings: &Settings,
@@ -158,7 +172,7 @@ pub(crate) fn calibrate_loaded(
                 open_loop_call,
             );
         }
-        let rate = capacity / (3.0 * (c.workers * c.batch_size) as f64);
+        let rate = lone_rate(capacity, c.workers, c.batch_size);
         progress.stage(
             &format!("calibrate {c}"),
             &format!("{LONE_QUERIES} lone queries"),
@@ -333,6 +347,18 @@ mod tests {
             "{}",
             none.note
         );
+    }
+
+    #[test]
+    fn lone_queries_are_three_calls_apart_and_a_batch_candidates_take_at_most_6_s() {
+        // Batch 1: three calls apart, however long that takes.
+        assert_eq!(lone_rate(45.0, 2, 1), 7.5);
+        assert_eq!(lone_rate(3.0, 1, 1), 1.0);
+        // Batch 4 at 43 qps: 1.8/s by full batches (17 s); 5/s, still 3 single-query
+        // shares of a call apart (7.2/s), takes 6 s.
+        assert_eq!(lone_rate(43.0, 2, 4), 5.0);
+        // A slow model: never closer than three single-query shares.
+        assert_eq!(lone_rate(4.0, 2, 4), 4.0 / 6.0);
     }
 
     #[test]
