@@ -138,14 +138,21 @@ pub fn predicted_answer(cal: &Calibration, dist: Distribution, target: f64) -> f
 }
 
 /// Indices of `cals` by predicted answer for `dist` and `target`, best first; ties
-/// keep the given order. Pruned candidates (predicted 0) come last.
+/// keep the given order. Pruned candidates (predicted 0) come last, the one nearest
+/// to meeting the target first: where every candidate is pruned the search still runs
+/// on the first, and a lone query's p99 from 30 queries is nearly their maximum, so
+/// one slow query can prune a candidate that meets the target under load.
 pub fn ranking(cals: &[Calibration], dist: Distribution, target: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..cals.len()).collect();
     let answers: Vec<f64> = cals
         .iter()
         .map(|c| predicted_answer(c, dist, target))
         .collect();
-    order.sort_by(|&a, &b| answers[b].total_cmp(&answers[a]));
+    order.sort_by(|&a, &b| {
+        answers[b]
+            .total_cmp(&answers[a])
+            .then_with(|| latency_floor(&cals[a]).total_cmp(&latency_floor(&cals[b])))
+    });
     order
 }
 
@@ -211,6 +218,35 @@ mod tests {
             assert!(predicted_answer(&batched, d, 0.5) > 0.0, "{d:?}");
         }
         assert_eq!(ranking(&[batched, single], Distribution::Linear, 0.5)[0], 0);
+    }
+
+    #[test]
+    fn where_every_candidate_is_pruned_the_nearest_to_the_target_comes_first() {
+        let two = Calibration {
+            servers: 2,
+            batch: 1,
+            capacity: 43.0,
+            closed_loop: 43.0,
+            unloaded_mean: 0.051,
+            unloaded_p99: 0.069,
+            unloaded_cv2: 0.01,
+        };
+        let one = Calibration {
+            servers: 1,
+            capacity: 35.0,
+            closed_loop: 41.0,
+            unloaded_mean: 0.034,
+            unloaded_p99: 0.06,
+            ..two
+        };
+        let batched = Calibration { batch: 4, ..two };
+        for &d in &[Distribution::Linear, Distribution::Exponential] {
+            assert_eq!(
+                ranking(&[two, batched, one], d, 0.05),
+                vec![2, 0, 1],
+                "{d:?}"
+            );
+        }
     }
 
     #[test]
