@@ -140,6 +140,16 @@ fn write_results(path: &std::path::Path, results: &Results) -> Result<()> {
     Ok(())
 }
 
+/// Marks the results cut short by a signal, writes what was measured and returns the
+/// error that ends the run (or the write's own error).
+fn end_interrupted(path: &std::path::Path, results: &mut Results) -> anyhow::Error {
+    results.interrupted = true;
+    match write_results(path, results) {
+        Ok(()) => Interrupted(path.display().to_string()).into(),
+        Err(e) => e,
+    }
+}
+
 /// `loadgen run`: the scenario's whole procedure.
 pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     let o = RunOverrides {
@@ -224,11 +234,8 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
             None => progress.note("loadgen: accuracy pass skipped: synthetic inputs have no labels (give --dataset-path)"),
         }
     }
-    let interrupted = || Interrupted(output.display().to_string());
     if signals::interrupted() {
-        results.interrupted = true;
-        write_results(&output, &results)?;
-        return Err(interrupted().into());
+        return Err(end_interrupted(&output, &mut results));
     }
     write_results(&output, &results)?;
 
@@ -247,9 +254,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         warm_up(&sut, &settings, &mut progress)?;
         let probe = tune::probe(&sut, &settings, &mut progress, "probe")?;
         if signals::interrupted() {
-            results.interrupted = true;
-            write_results(&output, &results)?;
-            return Err(interrupted().into());
+            return Err(end_interrupted(&output, &mut results));
         }
         progress.note(&format!(
             "loadgen: capacity probe: {:.1} queries/s closed loop with {} threads, batch {}",
@@ -270,9 +275,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         for &c in &candidates {
             let arm = tune::calibrate(&settings, &dataset, c, &mut progress);
             if signals::interrupted() {
-                results.interrupted = true;
-                write_results(&output, &results)?;
-                return Err(interrupted().into());
+                return Err(end_interrupted(&output, &mut results));
             }
             match arm {
                 Ok(arm) => {
@@ -304,9 +307,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         for arm in &mut arms {
             tune::reprobe(arm, &settings, &mut progress)?;
             if signals::interrupted() {
-                results.interrupted = true;
-                write_results(&output, &results)?;
-                return Err(interrupted().into());
+                return Err(end_interrupted(&output, &mut results));
             }
             let c = arm.candidate.expect("tuning arms have candidates");
             let cal = arm.calibration.expect("calibrated unless interrupted");
@@ -399,9 +400,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                     write_results(&output, &results)?;
                 }
                 Err(SearchStop::Interrupted) => {
-                    results.interrupted = true;
-                    write_results(&output, &results)?;
-                    return Err(interrupted().into());
+                    return Err(end_interrupted(&output, &mut results));
                 }
                 Err(SearchStop::Failed(e)) => {
                     write_results(&output, &results)?;
