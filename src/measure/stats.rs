@@ -133,79 +133,26 @@ pub struct WorkerStats {
 /// the capacity probe failed because the machine slowed down (another tenant, a
 /// throttled vCPU), not because the system was overloaded: queueing at a higher rate
 /// makes queries wait, never a call itself slower than with every worker busy.
-///
-/// A spell of a second or two inside a longer step hardly moves the step's mean, yet
-/// it alone makes a burst of late queries; so each worker also keeps its last
-/// [`SPELL_CALLS`] call times and the slowest such run of consecutive calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ServiceTimes {
     pub calls: u64,
     sum_s: f64,
     sum_sq_s: f64,
-    /// The last [`SPELL_CALLS`] call times (ns), a ring indexed by `calls`.
-    recent: [u64; SPELL_CALLS],
-    recent_sum: u64,
-    /// Sum (ns) of the slowest [`SPELL_CALLS`] consecutive calls of one worker.
-    slowest_run: u64,
 }
-
-/// How many consecutive calls of one worker make a run judged for a spell (see
-/// [`ServiceTimes::slowed_during`]): 16 ResNet-50 calls take ~0.7 s here, and the
-/// spells seen on the development VM lasted from about a second to ten.
-pub const SPELL_CALLS: usize = 16;
-
-/// Standard errors above the tolerance that a run of [`SPELL_CALLS`] calls must be
-/// slow by: a step holds hundreds of overlapping runs, and the slowest of them must not
-/// pass for a spell by chance (5 standard errors: for exponentially spread calls, far
-/// wider than any runtime's here, a given run is that slow with probability 5.5 × 10⁻⁶,
-/// so a step of 1000 calls shows one by chance less than once in 180).
-pub const SPELL_STANDARD_ERRORS: f64 = 5.0;
 
 impl ServiceTimes {
     #[inline]
     pub fn record(&mut self, ns: u64) {
         let s = ns as f64 * 1e-9;
-        let slot = (self.calls % SPELL_CALLS as u64) as usize;
-        self.recent_sum = self.recent_sum - self.recent[slot] + ns;
-        self.recent[slot] = ns;
         self.calls += 1;
         self.sum_s += s;
         self.sum_sq_s += s * s;
-        if self.calls >= SPELL_CALLS as u64 {
-            self.slowest_run = self.slowest_run.max(self.recent_sum);
-        }
     }
 
-    /// Adds another worker's figures (after a step): runs stay per worker, so the
-    /// slowest run is the slower of the two.
     pub fn add(&mut self, other: &ServiceTimes) {
         self.calls += other.calls;
         self.sum_s += other.sum_s;
         self.sum_sq_s += other.sum_sq_s;
-        self.slowest_run = self.slowest_run.max(other.slowest_run);
-    }
-
-    /// Mean seconds per call of the slowest run of [`SPELL_CALLS`] consecutive calls
-    /// of one worker (`None` when no worker made that many calls).
-    pub fn slowest_run_mean(&self) -> Option<f64> {
-        (self.slowest_run > 0).then(|| self.slowest_run as f64 * 1e-9 / SPELL_CALLS as f64)
-    }
-
-    /// Whether some worker's run of [`SPELL_CALLS`] consecutive calls was slower than
-    /// `reference` by more than [`SLOWDOWN_TOLERANCE`] plus
-    /// [`SPELL_STANDARD_ERRORS`] standard errors of such a run: a spell of the machine
-    /// inside the step, however short the rest made its mean.
-    pub fn slowed_during(&self, reference: &ServiceTimes) -> bool {
-        let (Some(run), Some(m0), Some(sd0)) =
-            (self.slowest_run_mean(), reference.mean(), reference.sd())
-        else {
-            return false;
-        };
-        if reference.calls < MIN_SLOW_CALLS {
-            return false;
-        }
-        run > m0 * (1.0 + SLOWDOWN_TOLERANCE)
-            + SPELL_STANDARD_ERRORS * sd0 / (SPELL_CALLS as f64).sqrt()
     }
 
     /// Mean seconds per call.
@@ -355,53 +302,6 @@ mod tests {
         assert!(times(&[1.9 * wide.mean().unwrap() * 1e3; 100]).slower_than(&wide));
         // No reference, no judgement.
         assert!(!times(&[70.0; 10]).slower_than(&ServiceTimes::default()));
-    }
-
-    #[test]
-    fn a_spell_is_found_by_its_run_of_slow_calls_not_by_one_slow_call_among_many() {
-        let reference = times(&[40.0, 42.0, 44.0, 46.0, 48.0, 43.0, 45.0, 44.0]);
-        let mut calls = vec![44.0; 200];
-        // A spell of 16 calls at 1.6× inside 200: the mean moves by 5 % only.
-        calls[100..116].fill(70.0);
-        let step = times(&calls);
-        assert!(!step.slower_than(&reference));
-        assert!(step.slowed_during(&reference));
-        assert!((step.slowest_run_mean().unwrap() - 0.070).abs() < 1e-9);
-        // Half a run slow (8 calls) averages 57 ms over 16: under the threshold of
-        // 55 ms + five standard errors of a 16-call run.
-        let mut half = vec![44.0; 200];
-        half[100..108].fill(70.0);
-        assert!(!times(&half).slowed_during(&reference));
-        // Runs are one worker's consecutive calls: merging keeps the slower run.
-        let mut merged = times(&[44.0; 50]);
-        merged.add(&step);
-        assert!(merged.slowed_during(&reference));
-        // Fewer calls than a run: nothing to judge.
-        assert!(!times(&[90.0; 15]).slowed_during(&reference));
-        assert_eq!(times(&[90.0; 15]).slowest_run_mean(), None);
-    }
-
-    #[test]
-    fn exponentially_spread_calls_seldom_look_like_a_spell() {
-        // Calls as wide as an exponential law (sd = mean), judged against a reference
-        // of the same law: 20 steps of 1000 calls, where chance alone flags a step
-        // with probability under 1 % (see SPELL_STANDARD_ERRORS).
-        use rand::SeedableRng;
-        use rand_distr::Distribution;
-        let law = rand_distr::Exp::new(1.0 / 0.005).unwrap();
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
-        let mut draw = |n: usize| {
-            let mut t = ServiceTimes::default();
-            for _ in 0..n {
-                t.record((law.sample(&mut rng) * 1e9) as u64);
-            }
-            t
-        };
-        let reference = draw(300);
-        let flagged = (0..20)
-            .filter(|_| draw(1000).slowed_during(&reference))
-            .count();
-        assert!(flagged <= 1, "{flagged} of 20 steps");
     }
 
     #[test]

@@ -133,9 +133,8 @@ pub enum Verdict {
     /// failure. The search runs such steps again.
     GeneratorLate,
     /// The step failed while the backend's calls ran clearly slower than in the
-    /// capacity probe, on average or for a run of consecutive calls (see
-    /// [`ServiceTimes::slower_than`], [`ServiceTimes::slowed_during`]): the machine
-    /// slowed down, not the system. The search runs such steps again, after a pause.
+    /// capacity probe (see [`ServiceTimes::slower_than`]): the machine slowed down,
+    /// not the system. The search runs such steps again, after a pause.
     MachineSlow,
     /// Queries were still outstanding when the drain timeout ran out.
     DrainTimeout,
@@ -565,11 +564,7 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         None => Verdict::NotJudged,
         Some(_) if point => Verdict::Pass,
         Some(_) if spoiled => Verdict::GeneratorLate,
-        Some(_)
-            if spec
-                .service_ref
-                .is_some_and(|r| s.service.slower_than(&r) || s.service.slowed_during(&r)) =>
-        {
+        Some(_) if spec.service_ref.is_some_and(|r| s.service.slower_than(&r)) => {
             Verdict::MachineSlow
         }
         Some(_) => Verdict::TooManyLate,

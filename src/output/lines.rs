@@ -148,17 +148,9 @@ pub fn verdict_text(s: &StepSummary) -> String {
             ms(target / 4.0)
         ),
         V::MachineSlow => format!(
-            "failed while the machine ran slow: backend calls took {} on average ({} calls){} against {} in the capacity probe (tolerance +{:.0} % and three standard errors, five for a run): not counted against the system",
+            "failed while the machine ran slow: backend calls took {} on average ({} calls) against {} in the capacity probe (tolerance +{:.0} % and three standard errors): not counted against the system",
             ms(s.service.mean().unwrap_or(0.0)),
             s.service.calls,
-            s.service
-                .slowest_run_mean()
-                .map(|m| format!(
-                    ", {} over the slowest {} in a row",
-                    ms(m),
-                    crate::measure::stats::SPELL_CALLS
-                ))
-                .unwrap_or_default(),
             ms(s.service_ref.and_then(|r| r.mean()).unwrap_or(0.0)),
             crate::measure::stats::SLOWDOWN_TOLERANCE * 100.0
         ),

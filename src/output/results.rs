@@ -303,8 +303,6 @@ struct StepRecord<'a> {
 struct ServiceRecord {
     calls: u64,
     mean: f64,
-    /// Mean of one worker's slowest run of consecutive calls (a spell).
-    slowest_run_mean: Option<f64>,
     reference_mean: Option<f64>,
 }
 
@@ -382,7 +380,6 @@ pub fn step_json(s: &StepSummary) -> Value {
         service: s.service.mean().map(|mean| ServiceRecord {
             calls: s.service.calls,
             mean,
-            slowest_run_mean: s.service.slowest_run_mean(),
             reference_mean: s.service_ref.and_then(|r| r.mean()),
         }),
         stop: stop_name(s.stop),
