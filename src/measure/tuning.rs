@@ -28,7 +28,8 @@ pub struct Calibration {
     pub capacity: f64,
     /// The closed-loop probe's figure.
     pub closed_loop: f64,
-    /// Mean and p99 latency of a query served alone, in seconds.
+    /// Mean and p99 latency of a query served alone, in seconds (the p99 as
+    /// estimated robustly from a few dozen queries: see `app::tune`).
     pub unloaded_mean: f64,
     pub unloaded_p99: f64,
     /// Squared coefficient of variation of the lone query's latency.
