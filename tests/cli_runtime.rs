@@ -324,7 +324,18 @@ fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
         1,
         "{stdout}"
     );
-    assert!(err.contains("loadgen: linear 0.5: configuration "), "{err}");
+    // The note names the configuration searched, in one of two forms. Which one
+    // depends on the machine's load: run beside the other runtime tests, this run
+    // once succeeded with every candidate pruned at 0.5 s (their lone queries or
+    // full batches slower than that under the load), the only other note `choose`
+    // writes.
+    assert!(
+        err.contains("loadgen: linear 0.5: configuration ")
+            || err.contains(
+                "loadgen: linear 0.5: no configuration answers a lone query within the target; searching "
+            ),
+        "{err}"
+    );
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(doc["runtime"], "tensorflow");
     let configs = doc["configurations"].as_array().unwrap();

@@ -106,21 +106,6 @@ fn cv2_from_tail(p50: f64, p99: f64) -> f64 {
     (sigma * sigma).exp() - 1.0
 }
 
-/// A lone query's p99 from [`LONE_QUERIES`] of them. Their p99 is nearly their
-/// maximum, so one query that a slow spell of the machine hit decides it: lone p99s
-/// of 60 and 80 ms against medians of 24–30 ms pruned `1x2` at 50 ms twice on the
-/// development VM, where it answers 21–23 qps. So the p99 is capped by a log-normal law's
-/// through the median and p90 (ln(p99/p50) = 2.326/1.282 · ln(p90/p50)), which a
-/// single outlier does not move. The cap only ever lowers the estimate, so no
-/// candidate is pruned on one query; a wide law keeps its observed p99 (an
-/// exponential one extrapolates to 6.1 means, above its true 4.6).
-fn lone_p99(p50: f64, p90: f64, p99: f64) -> f64 {
-    if p50 <= 0.0 || p90 < p50 {
-        return p99;
-    }
-    p99.min(p50 * (p90 / p50).powf(2.326 / 1.282))
-}
-
 /// The rate of the lone queries: three calls apart. A lone query is served as a
 /// batch of one, so a batch candidate's spacing by full-batch calls is `batch` times
 /// longer than needed (17 s for `2x1x0x4` here): there it may shrink to three
@@ -203,15 +188,15 @@ pub(crate) fn calibrate_loaded(
         );
         let lone = step::run_open(&sut.pool, &spec, signals::flag())?;
         if !signals::interrupted() {
-            let (p50, p90) = (lone.percentiles.get(50.0), lone.percentiles.get(90.0));
             calibration = Some(Calibration {
                 servers: c.workers,
                 batch: c.batch_size,
                 capacity,
                 closed_loop: probe.qps,
                 unloaded_mean: lone.mean,
-                unloaded_p99: lone_p99(p50, p90, lone.p99()),
-                unloaded_cv2: cv2_from_tail(p50, lone_p99(p50, p90, lone.p99())),
+                unloaded_p50: lone.percentiles.get(50.0),
+                unloaded_p99: lone.p99(),
+                unloaded_cv2: cv2_from_tail(lone.percentiles.get(50.0), lone.p99()),
             });
         }
     }
@@ -335,39 +320,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_slow_lone_query_does_not_decide_the_p99_but_a_wide_law_keeps_its_own() {
-        // 30 lone queries, as calibration records them (3 significant digits).
-        let lone = |ms: &[f64]| {
-            let mut h = crate::measure::stats::NsHistogram::new();
-            for &m in ms {
-                h.record((m * 1e6) as u64);
-            }
-            let p = h.percentiles();
-            lone_p99(p.get(50.0), p.get(90.0), p.get(99.0))
-        };
-        // Like 1x2 on the development VM: 29 queries at 27–31 ms and one at 80 ms.
-        // The observed p99 (80 ms) would prune it at 50 ms; the law of the others not.
-        let mut ms: Vec<f64> = (0..29).map(|i| 27.0 + (i % 5) as f64).collect();
-        ms.push(80.0);
-        let p99 = lone(&ms);
-        assert!(p99 > 0.031 && p99 < 0.040, "{p99}");
-        // A candidate that truly misses the target stays pruned: 2x1's lone queries
-        // at 44–52 ms extrapolate past 50 ms.
-        let slow: Vec<f64> = (0..30).map(|i| 44.0 + (i % 9) as f64).collect();
-        assert!(lone(&slow) > 0.050, "{}", lone(&slow));
-        // An exponential law (mean 10 ms, quantiles of 30 evenly spaced
-        // probabilities): its extrapolation lies above its own p99, which stands.
-        let exp: Vec<f64> = (0..30)
-            .map(|i| -10.0 * (1.0 - (i as f64 + 0.5) / 30.0).ln())
-            .collect();
-        let mut h = crate::measure::stats::NsHistogram::new();
-        for &m in &exp {
-            h.record((m * 1e6) as u64);
-        }
-        assert_eq!(lone(&exp), h.percentiles().get(99.0));
-    }
-
-    #[test]
     fn the_note_names_the_winner_or_says_none_can_meet_the_target() {
         let cal = |servers: usize, p99: f64| Calibration {
             servers,
@@ -375,6 +327,7 @@ mod tests {
             capacity: 40.0,
             closed_loop: 40.0,
             unloaded_mean: 0.04,
+            unloaded_p50: 0.04,
             unloaded_p99: p99,
             unloaded_cv2: 0.05,
         };

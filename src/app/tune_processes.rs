@@ -127,6 +127,7 @@ fn calibration_of(doc: &Value) -> Option<Calibration> {
         capacity: c["capacity"].as_f64()?,
         closed_loop: c["closed_loop"].as_f64()?,
         unloaded_mean: c["unloaded_mean"].as_f64()?,
+        unloaded_p50: c["unloaded_p50"].as_f64()?,
         unloaded_p99: c["unloaded_p99"].as_f64()?,
         unloaded_cv2: c["unloaded_cv2"].as_f64()?,
     })

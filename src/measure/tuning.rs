@@ -28,9 +28,9 @@ pub struct Calibration {
     pub capacity: f64,
     /// The closed-loop probe's figure.
     pub closed_loop: f64,
-    /// Mean and p99 latency of a query served alone, in seconds (the p99 as
-    /// estimated robustly from a few dozen queries: see `app::tune`).
+    /// Mean, median and p99 latency of a query served alone, in seconds.
     pub unloaded_mean: f64,
+    pub unloaded_p50: f64,
     pub unloaded_p99: f64,
     /// Squared coefficient of variation of the lone query's latency.
     pub unloaded_cv2: f64,
@@ -87,13 +87,25 @@ pub fn erlang_c(c: usize, a: f64) -> f64 {
 /// CPU, 2x1x0x4: 48 qps and a 46 ms lone query, but 167 ms calls of 4 queries, and a
 /// 100 ms target failed at 34 qps).
 pub fn latency_floor(cal: &Calibration) -> f64 {
-    let full_batch = if cal.batch > 1 && cal.closed_loop > 0.0 {
+    cal.unloaded_p99.max(full_batch_floor(cal))
+}
+
+/// A batch candidate's full batch's call plus the wait for a session (see
+/// [`latency_floor`]); 0 for batch 1.
+fn full_batch_floor(cal: &Calibration) -> f64 {
+    if cal.batch > 1 && cal.closed_loop > 0.0 {
         let call = (cal.servers * cal.batch) as f64 / cal.closed_loop;
         call * (1.0 + 1.0 / cal.servers.max(1) as f64)
     } else {
         0.0
-    };
-    cal.unloaded_p99.max(full_batch)
+    }
+}
+
+/// How fast a candidate typically answers once loaded: like [`latency_floor`], but
+/// from the lone queries' median, which one slow query does not move. It orders
+/// candidates the prediction cannot tell apart (see [`ranking`]).
+fn typical_floor(cal: &Calibration) -> f64 {
+    cal.unloaded_p50.max(full_batch_floor(cal))
 }
 
 /// The predicted p99 latency in seconds at `qps` offered.
@@ -138,11 +150,14 @@ pub fn predicted_answer(cal: &Calibration, dist: Distribution, target: f64) -> f
     lo
 }
 
-/// Indices of `cals` by predicted answer for `dist` and `target`, best first; ties
-/// keep the given order. Pruned candidates (predicted 0) come last, the one nearest
-/// to meeting the target first: where every candidate is pruned the search still runs
-/// on the first, and a lone query's p99 from 30 queries is nearly their maximum, so
-/// one slow query can prune a candidate that meets the target under load.
+/// Indices of `cals` by predicted answer for `dist` and `target`, best first. Ties,
+/// and pruned candidates (predicted 0, last), go by [`typical_floor`], fastest first:
+/// where every candidate is pruned the search still runs on the first. A lone
+/// query's p99 from 30 queries is nearly their maximum, so one slow query can prune
+/// a candidate that meets the target under load; ordering by that p99 searched `2x1`
+/// (p99 60 ms, median 45) over `1x2` (p99 80 ms, median 24) at 50 ms, and answered
+/// FAIL where `1x2` answers 21–30 qps. Pruning itself keeps the p99: a median-based
+/// estimate let `2x1` through at 50 ms, whose calls under load are late there.
 pub fn ranking(cals: &[Calibration], dist: Distribution, target: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..cals.len()).collect();
     let answers: Vec<f64> = cals
@@ -152,7 +167,7 @@ pub fn ranking(cals: &[Calibration], dist: Distribution, target: f64) -> Vec<usi
     order.sort_by(|&a, &b| {
         answers[b]
             .total_cmp(&answers[a])
-            .then_with(|| latency_floor(&cals[a]).total_cmp(&latency_floor(&cals[b])))
+            .then_with(|| typical_floor(&cals[a]).total_cmp(&typical_floor(&cals[b])))
     });
     order
 }
@@ -171,6 +186,7 @@ mod tests {
             capacity: mu,
             closed_loop: mu,
             unloaded_mean: 1.0 / mu,
+            unloaded_p50: 1.0 / mu,
             unloaded_p99: 100f64.ln() / mu,
             unloaded_cv2: 1.0,
         }
@@ -201,6 +217,7 @@ mod tests {
             capacity: 45.0,
             closed_loop: 48.0,
             unloaded_mean: 0.045,
+            unloaded_p50: 0.045,
             unloaded_p99: 0.05,
             unloaded_cv2: 0.01,
         };
@@ -229,6 +246,7 @@ mod tests {
             capacity: 43.0,
             closed_loop: 43.0,
             unloaded_mean: 0.051,
+            unloaded_p50: 0.051,
             unloaded_p99: 0.069,
             unloaded_cv2: 0.01,
         };
@@ -237,6 +255,7 @@ mod tests {
             capacity: 35.0,
             closed_loop: 41.0,
             unloaded_mean: 0.034,
+            unloaded_p50: 0.034,
             unloaded_p99: 0.06,
             ..two
         };
@@ -247,6 +266,27 @@ mod tests {
                 vec![2, 0, 1],
                 "{d:?}"
             );
+        }
+        // One slow lone query (80 ms) raised 1x2's p99 above 2x1's (60 ms), but its
+        // median (24 ms) still says it is the faster: it comes first. On the
+        // development VM ordering by the p99 searched 2x1 and answered FAIL at 50 ms,
+        // where 1x2 answers 21–30 qps.
+        let two = Calibration {
+            unloaded_mean: 0.047,
+            unloaded_p50: 0.045,
+            unloaded_p99: 0.060,
+            ..two
+        };
+        let outlier = Calibration {
+            unloaded_mean: 0.027,
+            unloaded_p50: 0.024,
+            unloaded_p99: 0.080,
+            ..one
+        };
+        for &d in &[Distribution::Linear, Distribution::Exponential] {
+            assert_eq!(predicted_answer(&outlier, d, 0.05), 0.0);
+            assert_eq!(predicted_answer(&two, d, 0.05), 0.0);
+            assert_eq!(ranking(&[two, outlier], d, 0.05), vec![1, 0], "{d:?}");
         }
     }
 
@@ -276,6 +316,7 @@ mod tests {
             capacity: 200.0,
             closed_loop: 200.0,
             unloaded_mean: 0.005,
+            unloaded_p50: 0.005,
             unloaded_p99: 0.005,
             unloaded_cv2: 0.0,
         };
@@ -305,6 +346,7 @@ mod tests {
             capacity: 1.0 / s,
             closed_loop: 1.0 / s,
             unloaded_mean: s,
+            unloaded_p50: s,
             unloaded_p99: s * 1.05,
             unloaded_cv2: 0.01,
         };
@@ -314,6 +356,7 @@ mod tests {
             capacity: 2.0 / 0.06,
             closed_loop: 2.0 / 0.06,
             unloaded_mean: 0.06,
+            unloaded_p50: 0.06,
             unloaded_p99: 0.063,
             unloaded_cv2: 0.01,
         };
@@ -344,6 +387,7 @@ mod tests {
             capacity: 250.0,
             closed_loop: 250.0,
             unloaded_mean: 0.008,
+            unloaded_p50: 0.008,
             unloaded_p99: 100f64.ln() * 0.008,
             unloaded_cv2: 1.0,
         };

@@ -90,6 +90,7 @@ impl ConfigReport {
                 "capacity": c.capacity,
                 "closed_loop": c.closed_loop,
                 "unloaded_mean": c.unloaded_mean,
+                "unloaded_p50": c.unloaded_p50,
                 "unloaded_p99": c.unloaded_p99,
                 "unloaded_cv2": c.unloaded_cv2,
             });
