@@ -156,8 +156,9 @@ pub fn predicted_answer(cal: &Calibration, dist: Distribution, target: f64) -> f
 /// query's p99 from 30 queries is nearly their maximum, so one slow query can prune
 /// a candidate that meets the target under load; ordering by that p99 searched `2x1`
 /// (p99 60 ms, median 45) over `1x2` (p99 80 ms, median 24) at 50 ms, and answered
-/// FAIL where `1x2` answers 21–30 qps. Pruning itself keeps the p99: a median-based
-/// estimate let `2x1` through at 50 ms, whose calls under load are late there.
+/// FAIL where `1x2` answers 21–30 qps. Pruning itself keeps the p99: capping it by a
+/// law fitted to the median and p90 let `2x1` through at 50 ms, whose calls under
+/// load are late there.
 pub fn ranking(cals: &[Calibration], dist: Distribution, target: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..cals.len()).collect();
     let answers: Vec<f64> = cals
