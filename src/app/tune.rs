@@ -263,7 +263,22 @@ pub(crate) fn choose(
             if predicted[i] > 0.0 {
                 format!("{} {:.1}", cands[i], predicted[i])
             } else {
-                format!("{} cannot meet it even unloaded", cands[i])
+                // Say which bound pruned it: a slow spell during calibration can
+                // raise a lone query's p99, and the user should see that figure.
+                let batch_floor = tuning::full_batch_floor(&cals[i]);
+                if batch_floor > cals[i].unloaded_p99 {
+                    format!(
+                        "{} pruned: a full batch and the wait for a session take {:.0} ms",
+                        cands[i],
+                        1e3 * batch_floor
+                    )
+                } else {
+                    format!(
+                        "{} pruned: lone-query p99 {:.1} ms",
+                        cands[i],
+                        1e3 * cals[i].unloaded_p99
+                    )
+                }
             }
         })
         .collect();
@@ -338,7 +353,7 @@ mod tests {
         assert!(
             c.note
                 .starts_with("loadgen: linear 0.04: configuration 1x2 (predicted")
-                && c.note.contains("2x1 cannot meet it even unloaded"),
+                && c.note.contains("2x1 pruned: lone-query p99 50.0 ms"),
             "{}",
             c.note
         );

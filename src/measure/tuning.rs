@@ -92,7 +92,7 @@ pub fn latency_floor(cal: &Calibration) -> f64 {
 
 /// A batch candidate's full batch's call plus the wait for a session (see
 /// [`latency_floor`]); 0 for batch 1.
-fn full_batch_floor(cal: &Calibration) -> f64 {
+pub fn full_batch_floor(cal: &Calibration) -> f64 {
     if cal.batch > 1 && cal.closed_loop > 0.0 {
         let call = (cal.servers * cal.batch) as f64 / cal.closed_loop;
         call * (1.0 + 1.0 / cal.servers.max(1) as f64)
