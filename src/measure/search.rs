@@ -1068,6 +1068,14 @@ mod harness {
     use super::*;
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
 
+    /// The environment variable `name` parsed, else `default`.
+    fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+
     /// `SEEDS=100 cargo test --release --lib harness -- --ignored --nocapture`:
     /// answers, coverage and virtual seconds over many seeds (`TIME` sets `--time`,
     /// `FIRST` the first seed, `SHOW=seed` lists that seed's steps). A design aid,
@@ -1077,21 +1085,12 @@ mod harness {
     #[ignore]
     fn mm1_distribution() {
         let theory = 200.0 - 100f64.ln() / 0.05;
-        let seeds: u64 = std::env::var("SEEDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(40);
-        let secs: f64 = std::env::var("TIME")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(10.0);
+        let seeds: u64 = knob("SEEDS", 40);
+        let secs: f64 = knob("TIME", 10.0);
+        let first: u64 = knob("FIRST", 1);
         let mut errs = Vec::new();
         let mut covered = 0;
         let mut total_t = Vec::new();
-        let first: u64 = std::env::var("FIRST")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1);
         for seed in first..first + seeds {
             let mut q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), secs, 100);
             let r = Search {
@@ -1114,11 +1113,7 @@ mod harness {
             covered += usize::from(cov);
             errs.push(100.0 * (got / theory - 1.0));
             total_t.push(t);
-            if std::env::var("SHOW")
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                == Some(seed)
-            {
+            if knob("SHOW", 0u64) == seed {
                 for s in &q.steps {
                     println!(
                         "  {:6.1} issued {:5} planned {:5} late {:3} runs {:3} stop {:?} verdict {:?} conf {} burst-in {:?}",
