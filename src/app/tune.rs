@@ -106,13 +106,20 @@ fn cv2_from_tail(p50: f64, p99: f64) -> f64 {
     (sigma * sigma).exp() - 1.0
 }
 
-/// The rate of the lone queries: three calls apart. A lone query is served as a
-/// batch of one, so a batch candidate's spacing by full-batch calls is `batch` times
-/// longer than needed (17 s for `2x1x0x4` here): there it may shrink to three
-/// single-query shares of a call, within [`LONE_SECONDS`] for all of them.
+/// The rate of the lone queries: each worker's three calls apart, and the pool's
+/// never closer than 1.5 calls, so that no query waits and at most one is in flight
+/// unless a call takes half as long again as usual. A worker of a candidate with
+/// capacity `c` makes `c / (workers · batch)` calls a second, so that rate is
+/// `c / (batch · max(3, 1.5 · workers))`: 1x2 three calls apart, 2x1 1.5 (spacing
+/// 2x1 three calls apart too took 11 s of TF's 20 s calibration here, for the
+/// same lone queries). A lone query is served as a batch of one, so a batch
+/// candidate's spacing by full-batch calls is `batch` times longer than needed (17 s
+/// for `2x1x0x4` here): there it may shrink to the same spacing in single-query
+/// shares of a call, within [`LONE_SECONDS`] for all of them.
 fn lone_rate(capacity: f64, workers: usize, batch: usize) -> f64 {
-    let spaced = capacity / (3 * workers * batch) as f64;
-    let quick = (capacity / (3 * workers) as f64).min(LONE_QUERIES as f64 / LONE_SECONDS);
+    let calls_apart = 3f64.max(1.5 * workers as f64);
+    let spaced = capacity / (calls_apart * batch as f64);
+    let quick = (capacity / calls_apart).min(LONE_QUERIES as f64 / LONE_SECONDS);
     spaced.max(quick)
 }
 
@@ -132,8 +139,8 @@ pub(crate) fn calibrate(
 /// Calibrates loaded sessions: warm-up, closed-loop capacity, for candidates with an
 /// intra-op pool an open-loop load at [`OPEN_LOOP_LOAD`] of it (whose call times can
 /// lower the capacity the predictions start from: see
-/// [`tuning::open_loop_capacity`]), then lone queries spaced three
-/// service times apart (linear), so that almost none waits. `calibration` is `None`
+/// [`tuning::open_loop_capacity`]), then lone queries (linear, spaced by
+/// [`lone_rate`]), so that almost none waits. `calibration` is `None`
 /// only when a signal cut it short.
 pub(crate) fn calibrate_loaded(
     sut: Sut,
@@ -367,15 +374,21 @@ mod tests {
     }
 
     #[test]
-    fn lone_queries_are_three_calls_apart_and_a_batch_candidates_take_at_most_6_s() {
-        // Batch 1: three calls apart, however long that takes.
-        assert_eq!(lone_rate(45.0, 2, 1), 7.5);
+    fn lone_queries_are_three_calls_apart_per_worker_and_at_most_one_in_flight() {
+        // One worker: three calls apart (45 qps: 22 ms calls, 67 ms apart).
+        assert_eq!(lone_rate(45.0, 1, 1), 15.0);
         assert_eq!(lone_rate(3.0, 1, 1), 1.0);
-        // Batch 4 at 43 qps: 1.8/s by full batches (17 s); 5/s, still 3 single-query
-        // shares of a call apart (7.2/s), takes 6 s.
+        // Two workers at 45 qps (44 ms calls): each worker's three calls apart, the
+        // pool's 1.5 calls (67 ms): a query ends before the next starts.
+        assert_eq!(lone_rate(45.0, 2, 1), 15.0);
+        // Four workers at 80 qps (50 ms calls): 1.5 calls apart (75 ms), not three
+        // calls per worker (37.5 ms, two in flight).
+        assert!((lone_rate(80.0, 4, 1) - 80.0 / 6.0).abs() < 1e-12);
+        // Batch 4 at 43 qps: 3.6/s by full batches (8 s); 5/s, still 1.5
+        // single-query shares of a call apart (14/s), takes 6 s.
         assert_eq!(lone_rate(43.0, 2, 4), 5.0);
-        // A slow model: never closer than three single-query shares.
-        assert_eq!(lone_rate(4.0, 2, 4), 4.0 / 6.0);
+        // A slow model: never closer than 1.5 single-query shares.
+        assert_eq!(lone_rate(4.0, 2, 4), 4.0 / 3.0);
     }
 
     #[test]
