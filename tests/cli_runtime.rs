@@ -275,6 +275,7 @@ fn an_unknown_tf_input_names_the_graphs_placeholders() {
         "nope:0",
         "--time",
         "1",
+        "--quiet",
     ])
     .output()
     .unwrap();
@@ -283,10 +284,11 @@ fn an_unknown_tf_input_names_the_graphs_placeholders() {
 
 #[test]
 #[ignore = "needs TensorFlow: run scripts/test.sh"]
-fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
-    // TF sizes its intra-op pool once per process, so each candidate is calibrated and
-    // searched in a `loadgen run` of its own; this run merges them into one results
-    // file and prints one FINAL_RESULT.
+fn a_tuned_tf_run_loads_tensorflow_once_per_thread_setting() {
+    // TF sizes its intra-op pool once per process, so candidates with different
+    // threads are calibrated and searched in `loadgen run`s of their own, and those
+    // with the same threads (2x1 and its batch) share one; this run merges them into
+    // one results file and prints one FINAL_RESULT.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results.json");
     let o = loadgen(&[
@@ -294,7 +296,7 @@ fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
         "--profile",
         "resnet50-tf",
         "--configs",
-        "1x2,2x1",
+        "1x2,2x1,2x1x0x2",
         "--time",
         "1",
         "--max-latency",
@@ -307,7 +309,6 @@ fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
         "10",
         "--count",
         "4",
-        "--quiet",
     ])
     .arg("--output")
     .arg(&out)
@@ -324,6 +325,11 @@ fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
         1,
         "{stdout}"
     );
+    // Each process that loads the model makes its synthetic inputs once and says so
+    // (this run is not --quiet): two thread settings, two processes, whichever
+    // candidate wins the search.
+    assert_eq!(err.matches("synthetic inputs of shape").count(), 2, "{err}");
+    assert!(!stdout.contains("LOADGEN_CHILD"), "{stdout}");
     // The note names the configuration searched, in one of two forms. Which one
     // depends on the machine's load: run beside the other runtime tests, this run
     // once succeeded with every candidate pruned at 0.5 s (their lone queries or
@@ -343,14 +349,16 @@ fn a_tuned_tf_run_calibrates_each_candidate_in_its_own_process() {
         .iter()
         .map(|c| c["calibration"]["capacity"].as_f64().unwrap_or(0.0))
         .collect();
+    assert_eq!(caps.len(), 3, "{configs:?}");
     assert!(caps.iter().all(|&c| c > 0.0), "{configs:?}");
-    let chosen = doc["results"]["linear"]["0.5"]["config"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // The winner's search ran with its threads: the child's settings say so.
-    let intra = doc["settings"]["intra_threads"].as_u64().unwrap();
-    assert_eq!(chosen, format!("{}x{intra}", doc["settings"]["threads"]));
+    // The winner's search ran in the process with its threads: that child's
+    // settings (its first candidate's) head the merged file and say so.
+    let chosen = &doc["results"]["linear"]["0.5"]["config"];
+    assert_eq!(chosen["workers"], doc["settings"]["threads"], "{chosen}");
+    assert_eq!(
+        chosen["intra_threads"], doc["settings"]["intra_threads"],
+        "{chosen}"
+    );
     assert!(doc["final_results"]["linear"]["0.5"].as_f64().unwrap() > 0.0);
     // No scratch files are left beside the results.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -369,7 +377,6 @@ fn a_tuned_tf_run_with_a_wrong_input_says_so_once_and_exits_2() {
         "nope:0",
         "--time",
         "1",
-        "--quiet",
     ])
     .output()
     .unwrap();

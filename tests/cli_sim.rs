@@ -297,6 +297,141 @@ fn tuning_searches_each_target_on_the_configuration_that_serves_most() {
     assert!(steps.values().any(|s| s["qps"].as_f64().unwrap() > 200.0));
 }
 
+/// Lines a tuning child prints until `sentinel`, or all of them if it exits first.
+fn lines_until(out: &mut impl BufRead, sentinel: &str) -> (Vec<String>, bool) {
+    let mut seen = Vec::new();
+    for line in out.lines().map_while(|l| l.ok()) {
+        if line == sentinel {
+            return (seen, true);
+        }
+        seen.push(line);
+    }
+    (seen, false)
+}
+
+#[test]
+fn a_tuning_child_searches_only_what_its_parent_asks_and_ends_with_its_stdin() {
+    // A tuned TensorFlow run hosts its candidates in `run --tune-child` processes
+    // (TF's threads are per process); the protocol is the same on `sim`. The child
+    // calibrates, says so, searches each requested target on the requested
+    // configuration, and writes its results and exits once stdin closes.
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("results.json");
+    let mut child = loadgen()
+        .args([
+            "run",
+            "--backend",
+            "sim",
+            "--sim-service-time",
+            "fixed:5ms",
+            "--configs",
+            "1x1,3x1",
+            "--max-latency",
+            "0.02,0.05",
+            "--time",
+            "1",
+            "--warmup",
+            "0",
+            "--tune-child",
+            "--output",
+        ])
+        .arg(&out_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (_, ready) = lines_until(&mut out, "===LOADGEN_CHILD calibrated");
+    assert!(ready, "the child ended before calibrating");
+    let doc = read_json(&out_path);
+    let configs = doc["configurations"].as_array().unwrap();
+    assert_eq!(configs.len(), 2, "{configs:?}");
+    assert!(configs
+        .iter()
+        .all(|c| c["calibration"]["capacity"].as_f64() > Some(0.0)));
+    // The child chooses nothing itself: 1x1 is searched because it was asked for.
+    use std::io::Write;
+    writeln!(stdin, "exponential 0.05 1x1").unwrap();
+    let (seen, done) = lines_until(&mut out, "===LOADGEN_CHILD searched");
+    assert!(done, "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("===RESULT: exponential target_latency=0.05 ")),
+        "{seen:?}"
+    );
+    drop(stdin);
+    let rest: Vec<String> = out.lines().map_while(|l| l.ok()).collect();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{rest:?}\n{err}");
+    assert!(!err.contains("configuration 3x1 (predicted"), "{err}");
+    let doc = read_json(&out_path);
+    schema_check(&doc);
+    assert_eq!(
+        doc["results"]["exponential"]["0.05"]["config"]["name"],
+        "1x1"
+    );
+    // One worker at 5 ms serves at most 200/s.
+    let q = doc["final_results"]["exponential"]["0.05"]
+        .as_f64()
+        .unwrap();
+    assert!(q > 0.0 && q <= 200.0, "{q}");
+    // Nothing else was searched.
+    assert!(doc["results"]["linear"]
+        .as_object()
+        .is_none_or(|m| m.is_empty()));
+    assert!(doc["results"]["exponential"]["0.02"].is_null(), "{doc}");
+}
+
+#[test]
+fn a_tuning_child_refuses_a_request_outside_its_run() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("results.json");
+    let mut child = loadgen()
+        .args([
+            "run",
+            "--backend",
+            "sim",
+            "--configs",
+            "1x1",
+            "--max-latency",
+            "0.05",
+            "--time",
+            "1",
+            "--warmup",
+            "0",
+            "--tune-child",
+            "--output",
+        ])
+        .arg(&out_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert!(lines_until(&mut out, "===LOADGEN_CHILD calibrated").1);
+    use std::io::Write;
+    // A target this run was not given: refused in a sentence, nothing measured.
+    writeln!(stdin, "linear 0.3 1x1").unwrap();
+    let (seen, done) = lines_until(&mut out, "===LOADGEN_CHILD searched");
+    assert!(!done, "{seen:?}");
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("\"linear 0.3 1x1\""), "{err}");
+    let doc = read_json(&out_path);
+    assert!(doc["scan"]["linear"]
+        .as_object()
+        .is_none_or(|m| m.is_empty()));
+}
+
 #[test]
 fn bad_input_gets_one_sentence_and_exit_code_2() {
     let _guard = serial();

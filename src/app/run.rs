@@ -1,10 +1,11 @@
 //! `loadgen run`: the scenario's whole procedure (accuracy pass, capacity probe, then
 //! the search per distribution and target).
 
-use std::path::PathBuf;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::backend::BackendKind;
 use crate::config::candidates;
@@ -150,6 +151,149 @@ fn end_interrupted(path: &std::path::Path, results: &mut Results) -> anyhow::Err
     }
 }
 
+/// Lines a TensorFlow tuning child prints on stdout for its parent (see
+/// [`tune_processes`]): its candidates are calibrated, and a requested search is done.
+pub(crate) const CHILD_CALIBRATED: &str = "===LOADGEN_CHILD calibrated";
+pub(crate) const CHILD_SEARCHED: &str = "===LOADGEN_CHILD searched";
+
+/// What every search of a run writes to: its settings, progress bar and results.
+struct Searcher<'a> {
+    settings: &'a Settings,
+    progress: &'a mut Progress,
+    results: &'a mut Results,
+    output: &'a Path,
+}
+
+impl Searcher<'_> {
+    /// Searches one distribution and target on one configuration, prints its
+    /// `===RESULT` line and records it. `carried` holds the configuration's earlier
+    /// steps of this distribution (each counted every target exactly), which the
+    /// search pools and starts from; this search's steps are added to it. `index` is
+    /// the distribution's and the target's place in the procedure, which seeds it.
+    fn search(
+        &mut self,
+        arm: &tune::Arm,
+        carried: &mut Vec<StepSummary>,
+        dist: Distribution,
+        index: (usize, usize),
+        (t, target): (f64, Duration),
+    ) -> Result<()> {
+        let settings_here = match arm.candidate {
+            Some(c) => tune::with_candidate(self.settings, c),
+            None => self.settings.clone(),
+        };
+        let mut runner = PoolRunner {
+            sut: &arm.sut,
+            settings: &settings_here,
+            progress: self.progress,
+            results: self.results,
+            label: arm.candidate.map(|c| c.to_string()),
+            service_ref: slowdown_reference(&settings_here, &arm.probe),
+        };
+        let mut search = search::Search {
+            runner: &mut runner,
+            dist,
+            target,
+            bounds: search::Bounds::new(
+                arm.probe.qps,
+                self.settings.min_queries,
+                self.settings.time,
+            ),
+            seed: search::mix_seed(
+                self.settings.seed,
+                ((index.0 as u64) << 32) | index.1 as u64,
+            ),
+            confidence: self.settings.confidence,
+        };
+        match search.run(carried) {
+            Ok(found) => {
+                for w in &found.warnings {
+                    self.progress.note(&format!("loadgen: warning: {w}"));
+                }
+                self.progress.println(&lines::result_line(
+                    dist,
+                    t,
+                    found.best.as_ref(),
+                    found.interval,
+                ));
+                carried.extend(found.steps.iter().cloned());
+                self.results.set_result(dist, t, &found, arm.candidate);
+                if let Some(c) = arm.candidate {
+                    let q = found
+                        .best
+                        .as_ref()
+                        .and_then(|b| b.offered_qps)
+                        .unwrap_or(-1.0);
+                    if let Some(r) = self
+                        .results
+                        .configurations
+                        .iter_mut()
+                        .find(|r| r.candidate == c)
+                    {
+                        r.measured.push((dist, t, q));
+                    }
+                }
+                write_results(self.output, self.results)
+            }
+            Err(SearchStop::Interrupted) => Err(end_interrupted(self.output, self.results)),
+            Err(SearchStop::Failed(e)) => {
+                write_results(self.output, self.results)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A TensorFlow tuning child, once calibrated: searches each `DIST TARGET CONFIG`
+    /// line its parent writes on stdin, in the procedure's order, until the parent
+    /// closes stdin (which it also does when it dies, so a child never outlives it).
+    fn serve_parent(&mut self, arms: &[tune::Arm]) -> Result<()> {
+        self.progress.println(CHILD_CALIBRATED);
+        let mut carried: Vec<Vec<StepSummary>> = vec![Vec::new(); arms.len()];
+        let mut last_dist = None;
+        for line in std::io::stdin().lock().lines() {
+            let line = line.context("cannot read the tuning parent's request")?;
+            let bad = || {
+                anyhow::anyhow!("the tuning parent sent a request this run cannot serve: {line:?}")
+            };
+            let mut words = line.split_whitespace();
+            let (Some(dist), Some(t), Some(config), None) =
+                (words.next(), words.next(), words.next(), words.next())
+            else {
+                return Err(bad());
+            };
+            let d = (self.settings.distributions.iter())
+                .position(|x| x.as_str() == dist)
+                .ok_or_else(bad)?;
+            let k = (self.settings.max_latency.iter())
+                .position(|&x| lines::py_float(x) == t)
+                .ok_or_else(bad)?;
+            let pick = (arms.iter())
+                .position(|a| a.candidate.is_some_and(|c| c.to_string() == config))
+                .ok_or_else(bad)?;
+            let dist = self.settings.distributions[d];
+            if last_dist != Some(dist) {
+                // Evidence is pooled within a distribution only, as in process.
+                carried = vec![Vec::new(); arms.len()];
+                last_dist = Some(dist);
+            }
+            let t = self.settings.max_latency[k];
+            self.search(
+                &arms[pick],
+                &mut carried[pick],
+                dist,
+                (d, k),
+                (t, limits::duration(t)),
+            )?;
+            self.progress.println(CHILD_SEARCHED);
+        }
+        if signals::interrupted() {
+            return Err(end_interrupted(self.output, self.results));
+        }
+        self.progress.finish();
+        write_results(self.output, self.results)
+    }
+}
+
 /// `loadgen run`: the scenario's whole procedure.
 pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     let o = RunOverrides {
@@ -160,7 +304,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         no_accuracy: args.no_accuracy,
         no_tune: args.no_tune,
         configs: args.configs.clone(),
-        tunes: !args.calibrate_only,
+        tunes: true,
     };
     let settings = Settings::resolve(&args.common, &o)?;
     let output = args
@@ -168,7 +312,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out/results.json"));
     files::check_writable(&output)?;
-    if settings.backend == BackendKind::Tf && settings.tune != Tune::Off {
+    if settings.backend == BackendKind::Tf && settings.tune != Tune::Off && !args.tune_child {
         // TF's intra-op pool belongs to the process and the first session sizes it:
         // each candidate runs in a process of its own.
         let candidates = match &settings.tune {
@@ -177,40 +321,16 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         };
         return tune_processes::run(&settings, &candidates, &output, cmdline);
     }
+    // A TensorFlow tuning child loads every session with its candidates' threads:
+    // the process's first session sizes its pools (they share one setting).
+    let settings = match &settings.tune {
+        Tune::List(list) if args.tune_child && !list.is_empty() => {
+            tune::with_candidate(&settings, list[0])
+        }
+        _ => settings,
+    };
     let sut = load_sut(&settings)?;
     let mut progress = Progress::new(settings.quiet);
-    if args.calibrate_only {
-        let c = tune::candidate_of(&settings);
-        let mut arm = tune::calibrate_loaded(sut, &settings, c, &mut progress)?;
-        if !signals::interrupted() {
-            // A process per candidate (TensorFlow): its second probe follows at once.
-            tune::reprobe(&mut arm, &settings, &mut progress)?;
-        }
-        let mut results = Results {
-            runtime: arm.sut.backend.name().to_string(),
-            version: arm.sut.backend.version(),
-            time: epoch_seconds(),
-            cmdline,
-            settings: results::settings_json(&settings),
-            system: crate::output::system::describe(),
-            capacity: Some(arm.probe.clone()),
-            interrupted: signals::interrupted(),
-            ..Results::default()
-        };
-        results.configurations.push(ConfigReport {
-            candidate: c,
-            calibration: arm.calibration,
-            error: None,
-            predicted: Vec::new(),
-            measured: Vec::new(),
-        });
-        write_results(&output, &results)?;
-        progress.finish();
-        if signals::interrupted() {
-            return Err(Interrupted(output.display().to_string()).into());
-        }
-        return Ok(());
-    }
     let mut results = Results {
         runtime: sut.backend.name().to_string(),
         version: sut.backend.version(),
@@ -324,6 +444,15 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     }
     let calibrations: Vec<Calibration> = arms.iter().filter_map(|a| a.calibration).collect();
 
+    let mut searcher = Searcher {
+        settings: &settings,
+        progress: &mut progress,
+        results: &mut results,
+        output: &output,
+    };
+    if args.tune_child {
+        return searcher.serve_parent(&arms);
+    }
     for (d, &dist) in settings.distributions.iter().enumerate() {
         // Every step of this distribution so far, per configuration: each counted
         // every target exactly, so a later target pools their evidence and starts from
@@ -337,76 +466,19 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                     .collect();
                 let choice = tune::choose(&cands, &calibrations, dist, t);
                 for (i, c) in cands.iter().enumerate() {
-                    if let Some(r) = results
-                        .configurations
-                        .iter_mut()
-                        .find(|r| r.candidate == *c)
+                    if let Some(r) =
+                        (searcher.results.configurations.iter_mut()).find(|r| r.candidate == *c)
                     {
                         r.predicted
                             .push((dist, t, tune::round_prediction(choice.predicted[i])));
                     }
                 }
-                progress.note(&choice.note);
+                searcher.progress.note(&choice.note);
                 choice.best
             } else {
                 0
             };
-            let arm = &arms[pick];
-            let settings_here = match arm.candidate {
-                Some(c) => tune::with_candidate(&settings, c),
-                None => settings.clone(),
-            };
-            let mut runner = PoolRunner {
-                sut: &arm.sut,
-                settings: &settings_here,
-                progress: &mut progress,
-                results: &mut results,
-                label: arm.candidate.map(|c| c.to_string()),
-                service_ref: slowdown_reference(&settings_here, &arm.probe),
-            };
-            let mut search = search::Search {
-                runner: &mut runner,
-                dist,
-                target,
-                bounds: search::Bounds::new(arm.probe.qps, settings.min_queries, settings.time),
-                seed: search::mix_seed(settings.seed, ((d as u64) << 32) | k as u64),
-                confidence: settings.confidence,
-            };
-            match search.run(&carried[pick]) {
-                Ok(found) => {
-                    for w in &found.warnings {
-                        progress.note(&format!("loadgen: warning: {w}"));
-                    }
-                    progress.println(&lines::result_line(
-                        dist,
-                        t,
-                        found.best.as_ref(),
-                        found.interval,
-                    ));
-                    carried[pick].extend(found.steps.iter().cloned());
-                    results.set_result(dist, t, &found, arm.candidate);
-                    if let Some(c) = arm.candidate {
-                        let q = found
-                            .best
-                            .as_ref()
-                            .and_then(|b| b.offered_qps)
-                            .unwrap_or(-1.0);
-                        if let Some(r) =
-                            results.configurations.iter_mut().find(|r| r.candidate == c)
-                        {
-                            r.measured.push((dist, t, q));
-                        }
-                    }
-                    write_results(&output, &results)?;
-                }
-                Err(SearchStop::Interrupted) => {
-                    return Err(end_interrupted(&output, &mut results));
-                }
-                Err(SearchStop::Failed(e)) => {
-                    write_results(&output, &results)?;
-                    return Err(e);
-                }
-            }
+            searcher.search(&arms[pick], &mut carried[pick], dist, (d, k), (t, target))?;
         }
     }
     progress.finish();

@@ -325,18 +325,6 @@ pub(crate) fn round_prediction(q: f64) -> f64 {
     }
 }
 
-/// The configuration the settings describe, as a candidate.
-pub(crate) fn candidate_of(settings: &Settings) -> Candidate {
-    Candidate {
-        workers: settings.threads,
-        intra_threads: settings
-            .intra_threads
-            .unwrap_or((crate::config::limits::cores() / settings.threads.max(1)).max(1)),
-        inter_threads: settings.inter_threads,
-        batch_size: settings.batch_size,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,20 @@
-//! Tuning with a process per candidate, for TensorFlow: its intra-op pool belongs to
-//! the process and the first session sizes it, so candidates sharing one process
-//! would all run on the first one's threads.
+//! Tuning with a process per thread setting, for TensorFlow: its intra- and inter-op
+//! pools belong to the process and the first session sizes them, so candidates with
+//! different thread counts sharing one process would all run on the first one's.
 //!
-//! This process measures nothing itself. It starts `loadgen run` again with each
-//! candidate's configuration pinned: first `--calibrate-only` per candidate, then the
-//! searches, one process per run of consecutive targets with the same winner (one in
-//! all when a single candidate wins everywhere, so no session is built twice). The
-//! children's log lines pass through; their results.json files are merged into one.
+//! This process measures nothing itself. It starts `loadgen run --tune-child` once per
+//! group of candidates that share a thread setting (on 2 cores: `2x1` with
+//! `2x1x0x4`, and `1x2`), one at a time; each loads its candidates' sessions once,
+//! calibrates them, writes the calibrations to its results file and says so on stdout.
+//! With every candidate calibrated, this process ranks them per target, as a tuning
+//! run in process does, and asks the child holding each winner for its search
+//! (`DIST TARGET CONFIG` on the child's stdin), in the procedure's order. So no
+//! session is built twice and no process loads TensorFlow twice. The children's log
+//! lines pass through; their results files are merged into one.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +28,11 @@ use crate::error::{Interrupted, Reported};
 use crate::measure::schedule::Distribution;
 use crate::measure::tuning::Calibration;
 use crate::output::files;
-use crate::output::lines::{self, py_float, FinalResults};
+use crate::output::lines::{py_float, FinalResults};
 use crate::output::results::{candidate_json, ConfigReport};
 use crate::signals;
 
+use super::run::{CHILD_CALIBRATED, CHILD_SEARCHED};
 use super::tune;
 
 /// Flags of this run that the children get from the parent instead (with a value).
@@ -39,7 +44,7 @@ const SET_BY_PARENT: [&str; 5] = [
     "--distributions",
 ];
 /// Switches the children get from the parent instead.
-const SWITCHES_SET_BY_PARENT: [&str; 3] = ["--no-accuracy", "--no-tune", "--calibrate-only"];
+const SWITCHES_SET_BY_PARENT: [&str; 3] = ["--no-accuracy", "--no-tune", "--tune-child"];
 
 /// This run's flags after `run`, without those the parent sets per child.
 fn base_args() -> Vec<String> {
@@ -68,20 +73,20 @@ fn base_args() -> Vec<String> {
     out
 }
 
-/// The flags that pin a candidate's configuration.
-fn pins(c: Candidate) -> Vec<String> {
-    let mut v = vec![
-        "--threads".into(),
-        c.workers.to_string(),
-        "--intra-threads".into(),
-        c.intra_threads.to_string(),
-        "--batch_size".into(),
-        c.batch_size.to_string(),
-    ];
-    if let Some(n) = c.inter_threads {
-        v.extend(["--inter-threads".into(), n.to_string()]);
+/// The candidates that may share one process: those with the same intra- and
+/// inter-op threads, in the order given.
+fn thread_groups(cands: &[Candidate]) -> Vec<Vec<Candidate>> {
+    let mut groups: Vec<Vec<Candidate>> = Vec::new();
+    for &c in cands {
+        let same = |g: &&mut Vec<Candidate>| {
+            g[0].intra_threads == c.intra_threads && g[0].inter_threads == c.inter_threads
+        };
+        match groups.iter_mut().find(same) {
+            Some(g) => g.push(c),
+            None => groups.push(vec![c]),
+        }
     }
-    v
+    groups
 }
 
 /// Sends SIGTERM to the child once this process is asked to stop (a signal sent to
@@ -119,11 +124,12 @@ fn read_json(p: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
 }
 
-fn calibration_of(doc: &Value) -> Option<Calibration> {
-    let c = &doc["configurations"][0]["calibration"];
+/// A candidate's calibration from a child's `configurations` entry.
+fn calibration_of(entry: &Value) -> Option<Calibration> {
+    let c = &entry["calibration"];
     Some(Calibration {
-        servers: doc["configurations"][0]["workers"].as_u64()? as usize,
-        batch: doc["configurations"][0]["batch_size"].as_u64()? as usize,
+        servers: entry["workers"].as_u64()? as usize,
+        batch: entry["batch_size"].as_u64()? as usize,
         capacity: c["capacity"].as_f64()?,
         closed_loop: c["closed_loop"].as_f64()?,
         unloaded_mean: c["unloaded_mean"].as_f64()?,
@@ -166,15 +172,58 @@ fn merge(into: &mut Option<Value>, from: Value) {
     }
 }
 
-/// One search process: consecutive targets of one distribution won by one candidate
-/// (or every target, when one candidate wins them all).
-struct Group {
-    candidate: usize,
-    dists: Vec<Distribution>,
-    targets: Vec<f64>,
+/// A child process holding the sessions of one thread group.
+struct Host {
+    cands: Vec<Candidate>,
+    child: Child,
+    /// Closed to tell the child there is nothing more to search.
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+    results: PathBuf,
+    /// Stops the signal-forwarding thread once the child has been waited for.
+    forwarding: Arc<AtomicBool>,
+    /// Whether it searched anything (its results are merged then).
+    searched: bool,
 }
 
-/// A tuned run with a process per candidate; see the module doc.
+impl Host {
+    /// Passes the child's log lines through until `sentinel`; false if its output
+    /// ended first (it exited). FINAL_RESULT is this run's, so the child's is dropped.
+    fn pass_through_until(&mut self, sentinel: &str) -> bool {
+        for line in self.stdout.by_ref().map_while(|l| l.ok()) {
+            if line == sentinel {
+                return true;
+            }
+            if !line.starts_with("===FINAL_RESULT") {
+                println!("{line}");
+            }
+        }
+        false
+    }
+
+    /// Closes its stdin (the child ends its last search, writes its results and
+    /// exits) and waits for it.
+    fn finish(&mut self) -> std::io::Result<ExitStatus> {
+        drop(self.stdin.take());
+        for line in self.stdout.by_ref().map_while(|l| l.ok()) {
+            if !line.starts_with("===FINAL_RESULT") {
+                println!("{line}");
+            }
+        }
+        let status = self.child.wait();
+        self.forwarding.store(true, Ordering::Relaxed);
+        status
+    }
+}
+
+impl Drop for Host {
+    /// However the run ends, no child is left waiting for a request.
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// A tuned run with a process per thread setting; see the module doc.
 pub(crate) fn run(
     settings: &Settings,
     cands: &[Candidate],
@@ -191,60 +240,100 @@ pub(crate) fn run(
     std::fs::create_dir_all(&scratch.0)
         .with_context(|| format!("cannot create {}", scratch.0.display()))?;
     let interrupted = || -> anyhow::Error { Interrupted(output.display().to_string()).into() };
+    let dists: Vec<&str> = settings.distributions.iter().map(|d| d.as_str()).collect();
+    let targets: Vec<String> = settings.max_latency.iter().map(|&t| py_float(t)).collect();
 
-    // Calibration, one process per candidate.
+    // Calibration: one child per thread group, one after the other; each stays, idle,
+    // until asked for its searches. Only the first runs the accuracy pass.
     let mut reports: Vec<ConfigReport> = Vec::new();
     let mut calibrated: Vec<(Candidate, Calibration)> = Vec::new();
-    for &c in cands {
-        let path = scratch.0.join(format!("calibrate-{c}.json"));
-        let mut child = Command::new(&exe)
-            .arg("run")
+    let mut hosts: Vec<Host> = Vec::new();
+    for (k, group) in thread_groups(cands).into_iter().enumerate() {
+        let path = scratch.0.join(format!("child-{k}.json"));
+        let configs: Vec<String> = group.iter().map(|c| c.to_string()).collect();
+        let mut cmd = Command::new(&exe);
+        cmd.arg("run")
             .args(&base)
-            .args(pins(c))
-            .args(["--calibrate-only", "--no-accuracy", "--quiet", "--output"])
+            .args(["--configs", &configs.join(",")])
+            .args(["--distributions", &dists.join(",")])
+            .args(["--max-latency", &targets.join(",")])
+            .arg("--tune-child")
+            .arg("--output")
             .arg(&path)
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start a calibration process")?;
-        let done = forward_signals(&child);
-        let status = child.wait()?;
-        done.store(true, Ordering::Relaxed);
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if k > 0 || !settings.accuracy {
+            cmd.arg("--no-accuracy");
+        }
+        let mut child = cmd.spawn().context("cannot start a tuning process")?;
+        let forwarding = forward_signals(&child);
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut host = Host {
+            cands: group,
+            child,
+            stdin,
+            stdout,
+            results: path,
+            forwarding,
+            searched: false,
+        };
+        let ready = host.pass_through_until(CHILD_CALIBRATED);
         if signals::interrupted() {
             return Err(interrupted());
         }
-        if status.code() == Some(2) {
-            // Bad input (a missing model, a wrong tensor name): the child said so in one
-            // sentence before measuring, and every other candidate would say it again.
-            return Err(Reported(2).into());
-        }
-        let cal = status
-            .success()
-            .then(|| read_json(&path).as_ref().and_then(calibration_of))
-            .flatten();
-        match cal {
-            Some(cal) => {
-                eprintln!("{}", lines::calibration_line(&c.to_string(), &cal));
-                calibrated.push((c, cal));
-                reports.push(ConfigReport {
-                    candidate: c,
-                    calibration: Some(cal),
-                    error: None,
-                    predicted: Vec::new(),
-                    measured: Vec::new(),
-                });
+        let doc = if ready {
+            read_json(&host.results)
+        } else {
+            None
+        };
+        let Some(doc) = doc else {
+            let status = host.finish()?;
+            if status.code() == Some(2) {
+                // Bad input (a missing model, a wrong tensor name): the child said so
+                // in one sentence before measuring, and every other would say it again.
+                return Err(Reported(2).into());
             }
-            None => {
-                let why = format!("its calibration process ended with {status}");
+            let why = format!("its tuning process ended with {status}");
+            for &c in &host.cands {
                 eprintln!("loadgen: configuration {c} left out: {why}");
                 reports.push(ConfigReport {
                     candidate: c,
                     calibration: None,
-                    error: Some(why),
+                    error: Some(why.clone()),
                     predicted: Vec::new(),
                     measured: Vec::new(),
                 });
             }
+            continue;
+        };
+        for &c in &host.cands {
+            let entry = doc["configurations"]
+                .as_array()
+                .and_then(|a| a.iter().find(|e| e["name"] == json!(c.to_string())));
+            let cal = entry.and_then(calibration_of);
+            if let Some(cal) = cal {
+                calibrated.push((c, cal));
+            }
+            // The child has said why a candidate was left out.
+            let error = match cal {
+                Some(_) => None,
+                None => Some(
+                    entry
+                        .and_then(|e| e["error"].as_str())
+                        .unwrap_or("its tuning process did not calibrate it")
+                        .to_string(),
+                ),
+            };
+            reports.push(ConfigReport {
+                candidate: c,
+                calibration: cal,
+                error,
+                predicted: Vec::new(),
+                measured: Vec::new(),
+            });
         }
+        hosts.push(host);
     }
     if calibrated.is_empty() {
         anyhow::bail!("no configuration could be calibrated; see the reasons above");
@@ -252,9 +341,12 @@ pub(crate) fn run(
     let names: Vec<Candidate> = calibrated.iter().map(|(c, _)| *c).collect();
     let cals: Vec<Calibration> = calibrated.iter().map(|(_, c)| *c).collect();
 
-    // The winner per distribution and target, in the procedure's order.
+    // The winner per distribution and target, in the procedure's order, searched by
+    // the child that holds it.
     let mut plan: Vec<(Distribution, f64, usize)> = Vec::new();
-    for &dist in &settings.distributions {
+    let mut failure: Option<anyhow::Error> = None;
+    let mut order: Vec<usize> = Vec::new();
+    'procedure: for &dist in &settings.distributions {
         for (t, _) in settings.targets() {
             let choice = tune::choose(&names, &cals, dist, t);
             eprintln!("{}", choice.note);
@@ -265,82 +357,58 @@ pub(crate) fn run(
                 }
             }
             plan.push((dist, t, choice.best));
-        }
-    }
-    let mut groups: Vec<Group> = Vec::new();
-    if plan.iter().all(|p| p.2 == plan[0].2) {
-        groups.push(Group {
-            candidate: plan[0].2,
-            dists: settings.distributions.clone(),
-            targets: settings.max_latency.clone(),
-        });
-    } else {
-        for &(dist, t, w) in &plan {
-            match groups.last_mut() {
-                Some(g) if g.candidate == w && g.dists == [dist] => g.targets.push(t),
-                _ => groups.push(Group {
-                    candidate: w,
-                    dists: vec![dist],
-                    targets: vec![t],
-                }),
+            let winner = names[choice.best];
+            let h = (hosts.iter())
+                .position(|h| h.cands.contains(&winner))
+                .expect("every calibrated candidate has its host");
+            if !order.contains(&h) {
+                order.push(h);
+            }
+            let host = &mut hosts[h];
+            host.searched = true;
+            let request = format!("{} {} {winner}\n", dist.as_str(), py_float(t));
+            let sent = host.stdin.as_mut().is_some_and(|w| {
+                w.write_all(request.as_bytes())
+                    .and_then(|_| w.flush())
+                    .is_ok()
+            });
+            if !(sent && host.pass_through_until(CHILD_SEARCHED)) {
+                let status = host.finish()?;
+                failure = Some(if signals::interrupted() {
+                    interrupted()
+                } else {
+                    // The child said why on stderr; its exit code is this run's.
+                    Reported(status.code().unwrap_or(1)).into()
+                });
+                break 'procedure;
             }
         }
     }
-
-    // The searches. Only the first process runs the accuracy pass.
+    // Every child writes its results and exits; those that searched are merged, the
+    // first to search first (its settings head the merged file).
     let mut merged: Option<Value> = None;
-    let mut failure: Option<anyhow::Error> = None;
-    for (k, g) in groups.iter().enumerate() {
-        let c = names[g.candidate];
-        let path = scratch.0.join(format!("search-{k}.json"));
-        let dists: Vec<&str> = g.dists.iter().map(|d| d.as_str()).collect();
-        let targets: Vec<String> = g.targets.iter().map(|&t| py_float(t)).collect();
-        let mut cmd = Command::new(&exe);
-        cmd.arg("run")
-            .args(&base)
-            .args(pins(c))
-            .args(["--distributions", &dists.join(",")])
-            .args(["--max-latency", &targets.join(",")])
-            .arg("--output")
-            .arg(&path)
-            .stdout(Stdio::piped());
-        if k > 0 || !settings.accuracy {
-            cmd.arg("--no-accuracy");
-        }
-        let mut child = cmd.spawn().context("cannot start a search process")?;
-        let done = forward_signals(&child);
-        if let Some(out) = child.stdout.take() {
-            // The children's log lines, as they come; FINAL_RESULT is this run's.
-            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
-                if !line.starts_with("===FINAL_RESULT") {
-                    println!("{line}");
-                }
+    for host in &mut hosts {
+        host.finish()?;
+    }
+    for &h in &order {
+        let host = &hosts[h];
+        let Some(doc) = read_json(&host.results) else {
+            continue;
+        };
+        for &(dist, t, w) in &plan {
+            let c = names[w];
+            if !host.cands.contains(&c) {
+                continue;
+            }
+            let q = doc["final_results"][dist.as_str()][py_float(t)].as_f64();
+            if let (Some(q), Some(r)) = (q, reports.iter_mut().find(|r| r.candidate == c)) {
+                r.measured.push((dist, t, q));
             }
         }
-        let status = child.wait()?;
-        done.store(true, Ordering::Relaxed);
-        if let Some(doc) = read_json(&path) {
-            for (dist, t) in g
-                .dists
-                .iter()
-                .flat_map(|&d| g.targets.iter().map(move |&t| (d, t)))
-            {
-                let q = doc["final_results"][dist.as_str()][py_float(t)].as_f64();
-                if let (Some(q), Some(r)) = (q, reports.iter_mut().find(|r| r.candidate == c)) {
-                    r.measured.push((dist, t, q));
-                }
-            }
-            merge(&mut merged, doc);
-        }
-        if signals::interrupted() {
-            failure = Some(interrupted());
-            break;
-        }
-        if !status.success() {
-            // The child said why on stderr; its exit code is this run's.
-            failure = Some(Reported(status.code().unwrap_or(1)).into());
-            break;
-        }
+        merge(&mut merged, doc);
+    }
+    if failure.is_none() && signals::interrupted() {
+        failure = Some(interrupted());
     }
 
     let mut doc = merged.unwrap_or_else(|| json!({}));

@@ -163,10 +163,11 @@ pub struct RunArgs {
     /// (default: every split of the cores, and batch 4 where the model allows).
     #[arg(long)]
     pub configs: Option<String>,
-    /// Internal: calibrate the one configuration given and write it to --output (a
-    /// tuned TensorFlow run starts one process per candidate with this).
-    #[arg(long = "calibrate-only", hide = true)]
-    pub calibrate_only: bool,
+    /// Internal: a tuned TensorFlow run's child. It calibrates the --configs given
+    /// (which share one thread setting), writes them to --output, then searches what
+    /// the parent asks on stdin (see app/tune_processes.rs).
+    #[arg(long = "tune-child", hide = true)]
+    pub tune_child: bool,
 }
 
 #[derive(Args, Debug, Clone)]
