@@ -297,6 +297,74 @@ fn tuning_searches_each_target_on_the_configuration_that_serves_most() {
     assert!(steps.values().any(|s| s["qps"].as_f64().unwrap() > 200.0));
 }
 
+#[test]
+fn a_batch_candidate_that_cannot_meet_any_target_is_left_out_after_its_probe() {
+    // sim at a fixed 5 ms serves a batch of 4 in 20 ms: its floor is that call plus
+    // the wait for the one session, 40 ms at 200 queries/s (more under load). Against
+    // a 20 ms target that is over 1.5 × the target, so its lone queries are skipped;
+    // with a 100 ms target among the run's it must be calibrated in full.
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("results.json");
+    let args = |targets: &'static str| {
+        vec![
+            "run",
+            "--backend",
+            "sim",
+            "--sim-service-time",
+            "fixed:5ms",
+            "--configs",
+            "1x1,1x1x0x4",
+            "--max-latency",
+            targets,
+            "--distributions",
+            "linear",
+            "--time",
+            "1",
+            "--warmup",
+            "0",
+            "--output",
+            out_path.to_str().unwrap(),
+        ]
+    };
+    let batch_entry = |doc: &Value| {
+        doc["configurations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "1x1x0x4")
+            .cloned()
+            .unwrap()
+    };
+
+    let o = run(&args("0.02"));
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        err.contains("loadgen: configuration 1x1x0x4 left out: a full batch and the wait for a session take "),
+        "{err}"
+    );
+    let doc = read_json(&out_path);
+    schema_check(&doc);
+    let entry = batch_entry(&doc);
+    assert!(entry["calibration"].is_null(), "{entry}");
+    assert!(entry["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot meet any target"));
+    assert_eq!(doc["results"]["linear"]["0.02"]["config"]["name"], "1x1");
+
+    let o = run(&args("0.02,0.1"));
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(!err.contains("left out"), "{err}");
+    let entry = batch_entry(&read_json(&out_path));
+    assert!(
+        entry["calibration"]["unloaded_p99"].as_f64() > Some(0.0),
+        "{entry}"
+    );
+}
+
 /// Lines a tuning child prints until `sentinel`, or all of them if it exits first.
 fn lines_until(out: &mut impl BufRead, sentinel: &str) -> (Vec<String>, bool) {
     let mut seen = Vec::new();

@@ -393,7 +393,10 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         let dataset = std::sync::Arc::clone(&sut.dataset);
         drop(sut);
         for &c in &candidates {
-            let arm = tune::calibrate(&settings, &dataset, c, &mut progress);
+            // A batch candidate that cannot meet any target is left out after its
+            // probe, where a batch-1 candidate remains for the tight targets.
+            let prune_batch = candidates.iter().any(|o| o.batch_size == 1);
+            let arm = tune::calibrate(&settings, &dataset, c, prune_batch, &mut progress);
             if signals::interrupted() {
                 return Err(end_interrupted(&output, &mut results));
             }

@@ -34,6 +34,12 @@ const LONE_SECONDS: f64 = 6.0;
 /// open-loop calls are a fifth slower.
 const OPEN_LOOP_LOAD: f64 = 0.8;
 
+/// How far a batch candidate's full-batch floor from its first capacity probe must
+/// exceed the loosest target before its calibration stops there: slow spells on the
+/// development VM make calls up to half as long again, and only ever slower, so a
+/// floor above 1.5 × the target stays above it however the probe was slowed.
+const BATCH_PRUNE_MARGIN: f64 = 1.5;
+
 /// A calibrated candidate, its sessions kept for the searches it wins.
 pub(crate) struct Arm {
     pub candidate: Option<Candidate>,
@@ -124,16 +130,22 @@ fn lone_rate(capacity: f64, workers: usize, batch: usize) -> f64 {
 }
 
 /// Calibrates one candidate on its own sessions: see [`calibrate_loaded`].
+/// `prune_batch`: a batch candidate whose first probe already puts a full batch
+/// beyond every target (by [`BATCH_PRUNE_MARGIN`]) is left out, with an error that
+/// says so, before its lone queries and second probe; the caller allows it when a
+/// batch-1 candidate remains to answer the tight targets.
 pub(crate) fn calibrate(
     settings: &Settings,
     dataset: &Arc<Dataset>,
     c: Candidate,
+    prune_batch: bool,
     progress: &mut Progress,
 ) -> Result<Arm> {
     let s = with_candidate(settings, c);
     progress.stage(&format!("calibrate {c}"), "loading sessions");
     let sut = load_candidate(&s, dataset)?;
-    calibrate_loaded(sut, &s, c, progress)
+    let loosest = settings.max_latency.iter().copied().reduce(f64::max);
+    calibrate_loaded(sut, &s, c, loosest.filter(|_| prune_batch), progress)
 }
 
 /// Calibrates loaded sessions: warm-up, closed-loop capacity, for candidates with an
@@ -141,15 +153,29 @@ pub(crate) fn calibrate(
 /// lower the capacity the predictions start from: see
 /// [`tuning::open_loop_capacity`]), then lone queries (linear, spaced by
 /// [`lone_rate`]), so that almost none waits. `calibration` is `None`
-/// only when a signal cut it short.
-pub(crate) fn calibrate_loaded(
+/// only when a signal cut it short. A batch candidate whose full batch (by the probe)
+/// takes over [`BATCH_PRUNE_MARGIN`] × `prune_above` stops after the probe with an
+/// error that says so: its lone queries could not bring it back.
+fn calibrate_loaded(
     sut: Sut,
     s: &Settings,
     c: Candidate,
+    prune_above: Option<f64>,
     progress: &mut Progress,
 ) -> Result<Arm> {
     warm_up(&sut, s, progress)?;
     let probe = probe(&sut, s, progress, &format!("calibrate {c}"))?;
+    let floor = tuning::batch_floor(c.workers, c.batch_size, probe.qps);
+    if let Some(target) = prune_above.filter(|&t| floor > BATCH_PRUNE_MARGIN * t) {
+        if !signals::interrupted() {
+            anyhow::bail!(
+                "a full batch and the wait for a session take {:.0} ms by its capacity probe ({:.1} queries/s), more than {BATCH_PRUNE_MARGIN} × the loosest target ({}): it cannot meet any target",
+                1e3 * floor,
+                probe.qps,
+                crate::output::lines::py_float(target)
+            );
+        }
+    }
     let mut calibration = None;
     let mut open_loop_call = None;
     if !signals::interrupted() {

@@ -93,9 +93,15 @@ pub fn latency_floor(cal: &Calibration) -> f64 {
 /// A batch candidate's full batch's call plus the wait for a session (see
 /// [`latency_floor`]); 0 for batch 1.
 pub fn full_batch_floor(cal: &Calibration) -> f64 {
-    if cal.batch > 1 && cal.closed_loop > 0.0 {
-        let call = (cal.servers * cal.batch) as f64 / cal.closed_loop;
-        call * (1.0 + 1.0 / cal.servers.max(1) as f64)
+    batch_floor(cal.servers, cal.batch, cal.closed_loop)
+}
+
+/// [`full_batch_floor`] from a closed-loop capacity alone, before the rest of the
+/// calibration.
+pub fn batch_floor(servers: usize, batch: usize, closed_loop: f64) -> f64 {
+    if batch > 1 && closed_loop > 0.0 {
+        let call = (servers * batch) as f64 / closed_loop;
+        call * (1.0 + 1.0 / servers.max(1) as f64)
     } else {
         0.0
     }
