@@ -293,7 +293,15 @@ pub(crate) fn choose(
     let others: Vec<String> = order[1..]
         .iter()
         .map(|&i| {
-            if predicted[i] > 0.0 {
+            if predicted[i] > 0.0 && tuning::marginal(&cals[i], target) {
+                format!(
+                    "{} {:.1}, set aside: a tenth of its unloaded queries take {:.1} ms or more, within {:.0} % of the target",
+                    cands[i],
+                    predicted[i],
+                    1e3 * tuning::bulk_latency(&cals[i]),
+                    100.0 * (1.0 - tuning::HEADROOM)
+                )
+            } else if predicted[i] > 0.0 {
                 format!("{} {:.1}", cands[i], predicted[i])
             } else {
                 // Say which bound pruned it: a slow spell during calibration can
