@@ -377,6 +377,48 @@ fn lines_until(out: &mut impl BufRead, sentinel: &str) -> (Vec<String>, bool) {
     (seen, false)
 }
 
+/// A `run --tune-child` on `sim` at a fixed 5 ms, once it has said it is calibrated:
+/// the child, its stdin and its stdout.
+fn calibrated_child(
+    configs: &str,
+    targets: &str,
+    out_path: &Path,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut child = loadgen()
+        .args([
+            "run",
+            "--backend",
+            "sim",
+            "--sim-service-time",
+            "fixed:5ms",
+            "--configs",
+            configs,
+            "--max-latency",
+            targets,
+            "--time",
+            "1",
+            "--warmup",
+            "0",
+            "--tune-child",
+            "--output",
+        ])
+        .arg(out_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (seen, ready) = lines_until(&mut out, "===LOADGEN_CHILD calibrated");
+    assert!(ready, "the child ended before calibrating: {seen:?}");
+    (child, stdin, out)
+}
+
 #[test]
 fn a_tuning_child_searches_only_what_its_parent_asks_and_ends_with_its_stdin() {
     // A tuned TensorFlow run hosts its candidates in `run --tune-child` processes
@@ -386,34 +428,7 @@ fn a_tuning_child_searches_only_what_its_parent_asks_and_ends_with_its_stdin() {
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("results.json");
-    let mut child = loadgen()
-        .args([
-            "run",
-            "--backend",
-            "sim",
-            "--sim-service-time",
-            "fixed:5ms",
-            "--configs",
-            "1x1,3x1",
-            "--max-latency",
-            "0.02,0.05",
-            "--time",
-            "1",
-            "--warmup",
-            "0",
-            "--tune-child",
-            "--output",
-        ])
-        .arg(&out_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (_, ready) = lines_until(&mut out, "===LOADGEN_CHILD calibrated");
-    assert!(ready, "the child ended before calibrating");
+    let (mut child, mut stdin, mut out) = calibrated_child("1x1,3x1", "0.02,0.05", &out_path);
     let doc = read_json(&out_path);
     let configs = doc["configurations"].as_array().unwrap();
     assert_eq!(configs.len(), 2, "{configs:?}");
@@ -460,31 +475,7 @@ fn a_tuning_child_refuses_a_request_outside_its_run() {
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("results.json");
-    let mut child = loadgen()
-        .args([
-            "run",
-            "--backend",
-            "sim",
-            "--configs",
-            "1x1",
-            "--max-latency",
-            "0.05",
-            "--time",
-            "1",
-            "--warmup",
-            "0",
-            "--tune-child",
-            "--output",
-        ])
-        .arg(&out_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert!(lines_until(&mut out, "===LOADGEN_CHILD calibrated").1);
+    let (child, mut stdin, mut out) = calibrated_child("1x1", "0.05", &out_path);
     use std::io::Write;
     // A target this run was not given: refused in a sentence, nothing measured.
     writeln!(stdin, "linear 0.3 1x1").unwrap();
