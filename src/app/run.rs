@@ -314,7 +314,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     files::check_writable(&output)?;
     if settings.backend == BackendKind::Tf && settings.tune != Tune::Off && !args.tune_child {
         // TF's intra-op pool belongs to the process and the first session sizes it:
-        // each candidate runs in a process of its own.
+        // the candidates run in a child process per thread setting.
         let candidates = match &settings.tune {
             Tune::List(list) => list.clone(),
             _ => candidates::default_candidates(crate::config::limits::cores(), true),
@@ -392,10 +392,10 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         // Free the accuracy pass's sessions before loading the candidates'.
         let dataset = std::sync::Arc::clone(&sut.dataset);
         drop(sut);
+        // A batch candidate that cannot meet any target is left out after its probe,
+        // where a batch-1 candidate remains for the tight targets.
+        let prune_batch = candidates.iter().any(|o| o.batch_size == 1);
         for &c in &candidates {
-            // A batch candidate that cannot meet any target is left out after its
-            // probe, where a batch-1 candidate remains for the tight targets.
-            let prune_batch = candidates.iter().any(|o| o.batch_size == 1);
             let arm = tune::calibrate(&settings, &dataset, c, prune_batch, &mut progress);
             if signals::interrupted() {
                 return Err(end_interrupted(&output, &mut results));

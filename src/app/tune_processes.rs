@@ -182,16 +182,14 @@ struct Host {
     results: PathBuf,
     /// Stops the signal-forwarding thread once the child has been waited for.
     forwarding: Arc<AtomicBool>,
-    /// Whether it searched anything (its results are merged then).
-    searched: bool,
 }
 
 impl Host {
     /// Passes the child's log lines through until `sentinel`; false if its output
     /// ended first (it exited). FINAL_RESULT is this run's, so the child's is dropped.
-    fn pass_through_until(&mut self, sentinel: &str) -> bool {
+    fn pass_through_until(&mut self, sentinel: Option<&str>) -> bool {
         for line in self.stdout.by_ref().map_while(|l| l.ok()) {
-            if line == sentinel {
+            if Some(line.as_str()) == sentinel {
                 return true;
             }
             if !line.starts_with("===FINAL_RESULT") {
@@ -205,11 +203,7 @@ impl Host {
     /// exits) and waits for it.
     fn finish(&mut self) -> std::io::Result<ExitStatus> {
         drop(self.stdin.take());
-        for line in self.stdout.by_ref().map_while(|l| l.ok()) {
-            if !line.starts_with("===FINAL_RESULT") {
-                println!("{line}");
-            }
-        }
+        self.pass_through_until(None);
         let status = self.child.wait();
         self.forwarding.store(true, Ordering::Relaxed);
         status
@@ -276,9 +270,8 @@ pub(crate) fn run(
             stdout,
             results: path,
             forwarding,
-            searched: false,
         };
-        let ready = host.pass_through_until(CHILD_CALIBRATED);
+        let ready = host.pass_through_until(Some(CHILD_CALIBRATED));
         if signals::interrupted() {
             return Err(interrupted());
         }
@@ -365,14 +358,13 @@ pub(crate) fn run(
                 order.push(h);
             }
             let host = &mut hosts[h];
-            host.searched = true;
             let request = format!("{} {} {winner}\n", dist.as_str(), py_float(t));
             let sent = host.stdin.as_mut().is_some_and(|w| {
                 w.write_all(request.as_bytes())
                     .and_then(|_| w.flush())
                     .is_ok()
             });
-            if !(sent && host.pass_through_until(CHILD_SEARCHED)) {
+            if !(sent && host.pass_through_until(Some(CHILD_SEARCHED))) {
                 let status = host.finish()?;
                 failure = Some(if signals::interrupted() {
                     interrupted()
