@@ -74,6 +74,18 @@ const MAX_CONFIRMATIONS: u32 = 5;
 /// length where the late fraction hovers near 1 % over a wide range of rates.
 const SETTLING: f64 = 1.5;
 
+/// A passing step is *clear* when its p99.9 stays at or below this share of the
+/// target: no query came near it. Where the late fraction creeps up towards 1 %
+/// (M/M/1 near its answer: p99.9 ≈ 1.4 × the target) no pass is clear; where latency
+/// jumps from far below the target to a growing queue (a server at its capacity,
+/// ResNet-50 on this VM: p99.9 at 0.47–0.74 × the target up to the answer, then
+/// overload), passes are clear right up to the answer.
+const CLEAR: f64 = 0.8;
+
+/// Where the bracket's passing end is clear, the next rate tried is this share of its
+/// failing end rather than the middle (see [`Search::run`]).
+const CLIFF_SPLIT: f64 = 0.93;
+
 /// What the search found for one target.
 #[derive(Debug, Default)]
 pub struct SearchResult {
@@ -184,6 +196,21 @@ pub fn pooled(points: &[Point]) -> Vec<Point> {
         }
     }
     out
+}
+
+/// Every passing step at `rate` is clear of `target` (see [`CLEAR`]), and one is.
+fn clear_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
+    let mut passes = steps
+        .iter()
+        .filter(|s| s.offered_qps == Some(rate) && s.passed)
+        .peekable();
+    passes.peek().is_some()
+        && passes.all(|s| {
+            s.percentiles
+                .0
+                .get("99.9")
+                .is_some_and(|&p| p <= CLEAR * target)
+        })
 }
 
 fn point_of(s: &StepSummary, target: f64) -> Option<Point> {
@@ -528,9 +555,17 @@ impl Search<'_> {
                 break;
             }
             while lo > 0.0 && hi - lo > (0.01 * lo).max(1.0) {
-                let mid = round_rate((lo + hi) / 2.0);
+                let mut mid = round_rate((lo + hi) / 2.0);
                 if mid <= lo || mid >= hi {
                     break;
+                }
+                // A clear pass below a fail: latency jumps somewhere between them
+                // (a capacity, not a creeping tail), so the answer lies just below
+                // the fail. Try there: a fail above the jump stops within a second
+                // or two, where a pass in the middle costs a whole step.
+                let near = round_rate(hi * CLIFF_SPLIT);
+                if near > mid && near < hi && clear_at(&out.steps, lo, target_s) {
+                    mid = near;
                 }
                 let times = out
                     .steps
@@ -601,7 +636,12 @@ impl Search<'_> {
                     .filter(|s| s.offered_qps == Some(r))
                     .count() as u32
             };
-            let pass_doubtful = !out.confident && tried(rate) <= CONFIRMATIONS_PER_RATE;
+            // A clear answer whose next rate up fails with confidence sits below a
+            // jump in latency: measuring it again cannot move it.
+            let on_cliff = clear_at(&out.steps, rate, target_s)
+                && d.next_fail.is_none_or(|_| d.next_fail_confident);
+            let pass_doubtful =
+                !out.confident && !on_cliff && tried(rate) <= CONFIRMATIONS_PER_RATE;
             let fail_doubtful = d
                 .next_fail
                 .filter(|&f| !d.next_fail_confident && tried(f) <= CONFIRMATIONS_PER_RATE);
@@ -808,6 +848,30 @@ mod tests {
             "{:?}",
             r.interval
         );
+    }
+
+    #[test]
+    fn a_capacity_cliff_costs_few_passing_steps_and_no_confirmations() {
+        // Two servers of 90 ms (ResNet-50 on this VM, 2 × 1): capacity 22.2 qps, and
+        // below it every query takes 90 ms, far from a 200 ms target. 200-query steps
+        // can never pass with confidence, so without the cliff rules the answer was
+        // measured three times and the bisection walked up from 12 in passing steps
+        // (12, 18, 21, 22, 22, 22).
+        let mut q = VirtualQueue::new(2, ServiceLaw::Fixed(0.09), 10.0, 100);
+        let r = search(&mut q, Distribution::Linear, 200, 24.0, 1);
+        assert_eq!(r.best.as_ref().unwrap().offered_qps, Some(22.0));
+        let passes: Vec<f64> = r
+            .steps
+            .iter()
+            .filter(|s| s.passed)
+            .map(|s| s.offered_qps.unwrap())
+            .collect();
+        assert_eq!(passes, [12.0, 22.0], "{:?}", rates(&r));
+        assert_eq!(rates(&r), [24.0, 12.0, 22.0, 23.0]);
+    }
+
+    fn rates(r: &SearchResult) -> Vec<f64> {
+        r.steps.iter().map(|s| s.offered_qps.unwrap()).collect()
     }
 
     #[test]
