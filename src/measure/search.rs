@@ -12,7 +12,10 @@
 //! whose pooled late fraction is at most 1 % and whose neighbourhood (the steps up to
 //! 3 % above it) passes too. A doubtful answer, and a doubtful fail just above it, are
 //! measured again with fresh seeds (both sides alike, so luck cannot only lower the
-//! answer), within a bounded settling time. The interval runs from the highest rate
+//! answer), within a bounded settling time. Where passes stay clear of the target
+//! (latency jumps at a capacity instead of creeping up), the bisection tries just
+//! below the fail and a clear answer below a confident fail is not measured again
+//! (see [`CLEAR`]). The interval runs from the highest rate
 //! whose pooled evidence is a confident pass to the lowest whose pooled evidence is a
 //! confident fail (the capacity when none is).
 
@@ -207,9 +210,8 @@ fn clear_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
     passes.peek().is_some()
         && passes.all(|s| {
             s.percentiles
-                .0
-                .get("99.9")
-                .is_some_and(|&p| p <= CLEAR * target)
+                .find(99.9)
+                .is_some_and(|p| p <= CLEAR * target)
         })
 }
 

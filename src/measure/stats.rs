@@ -98,8 +98,14 @@ impl NsHistogram {
 pub struct Percentiles(pub BTreeMap<String, f64>);
 
 impl Percentiles {
+    /// The `p`-th percentile, 0 if this step recorded none.
     pub fn get(&self, p: f64) -> f64 {
-        self.0.get(&format!("{p:.1}")).copied().unwrap_or(0.0)
+        self.find(p).unwrap_or(0.0)
+    }
+
+    /// The `p`-th percentile, if this step recorded it.
+    pub fn find(&self, p: f64) -> Option<f64> {
+        self.0.get(&format!("{p:.1}")).copied()
     }
 }
 
