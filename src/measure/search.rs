@@ -1133,6 +1133,9 @@ mod tests {
 mod harness {
     use super::*;
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution as _, Exp};
 
     /// The environment variable `name` parsed, else `default`.
     fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -1145,7 +1148,8 @@ mod harness {
     /// `SEEDS=100 cargo test --release --lib harness -- --ignored --nocapture`:
     /// answers, coverage and virtual seconds over many seeds (`TIME` sets `--time`,
     /// `FIRST` the first seed, `CAP` the probed capacity, 200 by default: real probes
-    /// of the sim read 188–196, `SHOW=seed` lists that seed's steps). A design aid,
+    /// of the sim read 188–196; `PROBE=1` draws it per seed as the real probe measures
+    /// it, `--time`/4 of closed-loop service; `SHOW=seed` lists that seed's steps). A design aid,
     /// not a check: try a change on a second set of seeds (`FIRST=401`) before
     /// believing a gain on the first.
     #[test]
@@ -1155,6 +1159,24 @@ mod harness {
         let seeds: u64 = knob("SEEDS", 40);
         let secs: f64 = knob("TIME", 10.0);
         let first: u64 = knob("FIRST", 1);
+        // The real probe: queries completed in `--time` / 4 (1–5 s) of back-to-back
+        // exponential service, per second.
+        let capacity = |seed: u64| -> f64 {
+            if knob("PROBE", 0u64) == 0 {
+                return knob("CAP", 200.0);
+            }
+            let probe = (secs / 4.0).clamp(1.0, 5.0);
+            let mut rng = SmallRng::seed_from_u64(mix_seed(seed, u64::MAX));
+            let service = Exp::new(200.0).unwrap();
+            let (mut t, mut n) = (0.0, 0u32);
+            loop {
+                t += service.sample(&mut rng);
+                if t > probe {
+                    break f64::from(n) / probe;
+                }
+                n += 1;
+            }
+        };
         let mut errs = Vec::new();
         let mut covered = 0;
         let mut total_t = Vec::new();
@@ -1164,7 +1186,7 @@ mod harness {
                 runner: &mut q,
                 dist: Distribution::Exponential,
                 target: Duration::from_millis(50),
-                bounds: Bounds::new(knob("CAP", 200.0), 100, secs),
+                bounds: Bounds::new(capacity(seed), 100, secs),
                 seed,
                 confidence: 0.99,
             }
