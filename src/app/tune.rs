@@ -81,7 +81,7 @@ pub(crate) fn probe(
     progress: &mut Progress,
     label: &str,
 ) -> Result<StepSummary> {
-    let probe_time = (settings.time / 4.0).clamp(1.0, 5.0);
+    let probe_time = step::probe_seconds(settings.time);
     progress.stage(label, &format!("{probe_time:.0} s closed loop"));
     let probe = step::run_closed(
         &sut.pool,

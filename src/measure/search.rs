@@ -1159,13 +1159,13 @@ mod harness {
         let seeds: u64 = knob("SEEDS", 40);
         let secs: f64 = knob("TIME", 10.0);
         let first: u64 = knob("FIRST", 1);
-        // The real probe: queries completed in `--time` / 4 (1–5 s) of back-to-back
-        // exponential service, per second.
+        // The real probe: queries completed in its time of back-to-back exponential
+        // service, per second.
         let capacity = |seed: u64| -> f64 {
             if knob("PROBE", 0u64) == 0 {
                 return knob("CAP", 200.0);
             }
-            let probe = (secs / 4.0).clamp(1.0, 5.0);
+            let probe = crate::measure::step::probe_seconds(secs);
             let mut rng = SmallRng::seed_from_u64(mix_seed(seed, u64::MAX));
             let service = Exp::new(200.0).unwrap();
             let (mut t, mut n) = (0.0, 0u32);

@@ -787,6 +787,12 @@ fn run_open_raw(
     })
 }
 
+/// How long the closed-loop capacity probe runs for steps of `step_seconds`: a quarter
+/// of a step, 1–5 s (long enough to average a noisy service, short next to the search).
+pub fn probe_seconds(step_seconds: f64) -> f64 {
+    (step_seconds / 4.0).clamp(1.0, 5.0)
+}
+
 /// Runs the pool closed-loop for `duration`: every worker sends its next batch as soon
 /// as the previous one returns. Latency = that batch's service time.
 pub fn run_closed(
