@@ -87,12 +87,20 @@ impl Progress {
         }
     }
 
-    /// A diagnostic on stderr.
+    /// A diagnostic on stderr, line and newline in one write: stderr is unbuffered,
+    /// and `eprintln!` writes them apart, so a log that tees stdout and stderr into
+    /// one file could put a stdout line between them.
     pub fn note(&self, line: &str) {
+        let write = || {
+            let mut text = String::with_capacity(line.len() + 1);
+            text.push_str(line);
+            text.push('\n');
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
+        };
         if self.enabled {
-            self.bar.suspend(|| eprintln!("{line}"));
+            self.bar.suspend(write);
         } else {
-            eprintln!("{line}");
+            write();
         }
     }
 
