@@ -100,10 +100,10 @@ pub(crate) fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> R
         }
         None => {
             if !settings.quiet {
-                eprintln!(
+                crate::output::lines::note(&format!(
                     "loadgen: no --dataset-path: using {} synthetic inputs of shape {:?}; the accuracy pass is skipped",
                     settings.count, model.item_shape
-                );
+                ));
             }
             Ok(Dataset::synthetic_in_range(
                 &model.item_shape,

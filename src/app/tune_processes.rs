@@ -289,7 +289,7 @@ pub(crate) fn run(
             }
             let why = format!("its tuning process ended with {status}");
             for &c in &host.cands {
-                eprintln!("loadgen: configuration {c} left out: {why}");
+                crate::output::lines::note(&format!("loadgen: configuration {c} left out: {why}"));
                 reports.push(ConfigReport {
                     candidate: c,
                     calibration: None,
@@ -342,7 +342,7 @@ pub(crate) fn run(
     'procedure: for &dist in &settings.distributions {
         for (t, _) in settings.targets() {
             let choice = tune::choose(&names, &cals, dist, t);
-            eprintln!("{}", choice.note);
+            crate::output::lines::note(&choice.note);
             for (i, c) in names.iter().enumerate() {
                 if let Some(r) = reports.iter_mut().find(|r| r.candidate == *c) {
                     r.predicted

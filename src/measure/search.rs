@@ -1259,12 +1259,13 @@ mod harness {
             }
             let probe = crate::measure::step::probe_seconds(secs);
             let mut rng = SmallRng::seed_from_u64(mix_seed(seed, u64::MAX));
+            let exp = Exp::new(1.0 / queue.mean()).unwrap();
             let mut n = 0u32;
             for _ in 0..queue.servers {
                 let mut t = 0.0;
                 loop {
                     t += match queue.law {
-                        ServiceLaw::Exp(mean) => Exp::new(1.0 / mean).unwrap().sample(&mut rng),
+                        ServiceLaw::Exp(_) => exp.sample(&mut rng),
                         ServiceLaw::Fixed(d) => d,
                     };
                     if t > probe {

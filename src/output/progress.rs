@@ -87,20 +87,12 @@ impl Progress {
         }
     }
 
-    /// A diagnostic on stderr, line and newline in one write: stderr is unbuffered,
-    /// and `eprintln!` writes them apart, so a log that tees stdout and stderr into
-    /// one file could put a stdout line between them.
+    /// A diagnostic on stderr (see [`crate::output::lines::note`]).
     pub fn note(&self, line: &str) {
-        let write = || {
-            let mut text = String::with_capacity(line.len() + 1);
-            text.push_str(line);
-            text.push('\n');
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
-        };
         if self.enabled {
-            self.bar.suspend(write);
+            self.bar.suspend(|| crate::output::lines::note(line));
         } else {
-            write();
+            crate::output::lines::note(line);
         }
     }
 
