@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::backend::BackendKind;
-use crate::config::candidates;
+use crate::config::candidates::{self, Candidate};
 use crate::config::cli::RunArgs;
 use crate::config::settings::{RunOverrides, Settings, Tune};
 use crate::error::Interrupted;
 use crate::measure::schedule::Distribution;
-use crate::measure::search::{self, SearchStop, StepRunner};
+use crate::measure::search::{self, SearchResult, SearchStop, StepRunner};
 use crate::measure::stats::ServiceTimes;
 use crate::measure::step::{self, StepSpec, StepSummary};
 use crate::measure::tuning::Calibration;
@@ -156,6 +156,26 @@ fn end_interrupted(path: &std::path::Path, results: &mut Results) -> anyhow::Err
 pub(crate) const CHILD_CALIBRATED: &str = "===LOADGEN_CHILD calibrated";
 pub(crate) const CHILD_SEARCHED: &str = "===LOADGEN_CHILD searched";
 
+/// An answer of a distribution's search, kept to bound looser targets' answers.
+struct Answered {
+    target: f64,
+    config: Option<Candidate>,
+    answer: SearchResult,
+}
+
+impl Answered {
+    fn qps(&self) -> f64 {
+        (self.answer.best.as_ref())
+            .and_then(|b| b.offered_qps)
+            .unwrap_or(-1.0)
+    }
+}
+
+/// A configuration's name in a sentence.
+fn name_of(c: Option<Candidate>) -> String {
+    c.map_or_else(|| "the flags' configuration".to_string(), |c| c.to_string())
+}
+
 /// What every search of a run writes to: its settings, progress bar and results.
 struct Searcher<'a> {
     settings: &'a Settings,
@@ -170,10 +190,16 @@ impl Searcher<'_> {
     /// steps of this distribution (each counted every target exactly), which the
     /// search pools and starts from; this search's steps are added to it. `index` is
     /// the distribution's and the target's place in the procedure, which seeds it.
+    ///
+    /// `stricter` holds the answers so far of this distribution, each with its target
+    /// and configuration: an answer below another configuration's answer at a
+    /// stricter target gives way to it (see [`search::keep_monotone`]). This answer
+    /// joins them.
     fn search(
         &mut self,
         arm: &tune::Arm,
         carried: &mut Vec<StepSummary>,
+        stricter: &mut Vec<Answered>,
         dist: Distribution,
         index: (usize, usize),
         (t, target): (f64, Duration),
@@ -206,7 +232,29 @@ impl Searcher<'_> {
             confidence: self.settings.confidence,
         };
         match search.run(carried) {
-            Ok(found) => {
+            Ok(mut found) => {
+                let own = found.best.as_ref().and_then(|b| b.offered_qps);
+                let mut config = arm.candidate;
+                if let Some(a) = (stricter.iter())
+                    .filter(|a| a.target < t && a.config != arm.candidate)
+                    .max_by(|a, b| a.qps().total_cmp(&b.qps()))
+                {
+                    if search::keep_monotone(&mut found, &a.answer, t) {
+                        found.warnings.push(format!(
+                            "{} {}: configuration {} answered {}, below the {} qps that {} \
+                             answered at the stricter {} s, whose queries meet {} s too: that answer stands",
+                            dist.as_str(),
+                            lines::py_float(t),
+                            name_of(arm.candidate),
+                            own.map_or("FAIL".to_string(), |q| format!("{q} qps")),
+                            a.qps(),
+                            name_of(a.config),
+                            lines::py_float(a.target),
+                            lines::py_float(t),
+                        ));
+                        config = a.config;
+                    }
+                }
                 for w in &found.warnings {
                     self.progress.note(&format!("loadgen: warning: {w}"));
                 }
@@ -217,13 +265,19 @@ impl Searcher<'_> {
                     found.interval,
                 ));
                 carried.extend(found.steps.iter().cloned());
-                self.results.set_result(dist, t, &found, arm.candidate);
+                self.results.set_result(dist, t, &found, config);
+                stricter.push(Answered {
+                    target: t,
+                    config,
+                    answer: SearchResult {
+                        best: found.best.clone(),
+                        interval: found.interval,
+                        confident: found.confident,
+                        ..SearchResult::default()
+                    },
+                });
                 if let Some(c) = arm.candidate {
-                    let q = found
-                        .best
-                        .as_ref()
-                        .and_then(|b| b.offered_qps)
-                        .unwrap_or(-1.0);
+                    let q = own.unwrap_or(-1.0);
                     if let Some(r) = self
                         .results
                         .configurations
@@ -249,6 +303,7 @@ impl Searcher<'_> {
     fn serve_parent(&mut self, arms: &[tune::Arm]) -> Result<()> {
         self.progress.println(CHILD_CALIBRATED);
         let mut carried: Vec<Vec<StepSummary>> = vec![Vec::new(); arms.len()];
+        let mut stricter = Vec::new();
         let mut last_dist = None;
         for line in std::io::stdin().lock().lines() {
             let line = line.context("cannot read the tuning parent's request")?;
@@ -274,12 +329,14 @@ impl Searcher<'_> {
             if last_dist != Some(dist) {
                 // Evidence is pooled within a distribution only, as in process.
                 carried = vec![Vec::new(); arms.len()];
+                stricter.clear();
                 last_dist = Some(dist);
             }
             let t = self.settings.max_latency[k];
             self.search(
                 &arms[pick],
                 &mut carried[pick],
+                &mut stricter,
                 dist,
                 (d, k),
                 (t, limits::duration(t)),
@@ -461,6 +518,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         // every target exactly, so a later target pools their evidence and starts from
         // their best pass.
         let mut carried: Vec<Vec<StepSummary>> = vec![Vec::new(); arms.len()];
+        let mut stricter = Vec::new();
         for (k, (t, target)) in settings.targets().enumerate() {
             let pick = if calibrations.len() == arms.len() && arms.len() > 1 {
                 let cands: Vec<_> = arms
@@ -481,7 +539,14 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
             } else {
                 0
             };
-            searcher.search(&arms[pick], &mut carried[pick], dist, (d, k), (t, target))?;
+            searcher.search(
+                &arms[pick],
+                &mut carried[pick],
+                &mut stricter,
+                dist,
+                (d, k),
+                (t, target),
+            )?;
         }
     }
     progress.finish();

@@ -105,6 +105,35 @@ pub struct SearchResult {
     pub warnings: Vec<String>,
 }
 
+/// Answers are monotone in the target: the queries of a step that met a stricter
+/// target met every looser one. A search runs on one configuration and never sees
+/// another's steps, so a tuned run whose pick for a looser target answers below
+/// `stricter` (another configuration's answer at a stricter target, with its
+/// interval) keeps `stricter`, read against `target`, and raises the interval to it.
+/// Returns whether `found`'s answer was replaced.
+pub fn keep_monotone(found: &mut SearchResult, stricter: &SearchResult, target: f64) -> bool {
+    let Some(k) = stricter.best.as_ref().and_then(|b| b.offered_qps) else {
+        return false;
+    };
+    let mine = found.best.as_ref().and_then(|b| b.offered_qps);
+    if mine.is_some_and(|m| m >= k) {
+        return false;
+    }
+    let Some(step) = (stricter.best.as_ref())
+        .and_then(|b| b.against(target))
+        .filter(|s| s.passed)
+    else {
+        return false;
+    };
+    found.best = Some(step);
+    found.confident = stricter.confident;
+    found.interval = (
+        found.interval.0.max(stricter.interval.0).min(k),
+        found.interval.1.max(stricter.interval.1).max(k),
+    );
+    true
+}
+
 /// Rates are whole numbers from 10 qps up (names like `linear/0.01/129` stay exact),
 /// hundredths below.
 pub fn round_rate(qps: f64) -> f64 {
@@ -1070,6 +1099,67 @@ mod tests {
             "{got:?} after {:?}",
             runner.0
         );
+    }
+
+    /// A passing answer at `qps` for `target`, which also counted `also` with
+    /// `late_also` late queries.
+    fn answer(qps: f64, target: f64, late: u64, also: f64, late_also: u64) -> SearchResult {
+        let step = StepSummary {
+            late_also: vec![(also, late_also)],
+            cap: 24_000,
+            confidence: 0.99,
+            ..scripted_step(
+                Distribution::Linear,
+                qps,
+                Duration::from_secs_f64(target),
+                1,
+                6000,
+                late,
+                3.0,
+                false,
+            )
+        };
+        SearchResult {
+            best: Some(step),
+            interval: (qps * 0.9, qps * 1.1),
+            confident: true,
+            ..SearchResult::default()
+        }
+    }
+
+    #[test]
+    fn a_looser_target_never_answers_below_another_configurations_stricter_answer() {
+        // GPU, tuned: 8x2 answered 2181 at 0.1 s (1 query of 6000 over 0.2 s); the
+        // tuner's pick for 0.2 s (batch 4) found only 1518 there.
+        let stricter = answer(2181.0, 0.1, 30, 0.2, 1);
+        let mut found = answer(1518.0, 0.2, 12, 0.1, 40);
+        found.confident = false;
+        found.interval = (0.0, 4702.0);
+        assert!(keep_monotone(&mut found, &stricter, 0.2));
+        let best = found.best.as_ref().unwrap();
+        assert_eq!(best.offered_qps, Some(2181.0));
+        assert_eq!(best.target_latency, Some(0.2));
+        assert_eq!((best.late, best.carried_from), (1, Some(0.1)));
+        assert!(best.passed && found.confident);
+        assert_eq!(found.interval, (2181.0 * 0.9, 4702.0));
+
+        // A search that failed everywhere is bounded the same way.
+        let mut failed = SearchResult::default();
+        assert!(keep_monotone(&mut failed, &stricter, 0.2));
+        assert_eq!(failed.best.and_then(|b| b.offered_qps), Some(2181.0));
+
+        // An answer at or above the stricter one stands, as does one whose stricter
+        // rival never counted this target.
+        let mut higher = answer(2300.0, 0.2, 10, 0.1, 70);
+        assert!(!keep_monotone(&mut higher, &stricter, 0.2));
+        assert_eq!(higher.best.and_then(|b| b.offered_qps), Some(2300.0));
+        let mut lower = answer(1518.0, 0.2, 12, 0.1, 40);
+        assert!(!keep_monotone(
+            &mut lower,
+            &answer(2181.0, 0.1, 30, 0.05, 0),
+            0.2
+        ));
+        assert_eq!(lower.best.and_then(|b| b.offered_qps), Some(1518.0));
     }
 
     #[test]
