@@ -57,13 +57,14 @@ fn name(signo: i32) -> &'static str {
 
 fn on_signal(signo: i32) {
     if note(signo) {
-        eprintln!(
+        // Step lines may be printing on stdout meanwhile: one write (see `note`).
+        crate::output::lines::note(&format!(
             "loadgen: interrupted ({}); finishing the current step and writing results (a second signal quits at once)",
             name(signo)
-        );
+        ));
         return;
     }
-    eprintln!("loadgen: interrupted twice, exiting now");
+    crate::output::lines::note("loadgen: interrupted twice, exiting now");
     // Wait for a write in progress, so that results.json is the old or the new one.
     let _guard = WRITING.try_lock_for(WRITE_GRACE);
     std::process::exit(exit_code());

@@ -7,7 +7,6 @@ use crate::measure::step::StepSummary;
 use crate::measure::tuning::Calibration;
 use crate::output::results::AccuracyReport;
 
-/// What a tuning candidate's calibration found (stderr).
 /// A diagnostic line on stderr, line and newline in one write: stderr is unbuffered and
 /// `eprintln!` writes them apart, so a log that tees stdout and stderr into one file
 /// (`scripts/run_local.sh`) could put a stdout line between them.
@@ -19,6 +18,7 @@ pub fn note(line: &str) {
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
 }
 
+/// What a tuning candidate's calibration found (stderr).
 pub fn calibration_line(candidate: &str, cal: &Calibration) -> String {
     let closed = if cal.capacity < cal.closed_loop {
         format!(" open loop ({:.1} closed loop)", cal.closed_loop)
