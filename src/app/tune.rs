@@ -221,6 +221,13 @@ fn calibrate_loaded(
         );
         let lone = step::run_open(&sut.pool, &spec, signals::flag())?;
         if !signals::interrupted() {
+            let capacity = tuning::partial_batch_capacity(
+                capacity,
+                c.workers,
+                c.batch_size,
+                probe.qps,
+                lone.mean,
+            );
             calibration = Some(Calibration {
                 servers: c.workers,
                 batch: c.batch_size,
@@ -259,12 +266,18 @@ pub(crate) fn reprobe(arm: &mut Arm, settings: &Settings, progress: &mut Progres
         return Ok(());
     }
     cal.closed_loop = again.qps;
-    cal.capacity = tuning::open_loop_capacity(
-        again.qps,
+    cal.capacity = tuning::partial_batch_capacity(
+        tuning::open_loop_capacity(
+            again.qps,
+            c.workers,
+            c.batch_size,
+            c.intra_threads,
+            arm.open_loop_call,
+        ),
         c.workers,
         c.batch_size,
-        c.intra_threads,
-        arm.open_loop_call,
+        again.qps,
+        cal.unloaded_mean,
     );
     arm.probe = again;
     Ok(())

@@ -79,6 +79,34 @@ pub fn erlang_c(c: usize, a: f64) -> f64 {
     b / (1.0 - rho + rho * b)
 }
 
+/// The capacity predictions start from for a batch candidate whose lone query (a call
+/// of one) takes longer on average than a full batch's call in its probe
+/// (`servers × batch / closed_loop`): what calls of one at the lone queries' mean
+/// allow, `servers / lone_mean`, where that is lower. Open loop below capacity a
+/// session that comes free takes what has arrived, mostly one query, so the closed
+/// loop's full batches are not what the candidate serves. Seen twice on an H200
+/// (ONNX Runtime CUDA, `16x1x0x4`): full batches 13.5 ms a call, lone queries 27.6
+/// and 55.5 ms; ranked on its closed loop (4,729 qps) it was searched for 0.2 s and
+/// answered 581 and 1,518 qps, where `16x1` (2,141 qps closed loop, lone 2.4 ms)
+/// answers 2,141. Every other candidate keeps its capacity: calls of fewer queries
+/// are quicker wherever batching works (ONNX Runtime on CPU, `2x1x0x4`: 46 ms alone,
+/// 167 ms for four).
+pub fn partial_batch_capacity(
+    capacity: f64,
+    servers: usize,
+    batch: usize,
+    closed_loop: f64,
+    lone_mean: f64,
+) -> f64 {
+    if batch > 1 && closed_loop > 0.0 && lone_mean > 0.0 {
+        let full_call = (servers * batch) as f64 / closed_loop;
+        if lone_mean > full_call {
+            return capacity.min(servers as f64 / lone_mean);
+        }
+    }
+    capacity
+}
+
 /// The least p99 a candidate can show once loaded: the lone query's, and for a batch
 /// candidate a full batch's call (`c = servers × batch / closed_loop`) plus the wait
 /// for a session to come free (up to `c / servers` with staggered sessions): near
@@ -258,6 +286,46 @@ mod tests {
         // Partial batches are quicker per call: the closed loop's figure stands.
         assert_eq!(open_loop_capacity(42.0, 1, 4, 2, Some(0.06)), 42.0);
         assert_eq!(open_loop_capacity(42.0, 1, 1, 2, None), 42.0);
+    }
+
+    /// The H200's figures (ONNX Runtime CUDA, 2026-12-04): a batch candidate whose
+    /// lone query is slower than its full batch's call ranks on calls of one, and
+    /// `16x1` is searched; on CPU (lone query quicker than four) nothing changes.
+    #[test]
+    fn a_batch_candidate_slower_alone_than_full_ranks_on_its_lone_calls() {
+        let single = Calibration {
+            servers: 16,
+            batch: 1,
+            capacity: 2141.8,
+            closed_loop: 2141.8,
+            unloaded_mean: 0.0024,
+            unloaded_p50: 0.0024,
+            unloaded_p99: 0.0029,
+            unloaded_cv2: 0.05,
+        };
+        let mut batched = Calibration {
+            batch: 4,
+            capacity: 4729.1,
+            closed_loop: 4729.1,
+            unloaded_mean: 0.0555,
+            unloaded_p50: 0.04,
+            unloaded_p99: 0.1389,
+            unloaded_cv2: 0.5,
+            ..single
+        };
+        for d in [Distribution::Linear, Distribution::Exponential] {
+            assert_eq!(ranking(&[batched, single], d, 0.2)[0], 0, "{d:?}");
+        }
+        batched.capacity =
+            partial_batch_capacity(batched.capacity, 16, 4, batched.closed_loop, 0.0555);
+        assert!((batched.capacity - 16.0 / 0.0555).abs() < 1e-9);
+        for d in [Distribution::Linear, Distribution::Exponential] {
+            assert_eq!(ranking(&[batched, single], d, 0.2)[0], 1, "{d:?}");
+        }
+        // CPU, 2x1x0x4: 48 qps closed loop (full batches 167 ms), 46 ms alone.
+        assert_eq!(partial_batch_capacity(48.0, 2, 4, 48.0, 0.046), 48.0);
+        // Batch 1 has no partial batches.
+        assert_eq!(partial_batch_capacity(20.0, 1, 1, 20.0, 0.5), 20.0);
     }
 
     /// A batch candidate with the same capacity as its batch-1 twin, whose lone
