@@ -1160,6 +1160,21 @@ mod tests {
             0.2
         ));
         assert_eq!(lower.best.and_then(|b| b.offered_qps), Some(1518.0));
+
+        // Three targets (the H200, linear): 16x1 answered 2125 at 0.05 s, which
+        // lifted 0.1 s; the answer lifted to 0.1 s bounds 0.2 s in turn (the pick,
+        // 16x1x0x4, found 2089 there).
+        let mut at_005 = answer(2125.0, 0.05, 40, 0.1, 3);
+        if let Some(b) = at_005.best.as_mut() {
+            b.late_also.push((0.2, 1));
+        }
+        let mut at_01 = answer(1980.0, 0.1, 10, 0.2, 2);
+        assert!(keep_monotone(&mut at_01, &at_005, 0.1));
+        let mut at_02 = answer(2089.0, 0.2, 5, 0.1, 50);
+        assert!(keep_monotone(&mut at_02, &at_01, 0.2));
+        let best = at_02.best.as_ref().unwrap();
+        assert_eq!((best.offered_qps, best.late), (Some(2125.0), 1));
+        assert!(best.passed);
     }
 
     #[test]
