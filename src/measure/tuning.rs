@@ -84,9 +84,9 @@ pub fn erlang_c(c: usize, a: f64) -> f64 {
 /// (`servers × batch / closed_loop`): what calls of one at the lone queries' mean
 /// allow, `servers / lone_mean`, where that is lower. Open loop below capacity a
 /// session that comes free takes what has arrived, mostly one query, so the closed
-/// loop's full batches are not what the candidate serves. Seen twice on an H200
-/// (ONNX Runtime CUDA, `16x1x0x4`): full batches 13.5 ms a call, lone queries 27.6
-/// and 55.5 ms; ranked on its closed loop (4,729 qps) it was searched for 0.2 s and
+/// loop's full batches are not what the candidate serves. Seen in four calibrations
+/// on H200s (ONNX Runtime CUDA, `16x1x0x4`): full batches 13.5 ms a call, lone queries
+/// 27.6–81.7 ms; ranked on its closed loop (4,729 qps) it was searched for 0.2 s and
 /// answered 581 and 1,518 qps, where `16x1` (2,141 qps closed loop, lone 2.4 ms)
 /// answers 2,141. Every other candidate keeps its capacity: calls of fewer queries
 /// are quicker wherever batching works (ONNX Runtime on CPU, `2x1x0x4`: 46 ms alone,
