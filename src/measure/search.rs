@@ -561,8 +561,9 @@ impl Search<'_> {
         // Rounds that measured nothing (the bisection reused pooled verdicts): a second
         // one in a row means the bracket cannot move without a new measurement.
         let mut idle_rounds = 0;
-        // A bracket the halving opened again below every pass taken back: its
-        // bisection is the search for a pass, which the settling budget does not cut.
+        // A bracket opened again below every pass taken back (by halving, or down to
+        // a stricter target's known pass): its bisection is the search for a pass,
+        // which the settling budget does not cut.
         let mut reopened = false;
         let mut steps_seen = usize::MAX;
         for _round in 0..4 * MAX_STEPS {
