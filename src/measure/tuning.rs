@@ -98,13 +98,16 @@ pub fn partial_batch_capacity(
     closed_loop: f64,
     lone_mean: f64,
 ) -> f64 {
-    if batch > 1 && closed_loop > 0.0 && lone_mean > 0.0 {
-        let full_call = (servers * batch) as f64 / closed_loop;
-        if lone_mean > full_call {
-            return capacity.min(servers as f64 / lone_mean);
-        }
+    match full_batch_call(servers, batch, closed_loop) {
+        Some(call) if lone_mean > call => capacity.min(servers as f64 / lone_mean),
+        _ => capacity,
     }
-    capacity
+}
+
+/// A full batch's call in the closed-loop probe, `servers × batch / closed_loop`
+/// seconds; `None` for batch 1 or without a probe.
+fn full_batch_call(servers: usize, batch: usize, closed_loop: f64) -> Option<f64> {
+    (batch > 1 && closed_loop > 0.0).then(|| (servers * batch) as f64 / closed_loop)
 }
 
 /// The least p99 a candidate can show once loaded: the lone query's, and for a batch
@@ -127,12 +130,8 @@ pub fn full_batch_floor(cal: &Calibration) -> f64 {
 /// [`full_batch_floor`] from a closed-loop capacity alone, before the rest of the
 /// calibration.
 pub fn batch_floor(servers: usize, batch: usize, closed_loop: f64) -> f64 {
-    if batch > 1 && closed_loop > 0.0 {
-        let call = (servers * batch) as f64 / closed_loop;
-        call * (1.0 + 1.0 / servers.max(1) as f64)
-    } else {
-        0.0
-    }
+    full_batch_call(servers, batch, closed_loop)
+        .map_or(0.0, |call| call * (1.0 + 1.0 / servers.max(1) as f64))
 }
 
 /// How fast a candidate typically answers once loaded: like [`latency_floor`], but
