@@ -399,6 +399,13 @@ struct Decision {
     next_fail_confident: bool,
 }
 
+/// The last step was spoiled by the generator or the machine on its last retry.
+fn stayed_spoiled(steps: &[StepSummary]) -> bool {
+    steps
+        .last()
+        .is_some_and(|s| s.verdict.spoiled() && s.retries >= MAX_RETRIES)
+}
+
 /// The search for one distribution and target.
 pub struct Search<'a> {
     pub runner: &'a mut dyn StepRunner,
@@ -411,6 +418,23 @@ pub struct Search<'a> {
 }
 
 impl Search<'_> {
+    /// Whether the search ends on a rate that stayed spoiled through its retries
+    /// (pauses included): the machine cannot be measured on now, and further steps
+    /// would be spoiled too or count its slowness against the system. The caller
+    /// stops only where an answer stands; this adds the warning that says so.
+    fn stop_spoiled(&self, out: &mut SearchResult) -> bool {
+        let Some(rate) = out.steps.last().filter(|_| stayed_spoiled(&out.steps)) else {
+            return false;
+        };
+        let rate = rate.offered_qps.unwrap_or(0.0);
+        out.warnings.push(format!(
+            "{} {}: the search stopped at {rate} qps, which stayed spoiled; the answer stands on the steps before it",
+            self.dist.as_str(),
+            self.target.as_secs_f64()
+        ));
+        true
+    }
+
     /// Runs one step with a fresh seed, again (up to [`MAX_RETRIES`] times, after a
     /// pause) when the generator or the machine spoiled it.
     fn measure(&mut self, qps: f64, out: &mut SearchResult) -> Result<bool, SearchStop> {
@@ -428,8 +452,9 @@ impl Search<'_> {
             }
             if retries >= MAX_RETRIES {
                 out.warnings.push(format!(
-                    "{} {} qps failed {} times while the load generator or the machine fell behind; counted as a failure, but the answer for this target may be limited by this machine, not the system",
+                    "{} {}: {} qps failed {} times while the load generator or the machine fell behind: it says nothing about the system, and the answer for this target may be limited by this machine",
                     self.dist.as_str(),
+                    self.target.as_secs_f64(),
                     qps,
                     retries + 1
                 ));
@@ -582,6 +607,13 @@ impl Search<'_> {
             {
                 break;
             }
+            // A confirmation that stayed spoiled (see `stop_spoiled`).
+            if stayed_spoiled(&out.steps)
+                && self.settle(&mut out, &carried, &mut rule).best.is_some()
+                && self.stop_spoiled(&mut out)
+            {
+                break;
+            }
             if out.steps.len() > MAX_STEPS {
                 out.warnings.push(format!(
                     "{} {}: the search stopped after {MAX_STEPS} steps without settling",
@@ -617,6 +649,10 @@ impl Search<'_> {
                 } else {
                     self.measure(mid, &mut out)?
                 };
+                if stayed_spoiled(&out.steps) {
+                    // Not a fail: the bracket stays, and the search ends below.
+                    break;
+                }
                 if passed {
                     lo = mid;
                 } else {
@@ -654,6 +690,9 @@ impl Search<'_> {
                 }
                 break;
             };
+            if self.stop_spoiled(&mut out) {
+                break;
+            }
             let rate = out.steps[b].offered_qps.unwrap_or(0.0);
             let next_hi = d.next_fail.unwrap_or(top);
             if rate != lo || next_hi != hi {
@@ -805,9 +844,11 @@ mod tests {
         run_search(q, dist, target_ms, bounds(cap), seed, &[])
     }
 
-    /// A machine that serves its first `slow` steps at half speed, then recovers.
+    /// A machine that serves `after` steps at full speed, then `slow` steps at half
+    /// speed, then recovers.
     struct Spell {
         q: VirtualQueue,
+        after: usize,
         slow: usize,
         reference: Option<ServiceTimes>,
         pauses: Vec<u32>,
@@ -825,8 +866,13 @@ mod tests {
             let mut spec = StepSpec::judged(dist, qps, 10.0, 100, Some(target), seed, 0.99);
             spec.burst = burst;
             spec.service_ref = self.reference;
-            self.q.slowdown = if self.slow > 0 { 2.0 } else { 1.0 };
-            self.slow = self.slow.saturating_sub(1);
+            let slow = self.after == 0 && self.slow > 0;
+            self.q.slowdown = if slow { 2.0 } else { 1.0 };
+            if self.after > 0 {
+                self.after -= 1;
+            } else {
+                self.slow = self.slow.saturating_sub(1);
+            }
             Ok(self.q.run(&spec))
         }
 
@@ -844,6 +890,7 @@ mod tests {
         let run = |reference: Option<ServiceTimes>| {
             let mut spell = Spell {
                 q: VirtualQueue::new(1, law, 10.0, 100),
+                after: 0,
                 slow: 2,
                 reference,
                 pauses: Vec::new(),
@@ -870,6 +917,43 @@ mod tests {
             blind.steps[1].offered_qps < Some(200.0),
             "{:?}",
             blind.steps[1]
+        );
+    }
+
+    #[test]
+    fn a_machine_that_stays_slow_ends_the_search_on_the_answer_it_has() {
+        // D/D/1, 5 ms, 20 ms target: 400 qps fails on its own (overload at full
+        // speed), 200 passes, and from the third step on the machine runs at half
+        // speed for good. The rate tried next stays spoiled through its retries: it
+        // says nothing about the system, so it neither lowers the bracket nor leads
+        // to more steps on a machine that cannot be measured on; 200 stands.
+        let law = ServiceLaw::Fixed(0.005);
+        let mut spell = Spell {
+            q: VirtualQueue::new(1, law, 10.0, 100),
+            after: 2,
+            slow: usize::MAX,
+            reference: Some(law.probe_times(200, 1)),
+            pauses: Vec::new(),
+        };
+        let r = run_search(&mut spell, Distribution::Linear, 20, bounds(400.0), 1, &[]);
+        let rates: Vec<f64> = r.steps.iter().filter_map(|s| s.offered_qps).collect();
+        assert_eq!(rates.len(), 5, "{rates:?}");
+        assert_eq!(rates[..2], [400.0, 200.0]);
+        assert!(rates[2] > 200.0 && rates[2] < 400.0 && rates[2..].iter().all(|&q| q == rates[2]));
+        assert!(r.steps[2..]
+            .iter()
+            .all(|s| s.verdict == Verdict::MachineSlow));
+        assert_eq!(spell.pauses, vec![1, 2]);
+        assert_eq!(r.best.unwrap().offered_qps, Some(200.0));
+        assert_eq!(
+            r.interval.1, 400.0,
+            "a spoiled rate is no fail: {:?}",
+            r.interval
+        );
+        assert!(
+            r.warnings.len() == 2 && r.warnings[1].contains("stopped at"),
+            "{:?}",
+            r.warnings
         );
     }
 
