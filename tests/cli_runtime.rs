@@ -237,13 +237,31 @@ fn run_on_onnx_runtime_writes_a_valid_results_file_with_accuracy() {
         "ResNet-50 at ~40 ms serves something within 0.5 s: {stdout}"
     );
     // No configuration was pinned: every candidate was calibrated on the real
-    // runtime, and the answer names the one it was measured on.
+    // runtime, and the answer names the one it was measured on. A batch candidate
+    // may be left out after its probe where a full batch takes over 1.5 × the target
+    // (on this VM with a busy core: 874 ms for 2x1x0x4 against 750 ms); the error
+    // says so, and the batch-1 candidates are calibrated in full.
     let configs = doc["configurations"].as_array().expect("a tuned run");
     assert!(configs.len() >= 2, "{configs:?}");
     for c in configs {
         let cap = c["calibration"]["capacity"].as_f64().unwrap_or(0.0);
-        assert!(cap > 0.0, "every candidate served something: {c}");
+        let left_out = c["batch_size"].as_u64() > Some(1)
+            && c["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("it cannot meet any target"));
+        assert!(
+            cap > 0.0 || left_out,
+            "every candidate served something: {c}"
+        );
     }
+    assert!(
+        configs
+            .iter()
+            .filter(|c| c["batch_size"].as_u64() == Some(1))
+            .count()
+            >= 2,
+        "{configs:?}"
+    );
     let chosen = &doc["results"]["linear"]["0.5"]["config"]["name"];
     assert!(
         configs.iter().any(|c| &c["name"] == chosen),
