@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The truth benchmark (issue 8, SPEC §8): does the search find the answer queueing
 # theory knows, run after run? For each queue and seed it runs `loadgen run` on the sim
-# backend and prints the answer, its interval, the error against theory and the time.
+# backend and prints the answer, its interval, the error against theory and the time;
+# for M/M/1 also the late queries its steps from 15 % below to 5 % above theory saw,
+# against what theory expects of them (`near-theory late 51 of 6535 (theory 32)`: that
+# seed's draws were unlucky there, not the search).
 #
 #   scripts/bench_search.sh [SEEDS] [TIME]     (default: 5 seeds, --time 10)
 #   QUEUES="M/D/1 M/M/2" scripts/bench_search.sh   (only those queues)
@@ -41,10 +44,23 @@ run_queue() { # name law dist target theory threads [rate the interval should co
       --max-latency "$target" --no-accuracy --quiet --time "$time_s" --seed "$seed" \
       --output "$out/$name.$seed.json" 2>/dev/null | grep '^===RESULT')
     end=$(date +%s)
-    python3 - "$name" "$seed" "$theory" "$((end - start))" "$line" "$out/summary" "$cover" <<'PY'
-import re, sys
+    python3 - "$name" "$seed" "$theory" "$((end - start))" "$line" "$out/summary" "$cover" "$out/$name.$seed.json" <<'PY'
+import json, math, re, sys
 name, seed, theory, secs, line, summary = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 want = float(sys.argv[7])
+# M/M/1 only (its late fraction is e^-(mu - lambda)T): the late queries this run's
+# steps within 15 % below to 5 % above theory saw, against what theory expects of
+# them. Far more than expected means the run's random draws were unlucky there (the
+# sim and the schedules are seeded, so a seed replays nearly the same draws), and an
+# answer below the band then follows its data rather than a fault of the search.
+luck = ""
+if name == "M/M/1":
+    steps = [s for d in json.load(open(sys.argv[8]))["scan"].values() for s in d.values()]
+    near = [s for s in steps if s.get("offered_qps") and 0.85 * theory <= s["offered_qps"] <= 1.05 * theory]
+    judged = sum(s["judged"] for s in near)
+    late = sum(s["late"] for s in near)
+    expect = sum(s["judged"] * math.exp(-(200 - s["offered_qps"]) * 0.05) for s in near)
+    luck = f" near-theory late {late} of {judged} (theory {expect:.0f})"
 q = re.search(r"qps=([0-9.]+|FAIL)", line).group(1)
 lo, hi = map(float, re.search(r"interval=([0-9.]+)-([0-9.]+)", line).groups())
 v = 0.0 if q == "FAIL" else float(q)
@@ -54,7 +70,7 @@ with open(summary, "a") as f:
 if q == "FAIL":
     print(f"{name} seed={seed} FAIL interval={lo}-{hi} time={secs}s")
 else:
-    print(f"{name} seed={seed} qps={v:g} error={100 * (v / theory - 1):+.1f}% interval={lo:g}-{hi:g} ({'covers' if cover else 'MISSES'} {want:g}) time={secs}s")
+    print(f"{name} seed={seed} qps={v:g} error={100 * (v / theory - 1):+.1f}% interval={lo:g}-{hi:g} ({'covers' if cover else 'MISSES'} {want:g}) time={secs}s{luck}")
 PY
   done
   python3 - "$name" "$theory" "$out/summary" <<'PY'
