@@ -59,7 +59,8 @@ if name == "M/M/1":
     near = [s for s in steps if s.get("offered_qps") and 0.85 * theory <= s["offered_qps"] <= 1.05 * theory]
     judged = sum(s["judged"] for s in near)
     late = sum(s["late"] for s in near)
-    expect = sum(s["judged"] * math.exp(-(200 - s["offered_qps"]) * 0.05) for s in near)
+    mu, t = 200.0, 0.05  # exp:5ms service, T = 50 ms
+    expect = sum(s["judged"] * math.exp(-(mu - s["offered_qps"]) * t) for s in near)
     luck = f" near-theory late {late} of {judged} (theory {expect:.0f})"
 q = re.search(r"qps=([0-9.]+|FAIL)", line).group(1)
 lo, hi = map(float, re.search(r"interval=([0-9.]+)-([0-9.]+)", line).groups())
@@ -68,7 +69,7 @@ cover = lo <= want <= hi
 with open(summary, "a") as f:
     f.write(f"{v} {int(cover)}\n")
 if q == "FAIL":
-    print(f"{name} seed={seed} FAIL interval={lo}-{hi} time={secs}s")
+    print(f"{name} seed={seed} FAIL interval={lo}-{hi} time={secs}s{luck}")
 else:
     print(f"{name} seed={seed} qps={v:g} error={100 * (v / theory - 1):+.1f}% interval={lo:g}-{hi:g} ({'covers' if cover else 'MISSES'} {want:g}) time={secs}s{luck}")
 PY
