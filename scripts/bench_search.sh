@@ -44,7 +44,7 @@ run_queue() { # name law dist target theory threads [rate the interval should co
       --max-latency "$target" --no-accuracy --quiet --time "$time_s" --seed "$seed" \
       --output "$out/$name.$seed.json" 2>/dev/null | grep '^===RESULT')
     end=$(date +%s)
-    python3 - "$name" "$seed" "$theory" "$((end - start))" "$line" "$out/summary" "$cover" "$out/$name.$seed.json" <<'PY'
+    python3 - "$name" "$seed" "$theory" "$((end - start))" "$line" "$out/summary" "$cover" "$out/$name.$seed.json" "$law" "$target" <<'PY'
 import json, math, re, sys
 name, seed, theory, secs, line, summary = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 want = float(sys.argv[7])
@@ -59,7 +59,9 @@ if name == "M/M/1":
     near = [s for s in steps if s.get("offered_qps") and 0.85 * theory <= s["offered_qps"] <= 1.05 * theory]
     judged = sum(s["judged"] for s in near)
     late = sum(s["late"] for s in near)
-    mu, t = 200.0, 0.05  # exp:5ms service, T = 50 ms
+    # mu and T from this queue's own arguments (law exp:<ms>ms, target in seconds).
+    mu = 1e3 / float(re.fullmatch(r"exp:([0-9.]+)ms", sys.argv[9]).group(1))
+    t = float(sys.argv[10])
     expect = sum(s["judged"] * math.exp(-(mu - s["offered_qps"]) * t) for s in near)
     luck = f" near-theory late {late} of {judged} (theory {expect:.0f})"
 q = re.search(r"qps=([0-9.]+|FAIL)", line).group(1)
