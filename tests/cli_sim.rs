@@ -168,6 +168,12 @@ fn mm1_search_agrees_with_queueing_theory() {
         q >= theory * 0.80 && q <= theory * 1.20,
         "qps {q}, theory {theory:.1}\n{out}"
     );
+    // The probe's calls vary as an exponential law's do (cv ≈ 1): its capacity to
+    // 1.5 % needs ~4,400 calls, more than the longest probe (2 × --time = 6 s) gets
+    // at 500/s, so it runs those 6 s (to its last call's end) however fast the machine.
+    let doc = read_json(&out_path);
+    let probe = doc["capacity_probe"]["runtime"].as_f64().unwrap();
+    assert!((5.9..7.0).contains(&probe), "the probe ran {probe} s");
 }
 
 #[test]

@@ -4,7 +4,6 @@
 //! searches each target on the most promising candidate only.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 
@@ -83,11 +82,12 @@ pub(crate) fn probe(
 ) -> Result<StepSummary> {
     let probe_time = step::probe_seconds(settings.time);
     progress.stage(label, &format!("{probe_time:.0} s closed loop"));
-    let probe = step::run_closed(
-        &sut.pool,
-        Duration::from_secs_f64(probe_time),
-        signals::flag(),
-    )?;
+    let probe = step::run_probe(&sut.pool, settings.time, signals::flag(), |extra| {
+        progress.stage(
+            label,
+            &format!("{extra:.0} s more closed loop: the calls' times vary"),
+        );
+    })?;
     if probe.count == 0 && !signals::interrupted() {
         anyhow::bail!(
             "the capacity probe completed no query in {probe_time:.0} s{}",

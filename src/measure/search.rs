@@ -1443,8 +1443,9 @@ mod harness {
     /// --nocapture`: answers, coverage and virtual seconds over many seeds of a queue
     /// whose answer is known (`QUEUE`, see [`Queue`]; `TIME` sets `--time`, `FIRST`
     /// the first seed, `CAP` the probed capacity, the exact one by default: real
-    /// probes of the M/M/1 sim read 188–196; `PROBE=1` draws it per seed as the real
-    /// probe measures it, `--time`/4 of closed-loop service; `SHOW=seed` lists that
+    /// probes of the M/M/1 sim read 185–206 in 2.5 s; `PROBE=1` draws it per seed as
+    /// the real probe measures it, `--time`/4 of closed-loop service and then the
+    /// [`crate::measure::step::probe_extension`] (`PROBE_EXTEND=0`: without it); `SHOW=seed` lists that
     /// seed's steps). A design aid, not a check: try a change on a second set of seeds
     /// (`FIRST=401`) before believing a gain on the first.
     #[test]
@@ -1462,24 +1463,45 @@ mod harness {
             if knob("PROBE", 0u64) == 0 {
                 return knob("CAP", exact);
             }
-            let probe = crate::measure::step::probe_seconds(secs);
+            let first = crate::measure::step::probe_seconds(secs);
             let mut rng = SmallRng::seed_from_u64(mix_seed(seed, u64::MAX));
             let exp = Exp::new(1.0 / queue.mean()).unwrap();
-            let mut n = 0u32;
-            for _ in 0..queue.servers {
-                let mut t = 0.0;
-                loop {
-                    t += match queue.law {
-                        ServiceLaw::Exp(_) => exp.sample(&mut rng),
-                        ServiceLaw::Fixed(d) => d,
-                    };
-                    if t > probe {
-                        break;
+            let mut draw = || match queue.law {
+                ServiceLaw::Exp(_) => exp.sample(&mut rng),
+                ServiceLaw::Fixed(d) => d,
+            };
+            // Every server's completions by `until`, continuing from `clock`, and the
+            // calls' sum and sum of squares, as the workers record them.
+            let mut clock = vec![0.0; queue.servers];
+            let (mut n, mut sum, mut sq) = (0u64, 0.0, 0.0);
+            let mut serve = |until: f64, n: &mut u64, sum: &mut f64, sq: &mut f64| {
+                for t in &mut clock {
+                    loop {
+                        let s = draw();
+                        if *t + s > until {
+                            // The call in flight at the end is cut, as the pool's stop is.
+                            *t = until;
+                            break;
+                        }
+                        *t += s;
+                        *n += 1;
+                        *sum += s;
+                        *sq += s * s;
                     }
-                    n += 1;
+                }
+            };
+            serve(first, &mut n, &mut sum, &mut sq);
+            let mut probe = first;
+            if knob("PROBE_EXTEND", 1u64) == 1 {
+                let m = sum / n as f64;
+                let sd = ((sq - n as f64 * m * m).max(0.0) / (n as f64 - 1.0)).sqrt();
+                let extra = crate::measure::step::probe_extension(secs, first, n, sd / m);
+                if extra > 0.0 {
+                    probe += extra;
+                    serve(probe, &mut n, &mut sum, &mut sq);
                 }
             }
-            f64::from(n) / probe
+            n as f64 / probe
         };
         let mut errs = Vec::new();
         let mut covered = 0;

@@ -790,10 +790,29 @@ fn run_open_raw(
     })
 }
 
-/// How long the closed-loop capacity probe runs for steps of `step_seconds`: a quarter
-/// of a step, 1–5 s (long enough to average a noisy service, short next to the search).
+/// How long the closed-loop capacity probe runs at least for steps of `step_seconds`:
+/// a quarter of a step, 1–5 s (enough for a steady service, short next to the search).
 pub fn probe_seconds(step_seconds: f64) -> f64 {
     (step_seconds / 4.0).clamp(1.0, 5.0)
+}
+
+/// The capacity probe's relative standard error it runs on for: the search halves
+/// from the probe, so a probe a few percent low moves every rate it tries.
+pub const PROBE_PRECISION: f64 = 0.015;
+
+/// Seconds to add to a probe that ran `elapsed` s and made `calls` calls with
+/// coefficient of variation `cv`, so that its capacity's relative standard error
+/// (`cv / √calls`) reaches [`PROBE_PRECISION`]; the whole probe runs at most 2 steps
+/// (30 s). A steady service (ResNet-50's calls here, cv ≈ 0.05) needs no more;
+/// an exponential one (cv = 1) needs 4,444 calls.
+pub fn probe_extension(step_seconds: f64, elapsed: f64, calls: u64, cv: f64) -> f64 {
+    if calls == 0 || elapsed <= 0.0 || !cv.is_finite() {
+        return 0.0;
+    }
+    let needed = (cv / PROBE_PRECISION).powi(2);
+    let longest = (2.0 * step_seconds).clamp(probe_seconds(step_seconds), 30.0);
+    let wanted = elapsed * needed / calls as f64;
+    (wanted.min(longest) - elapsed).max(0.0)
 }
 
 /// Runs the pool closed-loop for `duration`: every worker sends its next batch as soon
@@ -803,6 +822,42 @@ pub fn run_closed(
     duration: Duration,
     interrupt: &AtomicBool,
 ) -> Result<StepSummary, BackendError> {
+    let (stats, runtime) = closed_stats(pool, duration, interrupt)?;
+    Ok(closed_summary(&stats, runtime, interrupt))
+}
+
+/// The closed-loop capacity probe for steps of `step_seconds`: [`probe_seconds`],
+/// then, when the calls vary so much that the capacity is not yet known to
+/// [`PROBE_PRECISION`], the [`probe_extension`] (announced through `extending`
+/// with its seconds first), pooled with the first part.
+pub fn run_probe(
+    pool: &WorkerPool,
+    step_seconds: f64,
+    interrupt: &AtomicBool,
+    mut extending: impl FnMut(f64),
+) -> Result<StepSummary, BackendError> {
+    let first = Duration::from_secs_f64(probe_seconds(step_seconds));
+    let (mut stats, mut runtime) = closed_stats(pool, first, interrupt)?;
+    let cv = match (stats.service.mean(), stats.service.sd()) {
+        (Some(m), Some(sd)) if m > 0.0 => sd / m,
+        _ => 0.0,
+    };
+    let extra = probe_extension(step_seconds, runtime, stats.service.calls, cv);
+    if extra > 0.0 && stats.errors == 0 && !interrupt.load(Ordering::Relaxed) {
+        extending(extra);
+        let (more, more_runtime) = closed_stats(pool, Duration::from_secs_f64(extra), interrupt)?;
+        stats.merge(&more);
+        runtime += more_runtime;
+    }
+    Ok(closed_summary(&stats, runtime, interrupt))
+}
+
+/// One closed-loop run's merged figures and its seconds (to the last completion).
+fn closed_stats(
+    pool: &WorkerPool,
+    duration: Duration,
+    interrupt: &AtomicBool,
+) -> Result<(WorkerStats, f64), BackendError> {
     let epoch = Instant::now();
     let until = epoch + duration;
     pool.begin_closed(epoch, until);
@@ -814,8 +869,12 @@ pub fn run_closed(
     pool.stop();
     let s = pool.collect()?;
     let runtime = s.last_completion_ns as f64 / 1e9;
+    Ok((s, runtime))
+}
+
+fn closed_summary(s: &WorkerStats, runtime: f64, interrupt: &AtomicBool) -> StepSummary {
     let interrupted = interrupt.load(Ordering::Relaxed);
-    Ok(StepSummary {
+    StepSummary {
         qps: if runtime > 0.0 {
             s.completed as f64 / runtime
         } else {
@@ -845,7 +904,7 @@ pub fn run_closed(
         service: s.service,
         error: s.first_error.clone(),
         ..StepSummary::default()
-    })
+    }
 }
 
 /// A passing step with known figures, for the tests of the output formats.
@@ -894,6 +953,28 @@ mod tests {
         (0..n)
             .map(|_| CachePadded::new(LiveCounters::default()))
             .collect()
+    }
+
+    #[test]
+    fn the_probe_runs_on_until_its_capacity_is_known_to_1_5_percent() {
+        // Exponential calls at 200/s (cv 1): 4,444 calls, 22.2 s, cut at 2 steps.
+        assert!((probe_extension(10.0, 2.5, 500, 1.0) - 17.5).abs() < 1e-9);
+        // cv 0.5: 1,111 calls at 200/s are 5.56 s, 3.06 s more than the first 2.5.
+        let half = probe_extension(10.0, 2.5, 500, 0.5);
+        assert!(
+            (half - (2.5 * 1111.11 / 500.0 - 2.5)).abs() < 1e-3,
+            "{half}"
+        );
+        // ResNet-50's steady calls (cv 0.05, 11 needed) and a fixed law need no more.
+        assert_eq!(probe_extension(10.0, 2.5, 52, 0.05), 0.0);
+        assert_eq!(probe_extension(10.0, 2.5, 500, 0.0), 0.0);
+        // The longest probe is 2 steps, never below the first part nor above 30 s.
+        assert!((probe_extension(1.0, 1.0, 100, 1.0) - 1.0).abs() < 1e-9);
+        assert!((probe_extension(0.2, 1.0, 100, 1.0)).abs() < 1e-9);
+        assert!((probe_extension(60.0, 5.0, 100, 1.0) - 25.0).abs() < 1e-9);
+        // Nothing measured, nothing to extend.
+        assert_eq!(probe_extension(10.0, 2.5, 0, 1.0), 0.0);
+        assert_eq!(probe_extension(10.0, 2.5, 500, f64::NAN), 0.0);
     }
 
     #[test]
