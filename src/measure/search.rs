@@ -1337,6 +1337,7 @@ mod tests {
 #[cfg(test)]
 mod harness {
     use super::*;
+    use crate::measure::stats::ServiceTimes;
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
@@ -1470,38 +1471,36 @@ mod harness {
                 ServiceLaw::Exp(_) => exp.sample(&mut rng),
                 ServiceLaw::Fixed(d) => d,
             };
-            // Every server's completions by `until`, continuing from `clock`, and the
-            // calls' sum and sum of squares, as the workers record them.
+            // Every server's completed calls by `until`, continuing from `clock`, as
+            // the workers record them. The call in flight at `until` is dropped (the
+            // pool finishes and counts it, its runtime running to that call's end: the
+            // same rate in expectation).
             let mut clock = vec![0.0; queue.servers];
-            let (mut n, mut sum, mut sq) = (0u64, 0.0, 0.0);
-            let mut serve = |until: f64, n: &mut u64, sum: &mut f64, sq: &mut f64| {
+            let mut calls = ServiceTimes::default();
+            let mut serve = |until: f64, calls: &mut ServiceTimes| {
                 for t in &mut clock {
                     loop {
                         let s = draw();
                         if *t + s > until {
-                            // The call in flight at the end is cut, as the pool's stop is.
                             *t = until;
                             break;
                         }
                         *t += s;
-                        *n += 1;
-                        *sum += s;
-                        *sq += s * s;
+                        calls.record((s * 1e9) as u64);
                     }
                 }
             };
-            serve(first, &mut n, &mut sum, &mut sq);
+            serve(first, &mut calls);
             let mut probe = first;
             if knob("PROBE_EXTEND", 1u64) == 1 {
-                let m = sum / n as f64;
-                let sd = ((sq - n as f64 * m * m).max(0.0) / (n as f64 - 1.0)).sqrt();
-                let extra = crate::measure::step::probe_extension(secs, first, n, sd / m);
+                let cv = calls.cv().unwrap_or(0.0);
+                let extra = crate::measure::step::probe_extension(secs, first, calls.calls, cv);
                 if extra > 0.0 {
                     probe += extra;
-                    serve(probe, &mut n, &mut sum, &mut sq);
+                    serve(probe, &mut calls);
                 }
             }
-            n as f64 / probe
+            calls.calls as f64 / probe
         };
         let mut errs = Vec::new();
         let mut covered = 0;

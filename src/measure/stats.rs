@@ -175,6 +175,13 @@ impl ServiceTimes {
         })
     }
 
+    /// Coefficient of variation of one call's seconds (the capacity probe's
+    /// precision is this over √calls).
+    pub fn cv(&self) -> Option<f64> {
+        let m = self.mean()?;
+        Some(self.sd()? / m).filter(|cv| cv.is_finite())
+    }
+
     /// Whether calls with these figures are slower than `reference` by more than
     /// [`SLOWDOWN_TOLERANCE`] plus three standard errors of this mean (so that a
     /// few calls of a widely spread service time do not count as a slowdown). Needs

@@ -838,10 +838,7 @@ pub fn run_probe(
 ) -> Result<StepSummary, BackendError> {
     let first = Duration::from_secs_f64(probe_seconds(step_seconds));
     let (mut stats, mut runtime) = closed_stats(pool, first, interrupt)?;
-    let cv = match (stats.service.mean(), stats.service.sd()) {
-        (Some(m), Some(sd)) if m > 0.0 => sd / m,
-        _ => 0.0,
-    };
+    let cv = stats.service.cv().unwrap_or(0.0);
     let extra = probe_extension(step_seconds, runtime, stats.service.calls, cv);
     if extra > 0.0 && stats.errors == 0 && !interrupt.load(Ordering::Relaxed) {
         extending(extra);
