@@ -796,8 +796,8 @@ pub fn probe_seconds(step_seconds: f64) -> f64 {
     (step_seconds / 4.0).clamp(1.0, 5.0)
 }
 
-/// The capacity probe's relative standard error it runs on for: the search halves
-/// from the probe, so a probe a few percent low moves every rate it tries.
+/// The relative standard error the capacity probe runs on until it reaches: the
+/// search halves from the probe, so a probe a few percent low moves every rate it tries.
 pub const PROBE_PRECISION: f64 = 0.015;
 
 /// Seconds to add to a probe that ran `elapsed` s and made `calls` calls with
