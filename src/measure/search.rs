@@ -1353,7 +1353,9 @@ mod harness {
 
     /// A queue whose answer theory knows: `QUEUE=mm1` (the default; M/M/1 at 5 ms,
     /// T = 50 ms), `md1` (Poisson arrivals, fixed 5 ms service, T = 50 ms) or `mm2`
-    /// (two servers at an exponential 10 ms, T = 100 ms), all with Poisson arrivals.
+    /// (two servers at an exponential 10 ms, T = 100 ms) or `mm1fast` (M/M/1 at 2 ms,
+    /// T = 50 ms: `tests/cli_sim.rs`'s queue, best run with `TIME=3`), all with
+    /// Poisson arrivals.
     struct Queue {
         servers: usize,
         law: ServiceLaw,
@@ -1369,6 +1371,8 @@ mod harness {
             let (servers, law, target) = match name {
                 "md1" => (1, ServiceLaw::Fixed(0.005), 0.05),
                 "mm2" => (2, ServiceLaw::Exp(0.010), 0.1),
+                // tests/cli_sim.rs's M/M/1: its answer at 0.82 of the capacity.
+                "mm1fast" => (1, ServiceLaw::Exp(0.002), 0.05),
                 _ => (1, ServiceLaw::Exp(0.005), 0.05),
             };
             Queue {
@@ -1543,8 +1547,8 @@ mod harness {
             if knob("SHOW", 0u64) == seed {
                 for s in &q.steps {
                     println!(
-                        "  {:6.1} issued {:5} planned {:5} late {:3} runs {:3} stop {:?} verdict {:?} conf {} burst-in {:?}",
-                        s.offered_qps.unwrap(), s.issued, s.planned, s.late, s.late_episodes, s.stop, s.verdict, s.confident, s.seed % 1000
+                        "  {:6.1} issued {:5} planned {:5} late {:3} runs {:3} stop {:?} verdict {:?} conf {} burst-in {:?} p99.9 {:?}",
+                        s.offered_qps.unwrap(), s.issued, s.planned, s.late, s.late_episodes, s.stop, s.verdict, s.confident, s.seed % 1000, s.percentiles.find(99.9)
                     );
                 }
             }
