@@ -309,7 +309,8 @@ fn pooled_evidence(rule: &mut Rule, p: &Point, burst: f64) -> Evidence {
     rule.evidence(judged, late)
 }
 
-/// Whether no step was measured within [`NEIGHBOURHOOD`] above the answer `rate`.
+/// Whether steps were measured above the answer `rate` but none within
+/// [`NEIGHBOURHOOD`] of it.
 /// The pooled evidence can take an answer down past rates never measured (passes
 /// above it rejected by their neighbourhood, e.g. down to the halving's first pass
 /// at half the capacity): the gap is then the search for a pass, which neither the
