@@ -1440,6 +1440,9 @@ mod harness {
                 "mm2" => (2, ServiceLaw::Exp(0.010), 0.1),
                 // tests/cli_sim.rs's M/M/1: its answer at 0.82 of the capacity.
                 "mm1fast" => (1, ServiceLaw::Exp(0.002), 0.05),
+                // Few queries a step: ~11 qps, where a 10 s step holds ~100 queries
+                // and no pass can be confident (the real runs' exponential 0.2).
+                "mm1slow" => (1, ServiceLaw::Exp(0.05), 0.5),
                 _ => (1, ServiceLaw::Exp(0.005), 0.05),
             };
             Queue {
