@@ -260,7 +260,7 @@ fn clear_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
         })
 }
 
-/// Every step at `rate` judged against `target` had no late query, and one did.
+/// There are steps at `rate`, and none of them had a query later than `target`.
 fn clean_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
     let mut at = steps
         .iter()
@@ -372,7 +372,7 @@ const NEIGHBOURHOOD: f64 = 0.03;
 /// `lo`: a cliff, where no measurement at `rate` could become the answer or take
 /// `lo` back. Every step at `lo` had no late query (creeping tails have some: a
 /// step between them could pool `lo` away), the steps within [`NEIGHBOURHOOD`]
-/// above `rate` are [`OVERLOADED`], and they hold more late queries than 1 % of all
+/// above `rate` are [`OVERLOADED`] taken together, and they hold more late queries than 1 % of all
 /// the queries there plus all the bisection may still gather at `rate` (up to
 /// `CONFIRMATIONS_PER_RATE` + 1 steps in all, each its planned length, where a step
 /// with no late query stops), so [`decide`] could never take `rate`. Just below
