@@ -1317,11 +1317,11 @@ mod tests {
         assert!(runner.0.is_empty());
     }
 
-    /// Late counts by rate: every rate up to 25 qps is clean, every rate above 26 is
-    /// overloaded, and 26 is lucky on its first step only (2 of 260), failing after.
-    struct LuckyOnce(Vec<f64>);
+    /// A runner whose late count is a function of the rate, the step's queries and
+    /// the rates tried before (the first field: every rate asked for, in order).
+    struct ByRate(Vec<f64>, fn(f64, u64, &[f64]) -> u64);
 
-    impl StepRunner for LuckyOnce {
+    impl StepRunner for ByRate {
         fn step(
             &mut self,
             dist: Distribution,
@@ -1331,17 +1331,23 @@ mod tests {
             _burst: f64,
         ) -> Result<StepSummary, SearchStop> {
             let judged = (qps * 10.0) as u64;
-            let late = if qps <= 25.0 {
-                0
-            } else if qps == 26.0 && !self.0.contains(&26.0) {
-                2
-            } else {
-                judged / 10
-            };
+            let late = (self.1)(qps, judged, &self.0);
             self.0.push(qps);
             Ok(scripted_step(
                 dist, qps, target, seed, judged, late, 10.0, true,
             ))
+        }
+    }
+
+    /// Every rate up to 25 qps is clean, every rate above 26 is overloaded, and 26 is
+    /// lucky on its first step only (2 of 260), failing after.
+    fn lucky_once(qps: f64, judged: u64, tried: &[f64]) -> u64 {
+        if qps <= 25.0 {
+            0
+        } else if qps == 26.0 && !tried.contains(&26.0) {
+            2
+        } else {
+            judged / 10
         }
     }
 
@@ -1491,7 +1497,7 @@ mod tests {
             stop: StopReason::PointEstimate,
             ..StepSummary::default()
         };
-        let mut runner = LuckyOnce(Vec::new());
+        let mut runner = ByRate(Vec::new(), lucky_once);
         let r = run_search(
             &mut runner,
             Distribution::Exponential,
@@ -1510,23 +1516,11 @@ mod tests {
 
     /// A capacity cliff: every rate up to 35 qps is clean, every rate from 36 up
     /// overloaded (10 % late), as ResNet-50 on this VM at linear 0.1.
-    struct Cliff(Vec<f64>);
-
-    impl StepRunner for Cliff {
-        fn step(
-            &mut self,
-            dist: Distribution,
-            qps: f64,
-            target: Duration,
-            seed: u64,
-            _burst: f64,
-        ) -> Result<StepSummary, SearchStop> {
-            let judged = (qps * 10.0) as u64;
-            let late = if qps <= 35.0 { 0 } else { judged / 10 };
-            self.0.push(qps);
-            Ok(scripted_step(
-                dist, qps, target, seed, judged, late, 10.0, true,
-            ))
+    fn cliff(qps: f64, judged: u64, _tried: &[f64]) -> u64 {
+        if qps <= 35.0 {
+            0
+        } else {
+            judged / 10
         }
     }
 
@@ -1535,7 +1529,7 @@ mod tests {
         // 35 lies within 3 % of 36, whose 10 % late outweigh any three clean steps at
         // 35 once 36 has failed: `decide` cannot take 35, so measuring it (three
         // times, before) is waste.
-        let mut runner = Cliff(Vec::new());
+        let mut runner = ByRate(Vec::new(), cliff);
         let r = run_search(&mut runner, Distribution::Linear, 100, bounds(42.0), 1, &[]);
         let tried = &runner.0;
         assert_eq!(r.best.and_then(|b| b.offered_qps), Some(34.0), "{tried:?}");
