@@ -372,10 +372,11 @@ const NEIGHBOURHOOD: f64 = 0.03;
 /// `lo`: a cliff, where no measurement at `rate` could become the answer or take
 /// `lo` back. Every step at `lo` had no late query (creeping tails have some: a
 /// step between them could pool `lo` away), the steps within [`NEIGHBOURHOOD`]
-/// above `rate` are [`OVERLOADED`] taken together, and they hold more late queries than 1 % of all
-/// the queries there plus all the bisection may still gather at `rate` (up to
-/// `CONFIRMATIONS_PER_RATE` + 1 steps in all, each its planned length, where a step
-/// with no late query stops), so [`decide`] could never take `rate`. Just below
+/// above `rate` are [`OVERLOADED`] taken together, and they hold more late queries
+/// than 1 % of all the queries there plus all the bisection may still gather at
+/// `rate` (up to `CONFIRMATIONS_PER_RATE` + 1 steps in all, each its planned
+/// length, where a step with no late query stops), so [`decide`] could never take
+/// `rate`. Just below
 /// ResNet-50's capacity on this VM (linear 0.1), one overloaded step (15 late of 153
 /// at 36 qps) took back three clean passes at 35 in a row: 30 s for an answer `decide`
 /// had fixed before the first of them.
