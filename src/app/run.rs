@@ -236,6 +236,7 @@ impl Searcher<'_> {
                 ((index.0 as u64) << 32) | index.1 as u64,
             ),
             confidence: self.settings.confidence,
+            budget: self.settings.search_share(),
         };
         match search.run(carried) {
             Ok(mut found) => {
@@ -263,6 +264,15 @@ impl Searcher<'_> {
                 }
                 for w in &found.warnings {
                     self.progress.note(&format!("loadgen: warning: {w}"));
+                }
+                if found.budget_spent {
+                    self.progress.note(&format!(
+                        "loadgen: {} {}: this target's share of --search-time ({:.0} s of steps) is spent: the answer stands on its {} steps",
+                        dist.as_str(),
+                        lines::py_float(t),
+                        self.settings.search_share().unwrap_or(0.0),
+                        found.steps.len()
+                    ));
                 }
                 self.progress.println(&lines::result_line(
                     dist,
@@ -364,6 +374,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         max_latency: args.max_latency.clone(),
         distributions: args.distributions.clone(),
         min_queries: args.min_queries,
+        search_time: args.search_time,
         no_accuracy: args.no_accuracy,
         no_tune: args.no_tune,
         configs: args.configs.clone(),

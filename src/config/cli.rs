@@ -153,6 +153,10 @@ pub struct RunArgs {
     /// Fewest queries in a step.
     #[arg(long = "min-queries", value_parser = min_queries)]
     pub min_queries: Option<u64>,
+    /// Seconds of steps all searches may take, shared equally per distribution and
+    /// target; 0: no limit (default: 32 × --time).
+    #[arg(long = "search-time", value_parser = search_seconds)]
+    pub search_time: Option<f64>,
     /// Skip the accuracy pass.
     #[arg(long = "no-accuracy")]
     pub no_accuracy: bool,
@@ -296,6 +300,10 @@ fn min_queries(s: &str) -> Result<u64, String> {
 
 fn step_seconds(s: &str) -> Result<f64, String> {
     seconds_in(s, false, limits::MAX_STEP_SECONDS, "a day")
+}
+
+fn search_seconds(s: &str) -> Result<f64, String> {
+    seconds_in(s, true, limits::MAX_SEARCH_SECONDS, "thirty days")
 }
 
 fn warmup_seconds(s: &str) -> Result<f64, String> {

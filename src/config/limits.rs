@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// `--time`, `--warmup` (and the scenario's `time`, `warmup`): at most a day.
 pub const MAX_STEP_SECONDS: f64 = 86_400.0;
+/// `--search-time` (and the scenario's `search_time`): at most thirty days.
+pub const MAX_SEARCH_SECONDS: f64 = 30.0 * 86_400.0;
 /// A target latency (`--max-latency`, scenario `max_latency`): at most an hour…
 pub const MAX_TARGET_SECONDS: f64 = 3_600.0;
 /// …and at least a microsecond: below that the histograms cannot tell latencies apart.

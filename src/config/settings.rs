@@ -24,6 +24,11 @@ fn bad<T>(msg: impl Into<String>) -> Result<T, SettingsError> {
     Err(SettingsError(msg.into()))
 }
 
+/// The default `search_time`, in multiples of `time`: 320 s for the cloud scenario's
+/// eight searches of 10-s steps, 40 s each, about what the first bracket and
+/// bisection take on ResNet-50 (see README "A time budget per run").
+pub const DEFAULT_SEARCH_STEPS: f64 = 32.0;
+
 /// A scenario file (`scenarios/*.toml`). Every key is optional.
 #[derive(Debug, Default, Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +45,7 @@ pub struct Scenario {
     pub seed: Option<u64>,
     pub threads: Option<usize>,
     pub confidence: Option<f64>,
+    pub search_time: Option<f64>,
 }
 
 impl Scenario {
@@ -92,6 +98,7 @@ impl Scenario {
             seed: Some(42),
             threads: None,
             confidence: Some(0.99),
+            search_time: None,
         }
     }
 }
@@ -125,6 +132,9 @@ pub struct Settings {
     pub min_queries: u64,
     /// Confidence of each step's verdict (SPEC §5).
     pub confidence: f64,
+    /// Seconds of steps all the run's searches may take, shared equally among them
+    /// (see [`Settings::search_share`]); 0: no limit.
+    pub search_time: f64,
     pub accuracy: bool,
     pub quiet: bool,
     /// Whether `run` calibrates configurations and chooses one per target (SPEC §5.4).
@@ -238,6 +248,7 @@ pub struct RunOverrides {
     pub max_latency: Option<String>,
     pub distributions: Option<String>,
     pub min_queries: Option<u64>,
+    pub search_time: Option<f64>,
     pub no_accuracy: bool,
     /// `run` only: `--no-tune` and `--configs`.
     pub no_tune: bool,
@@ -434,8 +445,19 @@ impl Settings {
         if !(confidence > 0.5 && confidence <= 0.9999) {
             return bad("confidence in the scenario file must be above 0.5 and at most 0.9999 (default 0.99)");
         }
+        let search_time = o
+            .search_time
+            .or(sc.search_time)
+            .unwrap_or(DEFAULT_SEARCH_STEPS * time);
+        if !(search_time.is_finite() && (0.0..=limits::MAX_SEARCH_SECONDS).contains(&search_time)) {
+            return bad(format!(
+                "search_time {search_time} must be zero (no limit) or more seconds, at most thirty days ({} s)",
+                limits::MAX_SEARCH_SECONDS
+            ));
+        }
         Ok(Settings {
             confidence,
+            search_time,
             scenario: sc.name.clone().unwrap_or_else(|| "cloud".into()),
             scenario_file,
             profile: profile_info.map(|p| p.name.to_string()),
@@ -494,6 +516,14 @@ impl Settings {
 
     pub fn targets(&self) -> impl Iterator<Item = (f64, Duration)> + '_ {
         self.max_latency.iter().map(|&t| (t, limits::duration(t)))
+    }
+
+    /// One search's budget: an equal share of `search_time` per distribution and
+    /// target, so that a run asking more questions gives each less time and its
+    /// length stays bounded; a search answering sooner leaves its share unused.
+    pub fn search_share(&self) -> Option<f64> {
+        let searches = self.distributions.len() * self.max_latency.len();
+        (self.search_time > 0.0 && searches > 0).then(|| self.search_time / searches as f64)
     }
 }
 
@@ -629,6 +659,27 @@ mod tests {
             (5.0, vec![0.02], false)
         );
         assert_eq!(s.distributions, vec![Distribution::Exponential]);
+    }
+
+    #[test]
+    fn each_search_gets_an_equal_share_of_the_search_time() {
+        let s = Settings::resolve(&common("sim"), &RunOverrides::default()).unwrap();
+        // 32 × 10 s over two distributions × four targets.
+        assert_eq!(s.search_share(), Some(40.0));
+        let one = RunOverrides {
+            max_latency: Some("0.05".into()),
+            distributions: Some("exponential".into()),
+            time: Some(5.0),
+            ..RunOverrides::default()
+        };
+        let s = Settings::resolve(&common("sim"), &one).unwrap();
+        assert_eq!(s.search_share(), Some(160.0));
+        let off = RunOverrides {
+            search_time: Some(0.0),
+            ..RunOverrides::default()
+        };
+        let s = Settings::resolve(&common("sim"), &off).unwrap();
+        assert_eq!(s.search_share(), None);
     }
 
     #[test]

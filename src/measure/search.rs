@@ -114,6 +114,9 @@ pub struct SearchResult {
     pub steps: Vec<StepSummary>,
     /// Things the user must know about this answer (a generator that fell behind).
     pub warnings: Vec<String>,
+    /// The search's time budget ran out before its confirmations were done: the
+    /// answer stands on the steps run so far (see [`Search::budget`]).
+    pub budget_spent: bool,
 }
 
 /// Answers are monotone in the target: the queries of a step that met a stricter
@@ -521,6 +524,11 @@ pub struct Search<'a> {
     /// Base of this target's step seeds (mixed with the step number).
     pub seed: u64,
     pub confidence: f64,
+    /// Seconds of steps after which, once a rate has passed, the search measures
+    /// nothing more and answers from the steps so far: a run with many targets
+    /// answers each in bounded time, saying so (`budget_spent`). The search for a
+    /// first pass is not cut: FAIL would claim that even the lowest rate failed.
+    pub budget: Option<f64>,
 }
 
 impl Search<'_> {
@@ -539,6 +547,12 @@ impl Search<'_> {
             self.target.as_secs_f64()
         ));
         true
+    }
+
+    /// Whether the steps so far have spent the budget.
+    fn over_budget(&self, out: &SearchResult) -> bool {
+        self.budget
+            .is_some_and(|b| out.steps.iter().map(|s| s.runtime).sum::<f64>() >= b)
     }
 
     /// Runs one step with a fresh seed, again (up to [`MAX_RETRIES`] times, after a
@@ -719,6 +733,11 @@ impl Search<'_> {
             {
                 break;
             }
+            // The budget ends the search wherever an answer stands.
+            if self.over_budget(&out) && self.settle(&mut out, &carried, &mut rule).best.is_some() {
+                out.budget_spent = true;
+                break;
+            }
             // A confirmation that stayed spoiled (see `stop_spoiled`).
             if stayed_spoiled(&out.steps)
                 && self.settle(&mut out, &carried, &mut rule).best.is_some()
@@ -757,6 +776,10 @@ impl Search<'_> {
                 {
                     hi = mid;
                     continue;
+                }
+                if self.over_budget(&out) {
+                    // `lo` passed: the loop's head answers from here.
+                    break;
                 }
                 let passed = if times > CONFIRMATIONS_PER_RATE {
                     // Measured enough already: its pooled counts decide.
@@ -853,6 +876,10 @@ impl Search<'_> {
                 .next_fail
                 .filter(|&f| !d.next_fail_confident && tried(f) <= CONFIRMATIONS_PER_RATE);
             if confirmations >= MAX_CONFIRMATIONS || (!pass_doubtful && fail_doubtful.is_none()) {
+                break;
+            }
+            if self.over_budget(&out) {
+                out.budget_spent = true;
                 break;
             }
             // The side with fewer measurements first.
@@ -958,6 +985,7 @@ mod tests {
             bounds,
             seed,
             confidence: 0.99,
+            budget: None,
         }
         .run(carried)
         .unwrap()
@@ -1156,6 +1184,53 @@ mod tests {
         assert!(!clear_at(&[pass(0.125, true)], 12.0, 0.5));
         // Without call times (none recorded), the tail alone decides.
         assert!(clear_at(&[pass(0.125, false)], 12.0, 0.5));
+    }
+
+    /// One M/M/1 search (5 ms service, 50 ms target, 10-s steps) with `budget`.
+    fn mm1_with_budget(cap: f64, seed: u64, budget: Option<f64>) -> SearchResult {
+        let mut q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
+        Search {
+            runner: &mut q,
+            dist: Distribution::Exponential,
+            target: Duration::from_millis(50),
+            bounds: bounds(cap),
+            seed,
+            confidence: 0.99,
+            budget,
+        }
+        .run(&[])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_budget_ends_the_search_after_the_step_that_spends_it() {
+        for seed in 1..=6u64 {
+            let free = mm1_with_budget(200.0, seed, None);
+            let spent = |r: &SearchResult| r.steps.iter().map(|s| s.runtime).sum::<f64>();
+            // Unbounded, these searches confirm well past 40 s, so the budget binds.
+            assert!(spent(&free) > 60.0, "seed {seed}: {}", spent(&free));
+            assert!(!free.budget_spent);
+            let r = mm1_with_budget(200.0, seed, Some(40.0));
+            assert!(r.budget_spent, "seed {seed}");
+            // Every step but the last started with budget left.
+            let before_last = spent(&r) - r.steps.last().unwrap().runtime;
+            assert!(before_last < 40.0, "seed {seed}: {before_last}");
+            // The answer is one of its own passing steps, decided on all of them.
+            let best = r.best.as_ref().expect("a pass stands");
+            assert!(best.passed);
+            assert!(r.interval.0 <= best.offered_qps.unwrap());
+            assert!(r.steps.iter().any(|s| s.seed == best.seed));
+        }
+    }
+
+    #[test]
+    fn the_budget_never_turns_the_search_for_a_pass_into_a_fail() {
+        // The probe claims 4 × the capacity: the halving needs steps past any budget
+        // before a rate passes, and a tiny budget must not answer FAIL.
+        let r = mm1_with_budget(800.0, 3, Some(0.001));
+        let best = r.best.expect("the halving still found a pass");
+        assert!(best.offered_qps.unwrap() <= 108.0, "{:?}", best.offered_qps);
+        assert!(r.budget_spent);
     }
 
     #[test]
@@ -1676,7 +1751,8 @@ mod harness {
     /// the first seed, `CAP` the probed capacity, the exact one by default: real
     /// probes of the M/M/1 sim read 185–206 in 2.5 s; `PROBE=1` draws it per seed as
     /// the real probe measures it, `--time`/4 of closed-loop service and then the
-    /// [`crate::measure::step::probe_extension`] (`PROBE_EXTEND=0`: without it); `SHOW=seed` lists that
+    /// [`crate::measure::step::probe_extension`] (`PROBE_EXTEND=0`: without it); `BUDGET`
+    /// the search's budget in seconds (none by default); `SHOW=seed` lists that
     /// seed's steps). A design aid, not a check: try a change on a second set of seeds
     /// (`FIRST=401`) before believing a gain on the first.
     #[test]
@@ -1745,6 +1821,7 @@ mod harness {
                 bounds: Bounds::new(capacity(seed), 100, secs),
                 seed,
                 confidence: 0.99,
+                budget: Some(knob("BUDGET", 0.0)).filter(|&b| b > 0.0),
             }
             .run(&[])
             .unwrap();

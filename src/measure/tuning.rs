@@ -595,6 +595,7 @@ mod tests {
                 },
                 seed: 7,
                 confidence: 0.99,
+                budget: None,
             }
             .run(&[])
             .unwrap();

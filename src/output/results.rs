@@ -39,6 +39,8 @@ pub struct TargetResult {
     pub best: Option<StepSummary>,
     pub interval: (f64, f64),
     pub confident: bool,
+    /// The search's share of `--search-time` ran out before its confirmations.
+    pub budget_spent: bool,
     /// The configuration that answered, when the run tuned.
     pub config: Option<Candidate>,
 }
@@ -169,6 +171,7 @@ impl Results {
             best,
             interval: found.interval,
             confident: found.confident,
+            budget_spent: found.budget_spent,
             config,
         };
         match self.results.iter_mut().find(|(d, _)| *d == dist) {
@@ -206,6 +209,7 @@ impl Results {
                     };
                     v["interval"] = json!([rate_json(r.interval.0), rate_json(r.interval.1)]);
                     v["confident"] = json!(r.confident);
+                    v["budget_spent"] = json!(r.budget_spent);
                     if let Some(c) = &r.config {
                         v["config"] = candidate_json(c);
                     }
