@@ -779,6 +779,7 @@ impl Search<'_> {
                 }
                 if self.over_budget(&out) {
                     // `lo` passed: the loop's head answers from here.
+                    out.budget_spent = true;
                     break;
                 }
                 let passed = if times > CONFIRMATIONS_PER_RATE {
@@ -1221,6 +1222,33 @@ mod tests {
             assert!(r.interval.0 <= best.offered_qps.unwrap());
             assert!(r.steps.iter().any(|s| s.seed == best.seed));
         }
+    }
+
+    #[test]
+    fn a_search_the_budget_cut_short_says_so() {
+        // The virtual clock replays a seed exactly, so a budgeted search's steps are
+        // the first steps of the unbounded one: fewer of them means the budget cut it,
+        // whether in the bisection or in the confirmations.
+        let spent = |r: &SearchResult| r.steps.iter().map(|s| s.runtime).sum::<f64>();
+        let mut cut = 0;
+        for seed in 1..=30u64 {
+            let free = mm1_with_budget(200.0, seed, None);
+            for budget in [15.0, 25.0, 40.0] {
+                let r = mm1_with_budget(200.0, seed, Some(budget));
+                assert!(r.steps.len() <= free.steps.len());
+                if r.steps.len() < free.steps.len() {
+                    cut += 1;
+                    assert!(
+                        r.budget_spent,
+                        "seed {seed}, budget {budget}: cut, not said"
+                    );
+                }
+                if r.budget_spent {
+                    assert!(spent(&r) >= budget, "seed {seed}, budget {budget}");
+                }
+            }
+        }
+        assert!(cut >= 60, "the budgets cut only {cut} of 90 searches");
     }
 
     #[test]
