@@ -20,7 +20,9 @@
 //! below the fail and a clear answer below a confident fail is not measured again
 //! (see [`CLEAR`]). The interval runs from the highest rate
 //! whose pooled evidence is a confident pass to the lowest whose pooled evidence is a
-//! confident fail (the capacity when none is).
+//! confident fail (the capacity when none is). A budget (the search's share of the
+//! run's `--search-time`, see [`Search::budget`]) ends the search once it is spent and
+//! a rate has passed.
 
 use std::time::Duration;
 
