@@ -448,7 +448,8 @@ impl Settings {
         let search_time = o
             .search_time
             .or(sc.search_time)
-            .unwrap_or(DEFAULT_SEARCH_STEPS * time);
+            // A day-long `--time` must not trip a limit the user never set.
+            .unwrap_or((DEFAULT_SEARCH_STEPS * time).min(limits::MAX_SEARCH_SECONDS));
         if !(search_time.is_finite() && (0.0..=limits::MAX_SEARCH_SECONDS).contains(&search_time)) {
             return bad(format!(
                 "search_time {search_time} must be zero (no limit) or more seconds, at most thirty days ({} s)",
@@ -680,6 +681,13 @@ mod tests {
         };
         let s = Settings::resolve(&common("sim"), &off).unwrap();
         assert_eq!(s.search_share(), None);
+        // The longest `--time` still resolves, its default budget held to the limit.
+        let day = RunOverrides {
+            time: Some(limits::MAX_STEP_SECONDS),
+            ..RunOverrides::default()
+        };
+        let s = Settings::resolve(&common("sim"), &day).unwrap();
+        assert_eq!(s.search_time, limits::MAX_SEARCH_SECONDS);
     }
 
     #[test]
