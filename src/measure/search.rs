@@ -121,6 +121,13 @@ pub struct SearchResult {
     pub budget_spent: bool,
 }
 
+impl SearchResult {
+    /// Seconds of steps run so far: what the settling time and the budget count.
+    pub fn spent(&self) -> f64 {
+        self.steps.iter().map(|s| s.runtime).sum()
+    }
+}
+
 /// Answers are monotone in the target: the queries of a step that met a stricter
 /// target met every looser one. A search runs on one configuration and never sees
 /// another's steps, so a tuned run whose pick for a looser target answers below
@@ -553,8 +560,7 @@ impl Search<'_> {
 
     /// Whether the steps so far have spent the budget.
     fn over_budget(&self, out: &SearchResult) -> bool {
-        self.budget
-            .is_some_and(|b| out.steps.iter().map(|s| s.runtime).sum::<f64>() >= b)
+        self.budget.is_some_and(|b| out.spent() >= b)
     }
 
     /// Runs one step with a fresh seed, again (up to [`MAX_RETRIES`] times, after a
@@ -720,7 +726,7 @@ impl Search<'_> {
                 idle_rounds = 0;
             }
             steps_seen = out.steps.len();
-            let spent: f64 = out.steps.iter().map(|s| s.runtime).sum();
+            let spent = out.spent();
             // The budget bounds settling, not the search for a pass: with every pass
             // taken back, FAIL would claim that even the lowest rate failed.
             if !reopened
@@ -805,7 +811,7 @@ impl Search<'_> {
             }
             reopened = false;
             if first_pass.is_none() {
-                first_pass = Some(out.steps.iter().map(|s| s.runtime).sum());
+                first_pass = Some(out.spent());
             }
             let d = self.settle(&mut out, &carried, &mut rule);
             let Some(b) = d.best else {
@@ -1209,14 +1215,13 @@ mod tests {
     fn the_budget_ends_the_search_after_the_step_that_spends_it() {
         for seed in 1..=6u64 {
             let free = mm1_with_budget(200.0, seed, None);
-            let spent = |r: &SearchResult| r.steps.iter().map(|s| s.runtime).sum::<f64>();
             // Unbounded, these searches confirm well past 40 s, so the budget binds.
-            assert!(spent(&free) > 60.0, "seed {seed}: {}", spent(&free));
+            assert!(free.spent() > 60.0, "seed {seed}: {}", free.spent());
             assert!(!free.budget_spent);
             let r = mm1_with_budget(200.0, seed, Some(40.0));
             assert!(r.budget_spent, "seed {seed}");
             // Every step but the last started with budget left.
-            let before_last = spent(&r) - r.steps.last().unwrap().runtime;
+            let before_last = r.spent() - r.steps.last().unwrap().runtime;
             assert!(before_last < 40.0, "seed {seed}: {before_last}");
             // The answer is one of its own passing steps, decided on all of them.
             let best = r.best.as_ref().expect("a pass stands");
@@ -1231,7 +1236,6 @@ mod tests {
         // The virtual clock replays a seed exactly, so a budgeted search's steps are
         // the first steps of the unbounded one: fewer of them means the budget cut it,
         // whether in the bisection or in the confirmations.
-        let spent = |r: &SearchResult| r.steps.iter().map(|s| s.runtime).sum::<f64>();
         let mut cut = 0;
         for seed in 1..=30u64 {
             let free = mm1_with_budget(200.0, seed, None);
@@ -1246,7 +1250,7 @@ mod tests {
                     );
                 }
                 if r.budget_spent {
-                    assert!(spent(&r) >= budget, "seed {seed}, budget {budget}");
+                    assert!(r.spent() >= budget, "seed {seed}, budget {budget}");
                 }
             }
         }
