@@ -213,6 +213,7 @@ fn spec(
         seed,
         confidence: 0.99,
         burst: 1.0,
+        to_confidence: false,
         service_ref: None,
     }
 }

@@ -13,7 +13,7 @@ use crate::config::cli::RunArgs;
 use crate::config::settings::{RunOverrides, Settings, Tune};
 use crate::error::Interrupted;
 use crate::measure::schedule::Distribution;
-use crate::measure::search::{self, SearchResult, SearchStop, StepRunner};
+use crate::measure::search::{self, Ask, SearchResult, SearchStop, StepRunner};
 use crate::measure::stats::ServiceTimes;
 use crate::measure::step::{self, StepSpec, StepSummary};
 use crate::measure::tuning::Calibration;
@@ -41,14 +41,15 @@ struct PoolRunner<'a> {
 }
 
 impl StepRunner for PoolRunner<'_> {
-    fn step(
-        &mut self,
-        dist: Distribution,
-        qps: f64,
-        target: Duration,
-        seed: u64,
-        burst: f64,
-    ) -> Result<StepSummary, SearchStop> {
+    fn step(&mut self, ask: &Ask) -> Result<StepSummary, SearchStop> {
+        let &Ask {
+            dist,
+            qps,
+            target,
+            seed,
+            burst,
+            to_confidence,
+        } = ask;
         let mut spec = StepSpec::judged(
             dist,
             qps,
@@ -67,6 +68,7 @@ impl StepRunner for PoolRunner<'_> {
             .filter(|&d| d != target)
             .collect();
         spec.burst = burst;
+        spec.to_confidence = to_confidence;
         spec.service_ref = self.service_ref;
         let name = lines::step_name(dist, Some(target.as_secs_f64()), qps);
         let stage = format!(
@@ -222,8 +224,7 @@ impl Searcher<'_> {
             label: arm.candidate.map(|c| c.to_string()),
             service_ref: slowdown_reference(&settings_here, &arm.probe),
         };
-        let mut search = search::Search {
-            runner: &mut runner,
+        let task = search::Search {
             dist,
             target,
             bounds: search::Bounds::new(
@@ -238,7 +239,7 @@ impl Searcher<'_> {
             confidence: self.settings.confidence,
             budget: self.settings.search_share(),
         };
-        match search.run(carried) {
+        match search::run(&mut runner, &task, carried) {
             Ok(mut found) => {
                 let own = found.best.as_ref().and_then(|b| b.offered_qps);
                 let mut config = arm.candidate;
@@ -274,14 +275,26 @@ impl Searcher<'_> {
                         found.steps.len()
                     ));
                 }
+                let note = lines::interval_note(
+                    &found.interval,
+                    self.settings.confidence,
+                    self.settings.time,
+                );
+                if let Some(n) = &note {
+                    self.progress.note(&format!(
+                        "loadgen: {} {}: {n}",
+                        dist.as_str(),
+                        lines::py_float(t)
+                    ));
+                }
                 self.progress.println(&lines::result_line(
                     dist,
                     t,
                     found.best.as_ref(),
-                    found.interval,
+                    found.interval.ends(),
                 ));
                 carried.extend(found.steps.iter().cloned());
-                self.results.set_result(dist, t, &found, config);
+                self.results.set_result(dist, t, &found, config, note);
                 stricter.push(Answered {
                     target: t,
                     config,

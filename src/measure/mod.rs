@@ -6,6 +6,7 @@
 //! formats output or reads settings.
 pub mod clock;
 pub mod issuer;
+pub mod policy;
 pub mod pool;
 pub mod queue;
 pub mod schedule;

@@ -57,6 +57,10 @@ pub struct StepSpec {
     /// (the capacity probe's), for in-process runtimes: a failed step whose calls ran
     /// clearly slower is put down to the machine (see [`ServiceTimes`]).
     pub service_ref: Option<ServiceTimes>,
+    /// Run on while a confident pass is reachable within the cap, however far the
+    /// late fraction is from 1 % (an ordinary step stops on its point estimate
+    /// there): the search's step for the interval's low end.
+    pub to_confidence: bool,
 }
 
 impl StepSpec {
@@ -116,6 +120,7 @@ impl StepSpec {
             confidence,
             burst: 1.0,
             service_ref: None,
+            to_confidence: false,
         }
     }
 }
@@ -348,6 +353,8 @@ pub struct Monitor {
     episode_start: u64,
     /// Sum of the squared sizes of the finished episodes.
     closed_sq: u64,
+    /// See [`StepSpec::to_confidence`].
+    to_confidence: bool,
 }
 
 /// Counts discounted for bursts: `(judged / burst, late / burst)`, rounded against a
@@ -374,18 +381,22 @@ impl Monitor {
             episodes: 0,
             episode_start: 0,
             closed_sq: 0,
+            to_confidence: false,
         }
     }
 
     /// The monitor of `spec`'s step.
     pub fn for_step(spec: &StepSpec) -> Monitor {
-        Monitor::new(
-            spec.planned,
-            spec.cap,
-            spec.confidence,
-            spec.burst,
-            spec.episode_gap(),
-        )
+        Monitor {
+            to_confidence: spec.to_confidence,
+            ..Monitor::new(
+                spec.planned,
+                spec.cap,
+                spec.confidence,
+                spec.burst,
+                spec.episode_gap(),
+            )
+        }
     }
 
     /// Records the live late count at `now_ns` (since the step's start).
@@ -466,7 +477,10 @@ impl Monitor {
                 // Running on is worth it only while a confident pass can still be
                 // reached within the cap with the late queries seen so far (a
                 // confident fail needs more late queries, which would come sooner).
-                Evidence::Undecided if !self.pass_reachable(late) || !self.near(judged, late) => {
+                Evidence::Undecided
+                    if !self.pass_reachable(late)
+                        || !(self.to_confidence || self.near(judged, late)) =>
+                {
                     Some(StopReason::PointEstimate)
                 }
                 Evidence::Undecided => None,

@@ -256,7 +256,7 @@ pub fn marginal(cal: &Calibration, target: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::search::{Bounds, Search};
+    use crate::measure::search::{run, Bounds, Search};
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
     use std::time::Duration;
 
@@ -585,8 +585,7 @@ mod tests {
         };
         let searched = |servers: usize, mean: f64, cap: f64, target_ms: u64| {
             let mut q = VirtualQueue::new(servers, ServiceLaw::Exp(mean), 10.0, 100);
-            let r = Search {
-                runner: &mut q,
+            let task = Search {
                 dist: Distribution::Exponential,
                 target: Duration::from_millis(target_ms),
                 bounds: Bounds {
@@ -596,9 +595,8 @@ mod tests {
                 seed: 7,
                 confidence: 0.99,
                 budget: None,
-            }
-            .run(&[])
-            .unwrap();
+            };
+            let r = run(&mut q, &task, &[]).unwrap();
             r.best.and_then(|b| b.offered_qps).unwrap_or(0.0)
         };
         for target_ms in [40u64, 200] {

@@ -4,16 +4,14 @@
 //! The search and verdict logic can so be checked exactly and fast, whatever else
 //! the machine is doing (hyperfine's mock executor plays this part there).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
-use std::time::Duration;
-
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution as _, Exp};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 
-use crate::measure::schedule::{Distribution, Schedule};
-use crate::measure::search::{SearchStop, StepRunner};
+use crate::measure::schedule::Schedule;
+use crate::measure::search::{Ask, SearchStop, StepRunner};
 use crate::measure::stats::{NsHistogram, ServiceTimes, WorkerStats};
 use crate::measure::step::{
     summarize_open, Monitor, OpenCounts, StepSpec, StepSummary, StopReason,
@@ -200,24 +198,18 @@ impl VirtualQueue {
 }
 
 impl StepRunner for VirtualQueue {
-    fn step(
-        &mut self,
-        dist: Distribution,
-        qps: f64,
-        target: Duration,
-        seed: u64,
-        burst: f64,
-    ) -> Result<StepSummary, SearchStop> {
+    fn step(&mut self, ask: &Ask) -> Result<StepSummary, SearchStop> {
         let mut spec = StepSpec::judged(
-            dist,
-            qps,
+            ask.dist,
+            ask.qps,
             self.seconds,
             self.min_queries,
-            Some(target),
-            seed,
+            Some(ask.target),
+            ask.seed,
             self.confidence,
         );
-        spec.burst = burst;
+        spec.burst = ask.burst;
+        spec.to_confidence = ask.to_confidence;
         let s = self.run(&spec);
         self.steps.push(s.clone());
         Ok(s)
@@ -227,7 +219,9 @@ impl StepRunner for VirtualQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::schedule::Distribution;
     use crate::measure::step::Verdict;
+    use std::time::Duration;
 
     fn spec(qps: f64, target_ms: u64, seed: u64) -> StepSpec {
         StepSpec::judged(

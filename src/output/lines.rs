@@ -1,9 +1,11 @@
 //! The log lines parsers depend on (SPEC §5): step lines, `^taken`, `===RESULT`,
 //! `===FINAL_RESULT`, `check_accuracy`, and why a step failed. Formatting only.
 
+use crate::measure::policy::Unshown;
 use crate::measure::schedule::Distribution;
+use crate::measure::search::Interval;
 use crate::measure::stats::PERCENTILES;
-use crate::measure::step::StepSummary;
+use crate::measure::step::{StepSummary, EXTENSION};
 use crate::measure::tuning::Calibration;
 use crate::output::results::AccuracyReport;
 
@@ -177,14 +179,16 @@ pub fn verdict_text(s: &StepSummary) -> String {
 pub const TAKEN: &str = "^taken";
 
 /// `===RESULT: linear target_latency=0.01 measured_latency=0.0094… qps=127 interval=121-131`
-/// or `qps=FAIL interval=0-3.25`: the answer and where the highest passing rate lies.
+/// or `qps=FAIL interval=?-3.25`: the answer and where the highest passing rate lies,
+/// `?` for an end that no step showed with the stated confidence.
 pub fn result_line(
     dist: Distribution,
     target: f64,
     best: Option<&StepSummary>,
-    interval: (f64, f64),
+    (low, high): (Option<f64>, Option<f64>),
 ) -> String {
-    let interval = format!("interval={}-{}", py_rate(interval.0), py_rate(interval.1));
+    let end = |x: Option<f64>| x.map_or("?".to_string(), py_rate);
+    let interval = format!("interval={}-{}", end(low), end(high));
     match best {
         Some(s) => format!(
             "===RESULT: {} target_latency={} measured_latency={} qps={} {interval}",
@@ -199,6 +203,38 @@ pub fn result_line(
             py_float(target)
         ),
     }
+}
+
+/// One sentence per interval end that no step showed with `confidence` (none when
+/// both are shown): what would show it, as the `--time` that would hold enough
+/// queries (a step may run to [`EXTENSION`] × `--time`).
+pub fn interval_note(interval: &Interval, confidence: f64, time: f64) -> Option<String> {
+    let pct = py_float(100.0 * confidence);
+    let want = |u: &Unshown, what: &str| -> String {
+        match u.queries {
+            Some(n) if u.rate > 0.0 => {
+                let secs = (n as f64 / (EXTENSION as f64 * u.rate)).ceil();
+                let hint = if secs > time {
+                    format!("; --time {secs} would give one")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "no rate was shown to {what} with {pct} % confidence: a step at {} qps needs about {n} queries{hint}",
+                    py_rate(u.rate)
+                )
+            }
+            _ => format!("no rate was shown to {what} with {pct} % confidence"),
+        }
+    };
+    let parts: Vec<String> = [
+        interval.low.err().map(|u| want(&u, "pass")),
+        interval.high.err().map(|u| want(&u, "fail")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Best offered rate per distribution and target; -1 for FAIL. Targets in the order run.
@@ -282,12 +318,12 @@ mod tests {
             "linear/0.01/129 qps=128.72, mean=0.008433, time=3.89, tiles=50:0.0083,80:0.0088,90:0.0092,95:0.0097,99:0.0105,99.9:0.0109"
         );
         assert_eq!(
-            result_line(Distribution::Linear, 0.01, Some(&s), (121.0, 131.0)),
+            result_line(Distribution::Linear, 0.01, Some(&s), (Some(121.0), Some(131.0))),
             "===RESULT: linear target_latency=0.01 measured_latency=0.0105 qps=129 interval=121-131"
         );
         assert_eq!(
-            result_line(Distribution::Exponential, 0.01, None, (0.0, 3.25)),
-            "===RESULT: exponential target_latency=0.01 qps=FAIL interval=0-3.25"
+            result_line(Distribution::Exponential, 0.01, None, (None, Some(3.25))),
+            "===RESULT: exponential target_latency=0.01 qps=FAIL interval=?-3.25"
         );
         let mut f = FinalResults::default();
         f.set(Distribution::Linear, 0.01, 128.0);

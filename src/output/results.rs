@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::config::candidates::Candidate;
 use crate::measure::schedule::Distribution;
-use crate::measure::search::SearchResult;
+use crate::measure::search::{Interval, SearchResult};
 use crate::measure::stats::Lateness;
 use crate::measure::step::{StepSummary, StopReason, Verdict};
 use crate::measure::tuning::Calibration;
@@ -37,7 +37,9 @@ pub struct AccuracyReport {
 pub struct TargetResult {
     pub target: f64,
     pub best: Option<StepSummary>,
-    pub interval: (f64, f64),
+    pub interval: Interval,
+    /// Why an end is unknown (see [`crate::output::lines::interval_note`]).
+    pub interval_note: Option<String>,
     pub confident: bool,
     /// The search's share of `--search-time` ran out before its confirmations.
     pub budget_spent: bool,
@@ -159,6 +161,7 @@ impl Results {
         target: f64,
         found: &SearchResult,
         config: Option<Candidate>,
+        interval_note: Option<String>,
     ) {
         let best = found.best.clone();
         let q = best
@@ -170,6 +173,7 @@ impl Results {
             target,
             best,
             interval: found.interval,
+            interval_note,
             confident: found.confident,
             budget_spent: found.budget_spent,
             config,
@@ -207,7 +211,11 @@ impl Results {
                             "runtime": 0.0, "percentiles": {}, "passed": false
                         }),
                     };
-                    v["interval"] = json!([rate_json(r.interval.0), rate_json(r.interval.1)]);
+                    let (low, high) = r.interval.ends();
+                    v["interval"] = json!([low.map(rate_json), high.map(rate_json)]);
+                    if let Some(n) = &r.interval_note {
+                        v["interval_note"] = json!(n);
+                    }
                     v["confident"] = json!(r.confident);
                     v["budget_spent"] = json!(r.budget_spent);
                     if let Some(c) = &r.config {
