@@ -637,7 +637,6 @@ mod tests {
         let theory = 200.0 - 100f64.ln() / 0.05;
         let mut answers = Vec::new();
         let mut covered = 0;
-        let (mut shown, mut wrong, mut widths) = ((0, 0), (0, 0), Vec::<f64>::new());
         for seed in 1..=12u64 {
             let mut q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
             let r = search(&mut q, Distribution::Exponential, 50, 200.0, seed);
@@ -1225,6 +1224,7 @@ mod harness {
         };
         let mut errs = Vec::new();
         let mut covered = 0;
+        let (mut shown, mut wrong, mut widths) = ((0, 0), (0, 0), Vec::<f64>::new());
         let (mut shown, mut wrong, mut widths) = ((0, 0), (0, 0), Vec::new());
         let mut total_t = Vec::new();
         let (mut bursts, mut near) = (Vec::new(), Vec::new());
