@@ -1225,7 +1225,6 @@ mod harness {
         let mut errs = Vec::new();
         let mut covered = 0;
         let (mut shown, mut wrong, mut widths) = ((0, 0), (0, 0), Vec::<f64>::new());
-        let (mut shown, mut wrong, mut widths) = ((0, 0), (0, 0), Vec::new());
         let mut total_t = Vec::new();
         let (mut bursts, mut near) = (Vec::new(), Vec::new());
         for seed in first..first + seeds {
