@@ -190,9 +190,11 @@ pub struct StepSummary {
     pub planned: u64,
     pub cap: u64,
     pub issued: u64,
-    /// Issued but never completed: dropped from the backlog when the step stopped on
-    /// a certain failure, or outstanding at the drain timeout. Their ages when dropped
-    /// are in the percentiles (lower bounds of their latencies).
+    /// Issued but never answered: waiting in the queue or being served (a network
+    /// request not yet answered) when the step stopped on a failure, at the drain
+    /// timeout or on an interrupt. Each is judged at its age when dropped (late if
+    /// that exceeds the target) and is in the percentiles (a lower bound of its
+    /// latency): `issued == count + errors + abandoned`.
     pub abandoned: u64,
     /// Queries the verdict counts: completed plus abandoned.
     pub judged: u64,
@@ -531,10 +533,15 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
     } else {
         0.0
     };
-    let abandoned = o.censored.len();
-    s.corrected.add(&o.censored);
+    // Abandoned: the queries never handed out (the step's queue) and those being
+    // served when it stopped (a network request not yet answered), each at its age.
+    let mut censored = std::mem::take(&mut o.censored);
+    censored.add(&s.censored);
+    let abandoned = censored.len();
+    s.corrected.add(&censored);
     let late_of = |i: usize| {
-        s.late.get(i).copied().unwrap_or(0) + o.censored_late.get(i).copied().unwrap_or(0)
+        let get = |v: &[u64]| v.get(i).copied().unwrap_or(0);
+        get(&s.late) + get(&o.censored_late) + get(&s.censored_late)
     };
     let judged = s.completed + abandoned;
     let late = late_of(0);
@@ -582,7 +589,7 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         planned: spec.planned,
         cap: spec.cap,
         issued: o.issued,
-        abandoned: o.issued.saturating_sub(s.completed + s.errors),
+        abandoned,
         judged,
         late,
         late_also,
