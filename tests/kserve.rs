@@ -304,7 +304,7 @@ fn closed_loops_keep_their_window_and_failed_requests_fail_the_step() {
     );
     let sum = step::run_open(&pool, &spec, &interrupt).unwrap();
     assert_eq!((sum.count, sum.errors), (0, 50), "{sum:?}");
-    assert_eq!(sum.verdict, Verdict::Errors);
+    assert_eq!(sum.verdict(), Verdict::Errors);
     assert!(sum.error.unwrap_or_default().contains("500"));
 }
 

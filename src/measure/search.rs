@@ -144,7 +144,7 @@ pub fn keep_monotone(found: &mut SearchResult, stricter: &SearchResult, target: 
     }
     let Some(step) = (stricter.best.as_ref())
         .and_then(|b| b.against(target))
-        .filter(|s| s.passed)
+        .filter(|s| s.passed())
     else {
         return false;
     };
@@ -259,7 +259,7 @@ pub fn pooled(points: &[Point]) -> Vec<Point> {
 fn clear_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
     let mut passes = steps
         .iter()
-        .filter(|s| s.offered_qps == Some(rate) && s.passed)
+        .filter(|s| s.offered_qps == Some(rate) && s.passed())
         .peekable();
     passes.peek().is_some()
         && passes.all(|s| {
@@ -279,16 +279,16 @@ fn clean_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
         .filter(|s| s.offered_qps == Some(rate))
         .peekable();
     at.peek().is_some()
-        && at.all(|s| !s.verdict.spoiled() && s.passed && s.late_against(target) == Some(0))
+        && at.all(|s| !s.verdict().spoiled() && s.passed() && s.late_against(target) == Some(0))
 }
 
 fn point_of(s: &StepSummary, target: f64) -> Option<Point> {
     // Steps spoiled by the generator say nothing about the system.
-    if s.verdict.spoiled() || s.verdict == Verdict::Interrupted {
+    if s.verdict().spoiled() || s.verdict() == Verdict::Interrupted {
         return None;
     }
     // Errors and drain timeouts fail regardless of latency: count them as all late.
-    if matches!(s.verdict, Verdict::Errors | Verdict::DrainTimeout) {
+    if matches!(s.verdict(), Verdict::Errors | Verdict::DrainTimeout) {
         let n = s.judged.max(s.issued).max(1);
         return Some(Point {
             rate: s.offered_qps?,
@@ -324,7 +324,7 @@ pub fn burst_size(steps: &[StepSummary], target: f64) -> f64 {
         .iter()
         .filter(|s| {
             s.target_latency == Some(target)
-                && !s.verdict.spoiled()
+                && !s.verdict().spoiled()
                 && (s.late as f64) <= OVERLOADED * s.judged as f64
         })
         .fold((0u64, 0u64), |(l, q), s| {
@@ -448,7 +448,7 @@ fn decide(
     // Without a candidate whose neighbourhood passes, the lowest candidate stands.
     let mut lowest: Option<usize> = None;
     for (i, s) in steps.iter().enumerate() {
-        let (Some(rate), true) = (s.offered_qps, s.passed) else {
+        let (Some(rate), true) = (s.offered_qps, s.passed()) else {
             continue;
         };
         let Some(p) = at(rate) else { continue };
@@ -521,7 +521,7 @@ struct Decision {
 fn stayed_spoiled(steps: &[StepSummary]) -> bool {
     steps
         .last()
-        .is_some_and(|s| s.verdict.spoiled() && s.retries >= MAX_RETRIES)
+        .is_some_and(|s| s.verdict().spoiled() && s.retries >= MAX_RETRIES)
 }
 
 /// The search for one distribution and target.
@@ -572,8 +572,8 @@ impl Search<'_> {
             let burst = burst_size(&out.steps, self.target.as_secs_f64());
             let mut s = self.runner.step(self.dist, qps, self.target, seed, burst)?;
             s.retries = retries;
-            let spoiled = s.verdict.spoiled();
-            let passed = s.passed;
+            let spoiled = s.verdict().spoiled();
+            let passed = s.passed();
             out.steps.push(s);
             if !spoiled {
                 return Ok(passed);
@@ -622,8 +622,8 @@ impl Search<'_> {
         loop {
             let mut passed = self.measure(rate, out)?;
             let doubtful = |s: &StepSummary| {
-                !s.confident
-                    && s.verdict == Verdict::TooManyLate
+                !s.confident()
+                    && s.verdict() == Verdict::TooManyLate
                     && (s.late as f64) <= 3.0 * LATE_FRACTION * s.judged as f64
             };
             if !passed && out.steps.last().is_some_and(doubtful) {
@@ -635,7 +635,7 @@ impl Search<'_> {
                     .iter()
                     .filter_map(|s| point_of(s, target))
                     .fold((0, 0), |(j, l), p| (j + p.judged, l + p.late));
-                passed = out.steps[out.steps.len() - 2..].iter().any(|s| s.passed)
+                passed = out.steps[out.steps.len() - 2..].iter().any(|s| s.passed())
                     && l as f64 <= LATE_FRACTION * j as f64;
             }
             if passed {
@@ -669,12 +669,12 @@ impl Search<'_> {
                 s.abandoned == 0
                     && s.late_against(target_s).is_some()
                     && !matches!(
-                        s.stop,
+                        s.stop(),
                         StopReason::ConfidentFail
                             | StopReason::CertainFail
                             | StopReason::Interrupted
                     )
-                    && matches!(s.verdict, Verdict::Pass | Verdict::TooManyLate)
+                    && matches!(s.verdict(), Verdict::Pass | Verdict::TooManyLate)
             })
             .cloned()
             .collect();
@@ -909,7 +909,7 @@ impl Search<'_> {
                     .iter()
                     .filter(|s| s.offered_qps == Some(k))
                     .filter_map(|s| s.against(target_s))
-                    .find(|s| s.passed)
+                    .find(|s| s.passed())
                 {
                     out.best = Some(s);
                     out.interval = (out.interval.0.min(k), out.interval.1.max(k));
@@ -924,7 +924,7 @@ impl Search<'_> {
 mod tests {
     use super::*;
     use crate::measure::stats::ServiceTimes;
-    use crate::measure::step::StepSpec;
+    use crate::measure::step::{StepOutcome, StepSpec};
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
 
     fn bounds(capacity: f64) -> Bounds {
@@ -1066,7 +1066,7 @@ mod tests {
         };
         let (r, pauses) = run(Some(law.probe_times(200, 1)));
         assert_eq!(pauses, vec![1, 2], "two retries, each after a pause");
-        let verdicts: Vec<Verdict> = r.steps.iter().take(3).map(|s| s.verdict).collect();
+        let verdicts: Vec<Verdict> = r.steps.iter().take(3).map(|s| s.verdict()).collect();
         assert_eq!(
             verdicts,
             vec![Verdict::MachineSlow, Verdict::MachineSlow, Verdict::Pass]
@@ -1078,7 +1078,7 @@ mod tests {
         // failure: the first rate fails and the search goes down from it.
         let (blind, pauses) = run(None);
         assert!(pauses.is_empty());
-        assert_eq!(blind.steps[0].verdict, Verdict::TooManyLate);
+        assert_eq!(blind.steps[0].verdict(), Verdict::TooManyLate);
         assert!(
             blind.steps[1].offered_qps < Some(200.0),
             "{:?}",
@@ -1108,7 +1108,7 @@ mod tests {
         assert!(rates[2] > 200.0 && rates[2] < 400.0 && rates[2..].iter().all(|&q| q == rates[2]));
         assert!(r.steps[2..]
             .iter()
-            .all(|s| s.verdict == Verdict::MachineSlow));
+            .all(|s| s.verdict() == Verdict::MachineSlow));
         assert_eq!(spell.pauses, vec![1, 2]);
         assert_eq!(r.best.unwrap().offered_qps, Some(200.0));
         assert_eq!(
@@ -1152,7 +1152,7 @@ mod tests {
         let passes: Vec<f64> = r
             .steps
             .iter()
-            .filter(|s| s.passed)
+            .filter(|s| s.passed())
             .map(|s| s.offered_qps.unwrap())
             .collect();
         assert_eq!(passes, [12.0, 22.0], "{:?}", rates(&r));
@@ -1225,7 +1225,7 @@ mod tests {
             assert!(before_last < 40.0, "seed {seed}: {before_last}");
             // The answer is one of its own passing steps, decided on all of them.
             let best = r.best.as_ref().expect("a pass stands");
-            assert!(best.passed);
+            assert!(best.passed());
             assert!(r.interval.0 <= best.offered_qps.unwrap());
             assert!(r.steps.iter().any(|s| s.seed == best.seed));
         }
@@ -1357,13 +1357,7 @@ mod tests {
             late_episode_sq: if clustered { late * late } else { late },
             runtime,
             planned: judged,
-            passed,
-            verdict: if passed {
-                Verdict::Pass
-            } else {
-                Verdict::TooManyLate
-            },
-            stop: StopReason::PointEstimate,
+            outcome: StepOutcome::decided(passed, false, StopReason::PointEstimate),
             seed,
             ..StepSummary::default()
         }
@@ -1550,7 +1544,7 @@ mod tests {
         assert_eq!(best.offered_qps, Some(2181.0));
         assert_eq!(best.target_latency, Some(0.2));
         assert_eq!((best.late, best.carried_from), (1, Some(0.1)));
-        assert!(best.passed && found.confident);
+        assert!(best.passed() && found.confident);
         assert_eq!(found.interval, (2181.0 * 0.9, 4702.0));
 
         // A search that failed everywhere is bounded the same way.
@@ -1584,7 +1578,7 @@ mod tests {
         assert!(keep_monotone(&mut at_02, &at_01, 0.2));
         let best = at_02.best.as_ref().unwrap();
         assert_eq!((best.offered_qps, best.late), (Some(2125.0), 1));
-        assert!(best.passed);
+        assert!(best.passed());
     }
 
     #[test]
@@ -1602,9 +1596,7 @@ mod tests {
             late: 0,
             late_also: vec![(0.2, 0)],
             runtime: 10.0,
-            passed: true,
-            verdict: Verdict::Pass,
-            stop: StopReason::PointEstimate,
+            outcome: StepOutcome::decided(true, false, StopReason::PointEstimate),
             ..StepSummary::default()
         };
         let mut runner = ByRate(Vec::new(), lucky_once);
@@ -1885,7 +1877,7 @@ mod harness {
                 for s in &q.steps {
                     println!(
                         "  {:6.1} issued {:5} planned {:5} late {:3} runs {:3} stop {:?} verdict {:?} conf {} burst-in {:?} p99.9 {:?}",
-                        s.offered_qps.unwrap(), s.issued, s.planned, s.late, s.late_episodes, s.stop, s.verdict, s.confident, s.seed % 1000, s.percentiles.find(99.9)
+                        s.offered_qps.unwrap(), s.issued, s.planned, s.late, s.late_episodes, s.stop(), s.verdict(), s.confident(), s.seed % 1000, s.percentiles.find(99.9)
                     );
                 }
             }

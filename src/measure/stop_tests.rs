@@ -155,9 +155,9 @@ fn stopped_step(asynchronous: bool) -> StepSummary {
 
 fn check(s: &StepSummary, path: &str) {
     // More than 1 % of the cap (10 queries) were late when it stopped: certain.
-    assert_eq!(s.stop, StopReason::CertainFail, "{path}: {s:?}");
+    assert_eq!(s.stop(), StopReason::CertainFail, "{path}: {s:?}");
     assert!(
-        !s.passed,
+        !s.passed(),
         "{path}: a step stopped on a certain failure passed: {s:?}"
     );
     assert!(
