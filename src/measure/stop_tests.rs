@@ -177,3 +177,176 @@ fn a_step_stopped_with_requests_in_flight_is_not_a_pass() {
 fn a_step_stopped_with_a_query_in_a_workers_hands_is_not_a_pass() {
     check(&stopped_step(false), "in process");
 }
+
+/// The invariants of every step's outcome (see [`StepOutcome`]'s table).
+fn invariants(s: &StepSummary, case: &str) {
+    use crate::measure::step::{StepOutcome, Verdict};
+    assert!(
+        !(s.stop().is_failure() && s.passed()),
+        "{case}: a failing stop with a passing verdict: {s:?}"
+    );
+    assert_eq!(s.passed(), s.verdict() == Verdict::Pass, "{case}: {s:?}");
+    assert_eq!(s.judged, s.count + s.abandoned, "{case}: {s:?}");
+    assert_eq!(s.issued, s.count + s.errors + s.abandoned, "{case}: {s:?}");
+    match s.outcome {
+        StepOutcome::TooManyLate { confident, stop } => {
+            assert!(confident || !stop.is_failure(), "{case}: {s:?}");
+            assert!(
+                !matches!(stop, StopReason::Interrupted | StopReason::Closed),
+                "{case}: {s:?}"
+            );
+        }
+        StepOutcome::Pass { .. } => {
+            assert!(!s.stop().is_failure(), "{case}: {s:?}");
+            // The counts agree with a pass on the point estimate at least.
+            assert!(s.late * 100 <= s.judged, "{case}: {s:?}");
+        }
+        StepOutcome::Interrupted => assert_eq!(s.stop(), StopReason::Interrupted),
+        _ => {}
+    }
+    // Read against another target it counted, a failing stop never passes either.
+    for &(t, _) in &s.late_also {
+        if let Some(r) = s.against(t) {
+            assert!(
+                !(r.stop().is_failure() && r.passed()),
+                "{case}: against {t}: {r:?}"
+            );
+        }
+    }
+}
+
+/// A small deterministic generator of test parameters.
+fn draws(seed: u64) -> impl FnMut(f64, f64) -> f64 {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    move |lo: f64, hi: f64| rng.random_range(lo..hi)
+}
+
+#[test]
+fn no_virtual_clock_step_passes_with_a_failing_stop() {
+    use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
+    let mut failing_stops = 0;
+    for case in 0..400u64 {
+        let mut draw = draws(case);
+        let servers = 1 + (draw(0.0, 3.0) as usize);
+        let mean = draw(0.002, 0.02);
+        let law = if draw(0.0, 1.0) < 0.5 {
+            ServiceLaw::Exp(mean)
+        } else {
+            ServiceLaw::Fixed(mean)
+        };
+        // From well below capacity to twice it; targets of 1–20 service times.
+        let qps = draw(0.3, 2.0) * servers as f64 / mean;
+        let target = Duration::from_secs_f64(mean * draw(1.0, 20.0));
+        let seconds = draw(0.5, 4.0);
+        let dist = if case % 2 == 0 {
+            Distribution::Exponential
+        } else {
+            Distribution::Linear
+        };
+        let spec = StepSpec::judged(dist, qps, seconds, 100, Some(target), case, 0.99);
+        let s = VirtualQueue::new(servers, law, seconds, 100).run(&spec);
+        let what = format!("case {case}: {servers} servers, {law:?}, {qps:.1}/s, {target:?}");
+        invariants(&s, &what);
+        failing_stops += u32::from(s.stop().is_failure());
+    }
+    assert!(failing_stops >= 40, "only {failing_stops} failing stops");
+}
+
+#[test]
+fn no_in_process_or_in_flight_step_passes_with_a_failing_stop() {
+    use crate::backend::{BackendConfig, BackendKind};
+    let mut failing_stops = 0;
+    for case in 0..8u64 {
+        let mut draw = draws(1000 + case);
+        let qps = draw(200.0, 400.0);
+        let target = Duration::from_secs_f64(draw(0.02, 0.1));
+        let queries = draw(100.0, 200.0) as u64;
+        let spec = StepSpec {
+            distribution: Distribution::Exponential,
+            offered_qps: qps,
+            planned: queries,
+            cap: queries * 2,
+            time_cap: Duration::from_secs(5),
+            target: Some(target),
+            also_count: vec![target * 3],
+            seed: case,
+            confidence: 0.99,
+            burst: 1.0,
+            service_ref: None,
+        };
+        let backend: Arc<dyn Backend> = if case % 2 == 0 {
+            // In process: an M/M/1 sim server at 0.5–2 × its capacity.
+            let cfg = BackendConfig {
+                workers: 1,
+                sim_service_time: Some(format!("exp:{:.2}ms", 1e3 * draw(0.5, 2.0) / qps)),
+                seed: case,
+                ..BackendConfig::default()
+            };
+            crate::backend::load(BackendKind::Sim, &cfg).unwrap()
+        } else {
+            // In flight: a server that turns slow after a random number of answers.
+            Arc::new(TurnsSlow {
+                info: ModelInfo::none(),
+                fast: draw(0.0, queries as f64) as u64,
+                slow: Duration::from_secs_f64(draw(0.5, 1.0)),
+                asynchronous: true,
+                served: Arc::new(AtomicU64::new(0)),
+            })
+        };
+        let pool = WorkerPool::start(&backend, Arc::new(NoSamples), 1, 1).unwrap();
+        let s = run_open(&pool, &spec, &AtomicBool::new(false)).unwrap();
+        let what = format!("case {case}: {qps:.1}/s, {target:?}, {queries} queries");
+        invariants(&s, &what);
+        failing_stops += u32::from(s.stop().is_failure());
+    }
+    assert!(failing_stops >= 2, "only {failing_stops} failing stops");
+}
+
+#[test]
+fn a_step_read_against_another_target_keeps_a_failing_stop_a_failure() {
+    use crate::measure::step::StepOutcome;
+    // Stopped certain at 50 ms with 30 late of 400 (cap 2000); at 100 ms only 2 late.
+    let s = StepSummary {
+        target_latency: Some(0.05),
+        offered_qps: Some(100.0),
+        cap: 2000,
+        planned: 1000,
+        issued: 400,
+        count: 380,
+        abandoned: 20,
+        judged: 400,
+        late: 30,
+        late_also: vec![(0.1, 2), (0.02, 60)],
+        outcome: StepOutcome::decided(false, true, StopReason::CertainFail),
+        ..StepSummary::default()
+    };
+    invariants(&s, "certain");
+    assert!(
+        s.against(0.1).is_none(),
+        "a truncated sample says nothing there"
+    );
+    let stricter = s.against(0.02).unwrap();
+    assert_eq!(
+        stricter.outcome,
+        StepOutcome::TooManyLate {
+            confident: true,
+            stop: StopReason::CertainFail
+        }
+    );
+    // A pass read against a stricter target it fails keeps its stop.
+    let p = StepSummary {
+        outcome: StepOutcome::decided(true, true, StopReason::ConfidentPass),
+        late: 0,
+        ..s
+    };
+    assert!(!p.against(0.02).unwrap().passed());
+    assert!(p.against(0.1).unwrap().passed());
+    // No constructor turns a failing stop into a pass.
+    for stop in [StopReason::CertainFail, StopReason::ConfidentFail] {
+        for (pass, confident) in [(true, true), (true, false), (false, false)] {
+            let o = StepOutcome::decided(pass, confident, stop);
+            assert!(!o.passed() && o.confident(), "{o:?}");
+        }
+    }
+}
