@@ -305,7 +305,7 @@ fn closed_loops_keep_their_window_and_failed_requests_fail_the_step() {
     );
     let sum = step::run_open(&pool, &spec, &interrupt).unwrap();
     assert_eq!((sum.count, sum.errors), (0, 50), "{sum:?}");
-    assert_eq!(sum.verdict, Verdict::Errors);
+    assert_eq!(sum.verdict(), Verdict::Errors);
     assert!(sum.error.unwrap_or_default().contains("500"));
 }
 
@@ -481,5 +481,38 @@ fn schema_check(doc: &Value) {
         errors.is_empty(),
         "results.json does not match the schema:\n{}",
         errors.join("\n")
+    );
+}
+
+#[test]
+fn requests_in_flight_when_a_step_stops_on_a_failure_are_judged_at_their_age() {
+    // Every answer takes 300 ms against a 100 ms target: the step stops certain of
+    // its failure with ~30 requests at the server. They are abandoned, and each is
+    // judged late at its age (the old summary dropped them: 0 judged, 0 late).
+    let mut slow = TestModel::identity("slow", &[16]);
+    slow.delay = Some(Duration::from_millis(300));
+    let s = start(vec![slow]);
+    let mut cfg = config(format!("http://{}", s.info.http), "slow");
+    let k = cfg.kserve.as_mut().unwrap();
+    k.batch_size = 1;
+    k.concurrency = Some(64);
+    let b = load(&cfg).unwrap();
+    let pool = WorkerPool::start(&b, samples(&[16], 8), 1, 1).unwrap();
+    let spec = spec(
+        Distribution::Linear,
+        200.0,
+        1000,
+        Duration::from_millis(100),
+        3,
+    );
+    let sum = step::run_open(&pool, &spec, &AtomicBool::new(false)).unwrap();
+    assert_eq!(sum.stop(), step::StopReason::CertainFail, "{sum:?}");
+    assert!(!sum.passed() && sum.confident(), "{sum:?}");
+    assert!(sum.abandoned > 10 && sum.late > 10, "{sum:?}");
+    assert_eq!(sum.judged, sum.count + sum.abandoned, "{sum:?}");
+    assert_eq!(
+        sum.issued,
+        sum.count + sum.errors + sum.abandoned,
+        "{sum:?}"
     );
 }

@@ -44,7 +44,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
     cut_short(&mut progress, "step")?;
     progress.finish();
-    if summary.stop == crate::measure::step::StopReason::TimeCap {
+    if summary.stop() == crate::measure::step::StopReason::TimeCap {
         progress.note(&format!(
             "loadgen: {name}: issuing stopped at the step's time cap (4 × --time, at least 1 s): {} of {} planned queries were sent",
             summary.issued, summary.planned

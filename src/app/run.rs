@@ -90,13 +90,13 @@ impl StepRunner for PoolRunner<'_> {
             return Err(SearchStop::Interrupted);
         }
         self.progress.println(&lines::step_line(&name, &summary));
-        if summary.stop == crate::measure::step::StopReason::TimeCap {
+        if summary.stop() == crate::measure::step::StopReason::TimeCap {
             self.progress.note(&format!(
                 "loadgen: {name}: issuing stopped at the step's time cap (4 × --time, at least 1 s): {} of {} planned queries were sent",
                 summary.issued, summary.planned
             ));
         }
-        if summary.passed {
+        if summary.passed() {
             self.progress.println(lines::TAKEN);
         } else {
             self.progress.note(&format!(

@@ -231,10 +231,10 @@ pub fn usable_carried(carried: &[StepSummary], target: f64) -> Vec<StepSummary> 
             s.abandoned == 0
                 && s.late_against(target).is_some()
                 && !matches!(
-                    s.stop,
+                    s.stop(),
                     StopReason::ConfidentFail | StopReason::CertainFail | StopReason::Interrupted
                 )
-                && matches!(s.verdict, Verdict::Pass | Verdict::TooManyLate)
+                && matches!(s.verdict(), Verdict::Pass | Verdict::TooManyLate)
         })
         .cloned()
         .collect()
@@ -257,7 +257,7 @@ fn passes(p: &Point) -> bool {
 fn tried(steps: &[StepSummary], rate: f64) -> usize {
     steps
         .iter()
-        .filter(|s| s.offered_qps == Some(rate) && !s.verdict.spoiled())
+        .filter(|s| s.offered_qps == Some(rate) && !s.verdict().spoiled())
         .count()
 }
 
@@ -270,7 +270,7 @@ pub fn next(e: &SoFar) -> Action {
 
     // 1. A spoiled step is run again.
     if let Some(last) = steps.last() {
-        if last.verdict.spoiled() && last.retries < MAX_RETRIES {
+        if last.verdict().spoiled() && last.retries < MAX_RETRIES {
             return measure(
                 last.offered_qps.unwrap_or(top),
                 Why::Retry(last.retries + 1),
@@ -302,7 +302,7 @@ pub fn next(e: &SoFar) -> Action {
     let Some(best) = d.best else {
         let lowest = steps
             .iter()
-            .filter(|s| !s.verdict.spoiled())
+            .filter(|s| !s.verdict().spoiled())
             .filter_map(|s| s.offered_qps)
             .fold(top, f64::min);
         if let Some(k) = known {
@@ -388,8 +388,8 @@ pub fn next(e: &SoFar) -> Action {
 
 /// A failed step near the boundary: not confident, and at most 3 % late.
 fn doubtful_fail(s: &StepSummary) -> bool {
-    !s.confident
-        && s.verdict == Verdict::TooManyLate
+    !s.confident()
+        && s.verdict() == Verdict::TooManyLate
         && (s.late as f64) <= 3.0 * LATE_FRACTION * s.judged as f64
 }
 
@@ -511,7 +511,7 @@ pub fn pooled(points: &[Point]) -> Vec<Point> {
 pub(crate) fn clear_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
     let mut passes = steps
         .iter()
-        .filter(|s| s.offered_qps == Some(rate) && s.passed)
+        .filter(|s| s.offered_qps == Some(rate) && s.passed())
         .peekable();
     passes.peek().is_some()
         && passes.all(|s| {
@@ -531,16 +531,16 @@ fn clean_at(steps: &[StepSummary], rate: f64, target: f64) -> bool {
         .filter(|s| s.offered_qps == Some(rate))
         .peekable();
     at.peek().is_some()
-        && at.all(|s| !s.verdict.spoiled() && s.passed && s.late_against(target) == Some(0))
+        && at.all(|s| !s.verdict().spoiled() && s.passed() && s.late_against(target) == Some(0))
 }
 
 fn point_of(s: &StepSummary, target: f64) -> Option<Point> {
     // Steps spoiled by the generator say nothing about the system.
-    if s.verdict.spoiled() || s.verdict == Verdict::Interrupted {
+    if s.verdict().spoiled() || s.verdict() == Verdict::Interrupted {
         return None;
     }
     // Errors and drain timeouts fail regardless of latency: count them as all late.
-    if matches!(s.verdict, Verdict::Errors | Verdict::DrainTimeout) {
+    if matches!(s.verdict(), Verdict::Errors | Verdict::DrainTimeout) {
         let n = s.judged.max(s.issued).max(1);
         return Some(Point {
             rate: s.offered_qps?,
@@ -576,7 +576,7 @@ pub fn burst_size(steps: &[StepSummary], target: f64) -> f64 {
         .iter()
         .filter(|s| {
             s.target_latency == Some(target)
-                && !s.verdict.spoiled()
+                && !s.verdict().spoiled()
                 && (s.late as f64) <= OVERLOADED * s.judged as f64
         })
         .fold((0u64, 0u64), |(l, q), s| {
@@ -663,7 +663,7 @@ fn decide(
     // Without a candidate whose neighbourhood passes, the lowest candidate stands.
     let mut lowest: Option<usize> = None;
     for (i, s) in steps.iter().enumerate() {
-        let (Some(rate), true) = (s.offered_qps, s.passed) else {
+        let (Some(rate), true) = (s.offered_qps, s.passed()) else {
             continue;
         };
         let Some(p) = at(rate) else { continue };
@@ -721,7 +721,7 @@ struct Decision {
 fn stayed_spoiled(steps: &[StepSummary]) -> bool {
     steps
         .last()
-        .is_some_and(|s| s.verdict.spoiled() && s.retries >= MAX_RETRIES)
+        .is_some_and(|s| s.verdict().spoiled() && s.retries >= MAX_RETRIES)
 }
 
 /// The interval's ends for an answer at `answer` qps (`None`: FAIL).
@@ -751,7 +751,7 @@ pub fn interval(e: &SoFar, answer: Option<f64>) -> (Result<f64, Unshown>, Result
             continue;
         };
         let own = s.target_latency == Some(e.target)
-            && !s.verdict.spoiled()
+            && !s.verdict().spoiled()
             && (s.late as f64) <= OVERLOADED * s.judged as f64;
         let (l, sq) = if own {
             (s.late, s.late_episode_sq)
@@ -876,7 +876,7 @@ fn queries_to_show(rule: &mut Rule, f: f64, burst: f64, want: Evidence) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::step::judge;
+    use crate::measure::step::{judge, Spoiler, StepOutcome};
 
     /// A finished step at `rate` with `judged` queries, `late` of them late against a
     /// 0.1 s target, judged as a real step is (confident where the counts allow);
@@ -895,14 +895,7 @@ mod tests {
             late_episodes: late,
             late_episode_sq: late,
             runtime: judged as f64 / rate,
-            passed,
-            confident,
-            verdict: if passed {
-                Verdict::Pass
-            } else {
-                Verdict::TooManyLate
-            },
-            stop: StopReason::Planned,
+            outcome: StepOutcome::decided(passed, confident, StopReason::Planned),
             ..StepSummary::default()
         };
         s.percentiles.0.insert("99.9".into(), 0.1);
@@ -917,8 +910,10 @@ mod tests {
     }
 
     fn spoiled(mut s: StepSummary, retries: u32) -> StepSummary {
-        s.verdict = Verdict::MachineSlow;
-        s.passed = false;
+        s.outcome = StepOutcome::Spoiled {
+            by: Spoiler::MachineSlow,
+            stop: StopReason::Planned,
+        };
         s.retries = retries;
         s
     }

@@ -189,7 +189,7 @@ fn finish(
     let mut warnings = Vec::new();
     for s in steps
         .iter()
-        .filter(|s| s.verdict.spoiled() && s.retries >= MAX_RETRIES)
+        .filter(|s| s.verdict().spoiled() && s.retries >= MAX_RETRIES)
     {
         warnings.push(format!(
             "{name}: {} qps failed {} times while the load generator or the machine fell behind: it says nothing about the system, and the answer for this target may be limited by this machine",
@@ -215,7 +215,7 @@ fn finish(
             .iter()
             .filter(|s| s.offered_qps == Some(k))
             .filter_map(|s| s.against(target))
-            .find(|s| s.passed),
+            .find(|s| s.passed()),
         (None, None) => None,
     };
     SearchResult {
@@ -257,7 +257,7 @@ pub fn keep_monotone(found: &mut SearchResult, stricter: &SearchResult, target: 
     }
     let Some(step) = (stricter.best.as_ref())
         .and_then(|b| b.against(target))
-        .filter(|s| s.passed)
+        .filter(|s| s.passed())
     else {
         return false;
     };
@@ -284,7 +284,7 @@ mod tests {
     use crate::measure::policy::{clear_at, pooled, Point};
     use crate::measure::stats::ServiceTimes;
     use crate::measure::step::StepSpec;
-    use crate::measure::step::{StopReason, Verdict};
+    use crate::measure::step::{StepOutcome, StopReason, Verdict};
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
 
     fn bounds(capacity: f64) -> Bounds {
@@ -426,7 +426,7 @@ mod tests {
         };
         let (r, pauses) = run(Some(law.probe_times(200, 1)));
         assert_eq!(pauses, vec![1, 2], "two retries, each after a pause");
-        let verdicts: Vec<Verdict> = r.steps.iter().take(3).map(|s| s.verdict).collect();
+        let verdicts: Vec<Verdict> = r.steps.iter().take(3).map(|s| s.verdict()).collect();
         assert_eq!(
             verdicts,
             vec![Verdict::MachineSlow, Verdict::MachineSlow, Verdict::Pass]
@@ -438,7 +438,7 @@ mod tests {
         // failure: the first rate fails and the search goes down from it.
         let (blind, pauses) = run(None);
         assert!(pauses.is_empty());
-        assert_eq!(blind.steps[0].verdict, Verdict::TooManyLate);
+        assert_eq!(blind.steps[0].verdict(), Verdict::TooManyLate);
         assert!(
             blind.steps[1].offered_qps < Some(200.0),
             "{:?}",
@@ -468,7 +468,7 @@ mod tests {
         assert!(rates[2] > 200.0 && rates[2] < 400.0 && rates[2..].iter().all(|&q| q == rates[2]));
         assert!(r.steps[2..]
             .iter()
-            .all(|s| s.verdict == Verdict::MachineSlow));
+            .all(|s| s.verdict() == Verdict::MachineSlow));
         assert_eq!(spell.pauses, vec![1, 2]);
         assert_eq!(r.best.unwrap().offered_qps, Some(200.0));
         assert_eq!(
@@ -510,7 +510,7 @@ mod tests {
         let passes: Vec<f64> = r
             .steps
             .iter()
-            .filter(|s| s.passed)
+            .filter(|s| s.passed())
             .map(|s| s.offered_qps.unwrap())
             .collect();
         // 18 is the step for the interval's low end: 100-query steps at 22 qps
@@ -584,7 +584,7 @@ mod tests {
             assert!(before_last < 40.0, "seed {seed}: {before_last}");
             // The answer is one of its own passing steps, decided on all of them.
             let best = r.best.as_ref().expect("a pass stands");
-            assert!(best.passed);
+            assert!(best.passed());
             assert!(
                 r.interval
                     .low
@@ -728,13 +728,7 @@ mod tests {
             late_episode_sq: if clustered { late * late } else { late },
             runtime,
             planned: judged,
-            passed,
-            verdict: if passed {
-                Verdict::Pass
-            } else {
-                Verdict::TooManyLate
-            },
-            stop: StopReason::PointEstimate,
+            outcome: StepOutcome::decided(passed, false, StopReason::PointEstimate),
             seed,
             ..StepSummary::default()
         }
@@ -929,7 +923,7 @@ mod tests {
         assert_eq!(best.offered_qps, Some(2181.0));
         assert_eq!(best.target_latency, Some(0.2));
         assert_eq!((best.late, best.carried_from), (1, Some(0.1)));
-        assert!(best.passed && found.confident);
+        assert!(best.passed() && found.confident);
         assert_eq!(found.interval.ends(), (Some(2181.0 * 0.9), Some(4702.0)));
 
         // A search that failed everywhere is bounded the same way.
@@ -963,7 +957,7 @@ mod tests {
         assert!(keep_monotone(&mut at_02, &at_01, 0.2));
         let best = at_02.best.as_ref().unwrap();
         assert_eq!((best.offered_qps, best.late), (Some(2125.0), 1));
-        assert!(best.passed);
+        assert!(best.passed());
     }
 
     #[test]
@@ -981,9 +975,7 @@ mod tests {
             late: 0,
             late_also: vec![(0.2, 0)],
             runtime: 10.0,
-            passed: true,
-            verdict: Verdict::Pass,
-            stop: StopReason::PointEstimate,
+            outcome: StepOutcome::decided(true, false, StopReason::PointEstimate),
             ..StepSummary::default()
         };
         let mut runner = ByRate(Vec::new(), lucky_once);
@@ -1271,7 +1263,7 @@ mod harness {
                 for s in &q.steps {
                     println!(
                         "  {:6.1} issued {:5} planned {:5} late {:3} runs {:3} stop {:?} verdict {:?} conf {} burst-in {:?} p99.9 {:?}",
-                        s.offered_qps.unwrap(), s.issued, s.planned, s.late, s.late_episodes, s.stop, s.verdict, s.confident, s.seed % 1000, s.percentiles.find(99.9)
+                        s.offered_qps.unwrap(), s.issued, s.planned, s.late, s.late_episodes, s.stop(), s.verdict(), s.confident(), s.seed % 1000, s.percentiles.find(99.9)
                     );
                 }
             }

@@ -132,6 +132,12 @@ pub struct WorkerStats {
     pub last_completion_ns: u64,
     /// First failure message, to explain a failed step.
     pub first_error: Option<String>,
+    /// Ages (ns, from the planned send) of queries abandoned while being served (a
+    /// network request not yet answered when the step stopped), recorded like
+    /// latencies: lower bounds of the latencies they would have had.
+    pub censored: NsHistogram,
+    /// Exact count of those ages above each of `thresholds`.
+    pub censored_late: Vec<u64>,
 }
 
 /// Running mean and spread of the time one backend call takes (whatever its batch),
@@ -218,6 +224,16 @@ impl WorkerStats {
         }
     }
 
+    /// Records one query abandoned while being served, `age_ns` after its planned
+    /// send: it is judged at that age (late if the age already exceeds a threshold).
+    pub fn record_censored(&mut self, age_ns: u64) {
+        self.censored.record(age_ns);
+        self.censored_late.resize(self.thresholds.len(), 0);
+        for (count, &t) in self.censored_late.iter_mut().zip(&self.thresholds) {
+            *count += u64::from(age_ns > t);
+        }
+    }
+
     pub fn reset(&mut self) {
         self.corrected.reset();
         self.uncorrected.reset();
@@ -229,6 +245,8 @@ impl WorkerStats {
         self.service = ServiceTimes::default();
         self.last_completion_ns = 0;
         self.first_error = None;
+        self.censored.reset();
+        self.censored_late.clear();
     }
 
     /// Adds another worker's figures (used after the step, never on the timed path).
@@ -242,6 +260,13 @@ impl WorkerStats {
             self.thresholds.clone_from(&other.thresholds);
         }
         for (a, b) in self.late.iter_mut().zip(&other.late) {
+            *a += b;
+        }
+        self.censored.add(&other.censored);
+        if self.censored_late.len() < other.censored_late.len() {
+            self.censored_late.resize(other.censored_late.len(), 0);
+        }
+        for (a, b) in self.censored_late.iter_mut().zip(&other.censored_late) {
             *a += b;
         }
         self.stalls.add(&other.stalls);

@@ -125,7 +125,8 @@ impl StepSpec {
     }
 }
 
-/// Why a step did not pass.
+/// The verdict of a step, as results.json names it (`verdict`): a read-only view of
+/// its [`StepOutcome`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
@@ -153,9 +154,23 @@ impl Verdict {
     pub fn spoiled(self) -> bool {
         matches!(self, Verdict::GeneratorLate | Verdict::MachineSlow)
     }
+
+    /// The name results.json writes (`verdict`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::TooManyLate => "too_many_late",
+            Verdict::Errors => "errors",
+            Verdict::GeneratorLate => "generator_late",
+            Verdict::MachineSlow => "machine_slow",
+            Verdict::DrainTimeout => "drain_timeout",
+            Verdict::Interrupted => "interrupted",
+            Verdict::NotJudged => "not_judged",
+        }
+    }
 }
 
-/// Why a step stopped.
+/// Why a step stopped issuing, as results.json names it (`stop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
     /// Every query it planned was issued and the counts had decided.
@@ -179,6 +194,181 @@ pub enum StopReason {
     Closed,
 }
 
+impl StopReason {
+    /// The step stopped because it failed: its verdict is a failure, whatever the
+    /// queries that finish after the stop say.
+    pub fn is_failure(self) -> bool {
+        matches!(self, StopReason::ConfidentFail | StopReason::CertainFail)
+    }
+
+    /// The name results.json writes (`stop`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Planned => "planned",
+            StopReason::ConfidentPass => "confident_pass",
+            StopReason::ConfidentFail => "confident_fail",
+            StopReason::CertainFail => "certain_fail",
+            StopReason::Cap => "cap",
+            StopReason::PointEstimate => "point_estimate",
+            StopReason::TimeCap => "time_cap",
+            StopReason::Interrupted => "interrupted",
+            StopReason::Closed => "closed_loop",
+        }
+    }
+}
+
+/// The stops a passing step can have: every [`StopReason`] of a judged open-loop
+/// step but the failures (and the interrupt, which judges nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassStop {
+    Planned,
+    ConfidentPass,
+    Cap,
+    PointEstimate,
+    TimeCap,
+}
+
+impl PassStop {
+    /// `stop` as a pass's stop; `None` for a failure, an interrupt or a closed loop.
+    pub fn of(stop: StopReason) -> Option<PassStop> {
+        Some(match stop {
+            StopReason::Planned => PassStop::Planned,
+            StopReason::ConfidentPass => PassStop::ConfidentPass,
+            StopReason::Cap => PassStop::Cap,
+            StopReason::PointEstimate => PassStop::PointEstimate,
+            StopReason::TimeCap => PassStop::TimeCap,
+            StopReason::ConfidentFail
+            | StopReason::CertainFail
+            | StopReason::Interrupted
+            | StopReason::Closed => return None,
+        })
+    }
+}
+
+impl From<PassStop> for StopReason {
+    fn from(s: PassStop) -> StopReason {
+        match s {
+            PassStop::Planned => StopReason::Planned,
+            PassStop::ConfidentPass => StopReason::ConfidentPass,
+            PassStop::Cap => StopReason::Cap,
+            PassStop::PointEstimate => StopReason::PointEstimate,
+            PassStop::TimeCap => StopReason::TimeCap,
+        }
+    }
+}
+
+/// What spoiled a failed step: not the system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spoiler {
+    /// Issue lateness or a simulated server's stalls above tolerance.
+    GeneratorLate,
+    /// The backend's calls ran clearly slower than in the capacity probe.
+    MachineSlow,
+}
+
+/// How one step ended: the one record of its verdict, why it stopped and how sure it
+/// is. results.json's `verdict`, `stop`, `passed` and `confident` are all read off it
+/// ([`StepOutcome::verdict`], [`StepOutcome::stop`], [`StepOutcome::passed`],
+/// [`StepOutcome::confident`]). The legal cases:
+///
+/// | variant                      | `verdict`                        | `passed` | `confident` | `stop`                                                      |
+/// |------------------------------|----------------------------------|----------|-------------|-------------------------------------------------------------|
+/// | `Pass { confident, stop }`   | `pass`                           | true     | `confident` | a [`PassStop`]: planned, confident_pass, cap, point_estimate, time_cap — never a failure |
+/// | `TooManyLate { confident, stop }` | `too_many_late`             | false    | `confident` (true whenever `stop` is a failure) | any but interrupted, closed_loop |
+/// | `Spoiled { by, stop }`       | `generator_late`, `machine_slow` | false    | false       | any but interrupted, closed_loop                            |
+/// | `Errors { stop }`            | `errors`                         | false    | false       | any but interrupted                                         |
+/// | `DrainTimeout { stop }`      | `drain_timeout`                  | false    | false       | planned, confident_pass, cap, point_estimate, time_cap       |
+/// | `Interrupted`                | `interrupted`                    | false    | false       | interrupted                                                 |
+/// | `NotJudged { stop }`         | `not_judged`                     | false    | false       | closed_loop (closed loop); planned, time_cap (no target)    |
+///
+/// A step stopped as a failure (`certain_fail`, `confident_fail`) cannot be a pass:
+/// `Pass` carries a [`PassStop`], and [`StepOutcome::decided`], the one way a judged
+/// step gets its outcome, turns a failing stop into a confident `TooManyLate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// At most 1 % of the judged queries late: with the stated confidence, or on the
+    /// point estimate (`confident: false`).
+    Pass { confident: bool, stop: PassStop },
+    /// More than 1 % late: the system failed at this rate.
+    TooManyLate { confident: bool, stop: StopReason },
+    /// Failed while the generator or the machine fell behind: run again, never
+    /// counted as the system's failure.
+    Spoiled { by: Spoiler, stop: StopReason },
+    /// A backend call failed.
+    Errors { stop: StopReason },
+    /// Queries were still outstanding when the drain timeout ran out.
+    DrainTimeout { stop: StopReason },
+    /// A signal ended the step: it says nothing.
+    Interrupted,
+    /// Closed-loop runs and steps without a target.
+    NotJudged { stop: StopReason },
+}
+
+impl StepOutcome {
+    /// The outcome of a judged step whose counts say `pass` (with `confident`) and
+    /// that stopped for `stop`. A failing stop is decisive: the step failed,
+    /// confidently, whatever the queries that finished after the stop say.
+    pub fn decided(pass: bool, confident: bool, stop: StopReason) -> StepOutcome {
+        match PassStop::of(stop) {
+            Some(stop) if pass => StepOutcome::Pass { confident, stop },
+            _ => StepOutcome::TooManyLate {
+                confident: confident || stop.is_failure(),
+                stop,
+            },
+        }
+    }
+
+    pub fn passed(self) -> bool {
+        matches!(self, StepOutcome::Pass { .. })
+    }
+
+    /// Whether a pass or a failure of the system holds with the stated confidence.
+    pub fn confident(self) -> bool {
+        match self {
+            StepOutcome::Pass { confident, .. } | StepOutcome::TooManyLate { confident, .. } => {
+                confident
+            }
+            _ => false,
+        }
+    }
+
+    /// The machine or the load generator, not the system, failed the step.
+    pub fn spoiled(self) -> bool {
+        matches!(self, StepOutcome::Spoiled { .. })
+    }
+
+    pub fn verdict(self) -> Verdict {
+        match self {
+            StepOutcome::Pass { .. } => Verdict::Pass,
+            StepOutcome::TooManyLate { .. } => Verdict::TooManyLate,
+            StepOutcome::Spoiled {
+                by: Spoiler::GeneratorLate,
+                ..
+            } => Verdict::GeneratorLate,
+            StepOutcome::Spoiled {
+                by: Spoiler::MachineSlow,
+                ..
+            } => Verdict::MachineSlow,
+            StepOutcome::Errors { .. } => Verdict::Errors,
+            StepOutcome::DrainTimeout { .. } => Verdict::DrainTimeout,
+            StepOutcome::Interrupted => Verdict::Interrupted,
+            StepOutcome::NotJudged { .. } => Verdict::NotJudged,
+        }
+    }
+
+    pub fn stop(self) -> StopReason {
+        match self {
+            StepOutcome::Pass { stop, .. } => stop.into(),
+            StepOutcome::TooManyLate { stop, .. }
+            | StepOutcome::Spoiled { stop, .. }
+            | StepOutcome::Errors { stop }
+            | StepOutcome::DrainTimeout { stop }
+            | StepOutcome::NotJudged { stop } => stop,
+            StepOutcome::Interrupted => StopReason::Interrupted,
+        }
+    }
+}
+
 /// The measurement core's record of one step. `output` turns it into the `<step>`
 /// object of results.json; all times in seconds.
 #[derive(Clone, Debug)]
@@ -195,9 +385,11 @@ pub struct StepSummary {
     pub planned: u64,
     pub cap: u64,
     pub issued: u64,
-    /// Issued but never completed: dropped from the backlog when the step stopped on
-    /// a certain failure, or outstanding at the drain timeout. Their ages when dropped
-    /// are in the percentiles (lower bounds of their latencies).
+    /// Issued but never answered: waiting in the queue or being served (a network
+    /// request not yet answered) when the step stopped on a failure, at the drain
+    /// timeout or on an interrupt. Each is judged at its age when dropped (late if
+    /// that exceeds the target) and is in the percentiles (a lower bound of its
+    /// latency): `issued == count + errors + abandoned`.
     pub abandoned: u64,
     /// Queries the verdict counts: completed plus abandoned.
     pub judged: u64,
@@ -223,12 +415,9 @@ pub struct StepSummary {
     /// reference it was judged against (see [`StepSpec::service_ref`]).
     pub service: ServiceTimes,
     pub service_ref: Option<ServiceTimes>,
-    pub stop: StopReason,
-    /// Whether the verdict holds with the stated confidence.
-    pub confident: bool,
+    /// How the step ended: verdict, stop and confidence in one.
+    pub outcome: StepOutcome,
     pub confidence: f64,
-    pub passed: bool,
-    pub verdict: Verdict,
     /// Times the search ran this step again because the generator fell behind.
     pub retries: u32,
     /// Set when this step was run for another target and is reported for this one
@@ -265,11 +454,10 @@ impl Default for StepSummary {
             stalls: Lateness::default(),
             service: ServiceTimes::default(),
             service_ref: None,
-            stop: StopReason::Planned,
-            confident: false,
+            outcome: StepOutcome::NotJudged {
+                stop: StopReason::Planned,
+            },
             confidence: 0.99,
-            passed: false,
-            verdict: Verdict::NotJudged,
             retries: 0,
             carried_from: None,
             seed: 0,
@@ -283,10 +471,32 @@ impl StepSummary {
         self.percentiles.get(99.0)
     }
 
+    pub fn passed(&self) -> bool {
+        self.outcome.passed()
+    }
+
+    pub fn confident(&self) -> bool {
+        self.outcome.confident()
+    }
+
+    pub fn spoiled(&self) -> bool {
+        self.outcome.spoiled()
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        self.outcome.verdict()
+    }
+
+    pub fn stop(&self) -> StopReason {
+        self.outcome.stop()
+    }
+
     /// This step read against another target it counted exactly (`None` if it did
     /// not count it): the record results.json keeps under that target. It keeps every
     /// count, so that it can be read against a third target in turn (a tuned run's
-    /// answer lifted from 0.05 s to 0.1 s bounds the 0.2 s answer too).
+    /// answer lifted from 0.05 s to 0.1 s bounds the 0.2 s answer too). A step
+    /// stopped on its own target's failure holds a truncated sample: it still fails
+    /// a target its counts fail, and says nothing (`None`) about one they would pass.
     pub fn against(&self, target: f64) -> Option<StepSummary> {
         if self.target_latency == Some(target) {
             return Some(self.clone());
@@ -299,7 +509,7 @@ impl StepSummary {
         s.target_latency = Some(target);
         s.late = late;
         // Judged again against this target, on its exact count.
-        if matches!(self.verdict, Verdict::Pass | Verdict::TooManyLate) {
+        if let StepOutcome::Pass { .. } | StepOutcome::TooManyLate { .. } = self.outcome {
             let (pass, confident) = judge(
                 &mut Rule::new(self.confidence),
                 self.cap,
@@ -307,13 +517,11 @@ impl StepSummary {
                 late,
                 1.0,
             );
-            s.passed = pass;
-            s.confident = confident;
-            s.verdict = if pass {
-                Verdict::Pass
-            } else {
-                Verdict::TooManyLate
-            };
+            let stop = self.stop();
+            if pass && stop.is_failure() {
+                return None;
+            }
+            s.outcome = StepOutcome::decided(pass, confident, stop);
         }
         Some(s)
     }
@@ -545,10 +753,15 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
     } else {
         0.0
     };
-    let abandoned = o.censored.len();
-    s.corrected.add(&o.censored);
+    // Abandoned: the queries never handed out (the step's queue) and those being
+    // served when it stopped (a network request not yet answered), each at its age.
+    let mut censored = std::mem::take(&mut o.censored);
+    censored.add(&s.censored);
+    let abandoned = censored.len();
+    s.corrected.add(&censored);
     let late_of = |i: usize| {
-        s.late.get(i).copied().unwrap_or(0) + o.censored_late.get(i).copied().unwrap_or(0)
+        let get = |v: &[u64]| v.get(i).copied().unwrap_or(0);
+        get(&s.late) + get(&o.censored_late) + get(&s.censored_late)
     };
     let judged = s.completed + abandoned;
     let late = late_of(0);
@@ -562,11 +775,16 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
     let stalls = Lateness::from_histogram(&s.stalls);
     let mut rule = Rule::new(spec.confidence);
     let (point, confident) = judge(&mut rule, spec.cap, judged, late, o.monitor.burst(late));
-    let stop = if o.stop == StopReason::Planned && o.issued >= spec.cap && !confident {
+    let stop = if o.interrupted {
+        StopReason::Interrupted
+    } else if o.stop == StopReason::Planned && o.issued >= spec.cap && !confident {
         StopReason::Cap
     } else {
         o.stop
     };
+    // A step stopped on a failure failed: the queries that finish after the stop
+    // cannot turn it into a pass (they are counted, the verdict stays).
+    let point = point && !stop.is_failure();
     // The issuer spoils a step when more than 1 % of its queries left late by more
     // than the tolerance; a simulated server when any one stall exceeded it (a single
     // stall that long makes a burst of late queries behind it).
@@ -574,17 +792,23 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         let tol = generator_tolerance(t).as_secs_f64();
         lateness.p99 > tol || stalls.max > tol
     });
-    let verdict = match spec.target {
-        _ if o.interrupted => Verdict::Interrupted,
-        _ if s.errors > 0 => Verdict::Errors,
-        _ if o.drain_timeout => Verdict::DrainTimeout,
-        None => Verdict::NotJudged,
-        Some(_) if point => Verdict::Pass,
-        Some(_) if spoiled => Verdict::GeneratorLate,
+    let outcome = match spec.target {
+        _ if o.interrupted => StepOutcome::Interrupted,
+        _ if s.errors > 0 => StepOutcome::Errors { stop },
+        _ if o.drain_timeout => StepOutcome::DrainTimeout { stop },
+        None => StepOutcome::NotJudged { stop },
+        Some(_) if point => StepOutcome::decided(true, confident, stop),
+        Some(_) if spoiled => StepOutcome::Spoiled {
+            by: Spoiler::GeneratorLate,
+            stop,
+        },
         Some(_) if spec.service_ref.is_some_and(|r| s.service.slower_than(&r)) => {
-            Verdict::MachineSlow
+            StepOutcome::Spoiled {
+                by: Spoiler::MachineSlow,
+                stop,
+            }
         }
-        Some(_) => Verdict::TooManyLate,
+        Some(_) => StepOutcome::decided(false, confident, stop),
     };
     StepSummary {
         distribution: Some(spec.distribution),
@@ -596,7 +820,7 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         planned: spec.planned,
         cap: spec.cap,
         issued: o.issued,
-        abandoned: o.issued.saturating_sub(s.completed + s.errors),
+        abandoned,
         judged,
         late,
         late_also,
@@ -610,15 +834,8 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         stalls,
         service: s.service,
         service_ref: spec.service_ref,
-        stop: if o.interrupted {
-            StopReason::Interrupted
-        } else {
-            stop
-        },
-        confident: confident && verdict != Verdict::Interrupted,
+        outcome,
         confidence: spec.confidence,
-        passed: verdict == Verdict::Pass,
-        verdict,
         retries: 0,
         carried_from: None,
         seed: spec.seed,
@@ -900,17 +1117,16 @@ fn closed_summary(s: &WorkerStats, runtime: f64, interrupt: &AtomicBool) -> Step
         mean: s.corrected.mean_s(),
         percentiles: s.corrected.percentiles(),
         percentiles_uncorrected: s.uncorrected.percentiles(),
-        stop: if interrupted {
-            StopReason::Interrupted
-        } else {
-            StopReason::Closed
-        },
-        verdict: if interrupted {
-            Verdict::Interrupted
+        outcome: if interrupted {
+            StepOutcome::Interrupted
         } else if s.errors > 0 {
-            Verdict::Errors
+            StepOutcome::Errors {
+                stop: StopReason::Closed,
+            }
         } else {
-            Verdict::NotJudged
+            StepOutcome::NotJudged {
+                stop: StopReason::Closed,
+            }
         },
         service: s.service,
         error: s.first_error.clone(),
@@ -946,9 +1162,10 @@ pub(crate) fn example_step(qps: f64) -> StepSummary {
         mean: 0.0084334,
         percentiles: p.clone(),
         percentiles_uncorrected: p,
-        confident: true,
-        passed: true,
-        verdict: Verdict::Pass,
+        outcome: StepOutcome::Pass {
+            confident: true,
+            stop: PassStop::Planned,
+        },
         ..StepSummary::default()
     }
 }

@@ -255,25 +255,25 @@ mod tests {
         q.slowdown = 2.0;
         let mut sp = linear(150.0, 20);
         assert_eq!(
-            q.run(&sp).verdict,
+            q.run(&sp).verdict(),
             Verdict::TooManyLate,
             "without a reference"
         );
         sp.service_ref = Some(law.probe_times(200, 1));
         let s = q.run(&sp);
-        assert_eq!(s.verdict, Verdict::MachineSlow, "{s:?}");
-        assert!(!s.passed);
+        assert_eq!(s.verdict(), Verdict::MachineSlow, "{s:?}");
+        assert!(!s.passed());
         assert!(s.service.calls >= 5, "{:?}", s.service);
         // Overload at the usual speed is the system's failure.
         q.slowdown = 1.0;
         let mut over = linear(250.0, 20);
         over.service_ref = sp.service_ref;
-        assert_eq!(q.run(&over).verdict, Verdict::TooManyLate);
+        assert_eq!(q.run(&over).verdict(), Verdict::TooManyLate);
         // A slow machine that still meets the target passes.
         q.slowdown = 1.5;
         let mut easy = linear(60.0, 20);
         easy.service_ref = sp.service_ref;
-        assert_eq!(q.run(&easy).verdict, Verdict::Pass);
+        assert_eq!(q.run(&easy).verdict(), Verdict::Pass);
     }
 
     #[test]
@@ -287,7 +287,7 @@ mod tests {
             let mut sp = spec(250.0, 50, seed);
             sp.service_ref = Some(reference);
             let s = q.run(&sp);
-            assert_eq!(s.verdict, Verdict::TooManyLate, "seed {seed}: {s:?}");
+            assert_eq!(s.verdict(), Verdict::TooManyLate, "seed {seed}: {s:?}");
         }
     }
 
@@ -295,8 +295,8 @@ mod tests {
     fn far_below_the_boundary_a_step_passes_confidently_at_its_planned_length() {
         let q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
         let s = q.run(&spec(50.0, 50, 1));
-        assert!(s.passed && s.confident, "{s:?}");
-        assert_eq!(s.stop, StopReason::ConfidentPass);
+        assert!(s.passed() && s.confident(), "{s:?}");
+        assert_eq!(s.stop(), StopReason::ConfidentPass);
         // It stops soon after its 500 planned queries are judged, not at the cap.
         assert!(s.issued < 600, "issued {}", s.issued);
     }
@@ -305,8 +305,8 @@ mod tests {
     fn far_above_it_a_step_stops_early_and_counts_what_it_dropped() {
         let q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
         let s = q.run(&spec(400.0, 50, 1));
-        assert_eq!(s.verdict, Verdict::TooManyLate);
-        assert!(s.confident);
+        assert_eq!(s.verdict(), Verdict::TooManyLate);
+        assert!(s.confident());
         assert!(
             s.issued < s.planned / 4,
             "issued {} of {}",
@@ -329,12 +329,10 @@ mod tests {
         let q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
         let steps: Vec<StepSummary> = (0..10).map(|seed| q.run(&spec(107.0, 50, seed))).collect();
         assert!(steps.iter().any(|s| s.issued > s.planned), "some extended");
-        assert!(
-            steps
-                .iter()
-                .any(|s| !s.confident
-                    && matches!(s.stop, StopReason::Cap | StopReason::PointEstimate))
-        );
+        assert!(steps
+            .iter()
+            .any(|s| !s.confident()
+                && matches!(s.stop(), StopReason::Cap | StopReason::PointEstimate)));
         for s in &steps {
             assert!(s.issued <= s.cap);
             assert_eq!(s.late, s.late_against(0.05).unwrap());

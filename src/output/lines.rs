@@ -98,7 +98,7 @@ fn how_sure(s: &StepSummary) -> String {
     use crate::measure::step::StopReason as R;
     let conf = format!("{:.4}", s.confidence * 100.0);
     let conf = conf.trim_end_matches('0').trim_end_matches('.');
-    match (s.stop, s.confident) {
+    match (s.stop(), s.confident()) {
         (R::CertainFail, _) => format!(
             "certain: more than 1 % of the {} queries the step may run",
             s.cap
@@ -125,7 +125,7 @@ pub fn verdict_text(s: &StepSummary) -> String {
     } else {
         0.0
     };
-    match s.verdict {
+    match s.verdict() {
         V::Pass => format!(
             "passed: {} of {} queries exceeded {} ({share:.2} %); {}",
             s.late,

@@ -10,7 +10,7 @@ use crate::config::candidates::Candidate;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{Interval, SearchResult};
 use crate::measure::stats::Lateness;
-use crate::measure::step::{StepSummary, StopReason, Verdict};
+use crate::measure::step::StepSummary;
 use crate::measure::tuning::Calibration;
 use crate::output::lines::{py_float, FinalResults};
 
@@ -336,33 +336,6 @@ impl From<&Lateness> for LatenessRecord {
     }
 }
 
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::TooManyLate => "too_many_late",
-        Verdict::Errors => "errors",
-        Verdict::GeneratorLate => "generator_late",
-        Verdict::MachineSlow => "machine_slow",
-        Verdict::DrainTimeout => "drain_timeout",
-        Verdict::Interrupted => "interrupted",
-        Verdict::NotJudged => "not_judged",
-    }
-}
-
-fn stop_name(r: StopReason) -> &'static str {
-    match r {
-        StopReason::Planned => "planned",
-        StopReason::ConfidentPass => "confident_pass",
-        StopReason::ConfidentFail => "confident_fail",
-        StopReason::CertainFail => "certain_fail",
-        StopReason::Cap => "cap",
-        StopReason::PointEstimate => "point_estimate",
-        StopReason::TimeCap => "time_cap",
-        StopReason::Interrupted => "interrupted",
-        StopReason::Closed => "closed_loop",
-    }
-}
-
 /// A step as JSON (shared by results.json and `--json` output).
 pub fn step_json(s: &StepSummary) -> Value {
     let record = StepRecord {
@@ -395,11 +368,11 @@ pub fn step_json(s: &StepSummary) -> Value {
             mean,
             reference_mean: s.service_ref.and_then(|r| r.mean()),
         }),
-        stop: stop_name(s.stop),
-        confident: s.confident,
+        stop: s.stop().name(),
+        confident: s.confident(),
         confidence: s.confidence,
-        passed: s.passed,
-        verdict: verdict_name(s.verdict),
+        passed: s.passed(),
+        verdict: s.verdict().name(),
         retries: s.retries,
         carried_from: s.carried_from,
         seed: s.seed,

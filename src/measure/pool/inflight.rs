@@ -54,6 +54,7 @@ fn settle(session: &mut dyn AsyncSession) {
 }
 
 /// The queries of one request: one inline (batch 1, the usual case), more on the heap.
+#[derive(Clone)]
 enum Held {
     One(Query),
     Many(Box<[Query]>),
@@ -77,9 +78,10 @@ impl Held {
 
 struct SinkState {
     stats: WorkerStats,
-    /// Requests submitted and not yet answered: first query index → queries. A
-    /// request's queries have consecutive indices (one claim or one closed batch).
-    in_flight: BTreeMap<u64, u64>,
+    /// Requests submitted and not yet answered: first query index → its queries
+    /// (their planned times judge them if the step ends first). A request's queries
+    /// have consecutive indices (one claim or one closed batch).
+    in_flight: BTreeMap<u64, Held>,
     /// The job is over: answers still arriving are ignored.
     closed: bool,
     /// The worker sleeps until a request ends.
@@ -90,12 +92,13 @@ impl SinkState {
     /// The `busy` word: the run of consecutive indices in flight from the oldest.
     fn busy_word(&self) -> u64 {
         let mut it = self.in_flight.iter();
-        let Some((&first, &len)) = it.next() else {
+        let Some((&first, held)) = it.next() else {
             return 0;
         };
         let max_len = (1u64 << BUSY_LEN_BITS) - 1;
-        let mut end = first + len;
-        for (&f, &l) in it.take(BUSY_SCAN - 1) {
+        let mut end = first + held.as_slice().len() as u64;
+        for (&f, held) in it.take(BUSY_SCAN - 1) {
+            let l = held.as_slice().len() as u64;
             if f != end || end - first + l > max_len {
                 break;
             }
@@ -112,7 +115,8 @@ struct Sink {
     live: Arc<[CachePadded<LiveCounters>]>,
     id: usize,
     epoch: Instant,
-    /// Whether `busy` is kept (open-loop steps; a closed-loop run has no verdict).
+    /// Whether `busy` is kept and requests still out at the end are judged at their
+    /// age (open-loop steps; a closed-loop run has no verdict).
     track_busy: bool,
 }
 
@@ -149,7 +153,7 @@ impl Sink {
             return;
         };
         let mut st = self.state.lock();
-        st.in_flight.insert(q.index, queries.len() as u64);
+        st.in_flight.insert(q.index, Held::new(queries));
         if self.track_busy {
             self.live().busy.store(st.busy_word(), Ordering::Release);
         }
@@ -216,14 +220,23 @@ impl Sink {
     }
 
     /// Ends the job: its figures, and how many requests were still out. Answers that
-    /// arrive later are not counted, so nothing is left in `busy`.
+    /// arrive later are not counted, so nothing is left in `busy`. In an open-loop
+    /// step the queries of those requests are abandoned and judged at their age now
+    /// (a lower bound of their latency), as the step's queue judges the queries it
+    /// never handed out: the early verdict counted them, so the final one must too.
     fn close(&self) -> (WorkerStats, usize) {
+        let now = ns_since(self.epoch);
         let mut st = self.state.lock();
         st.closed = true;
+        let out = st.in_flight.len();
         if self.track_busy {
             self.live().busy.store(0, Ordering::Release);
+            let in_flight = std::mem::take(&mut st.in_flight);
+            for q in in_flight.values().flat_map(Held::as_slice) {
+                st.stats.record_censored(now.saturating_sub(q.planned_ns));
+            }
         }
-        (std::mem::take(&mut st.stats), st.in_flight.len())
+        (std::mem::take(&mut st.stats), out)
     }
 }
 
@@ -319,7 +332,18 @@ mod tests {
     fn state(entries: &[(u64, u64)]) -> SinkState {
         SinkState {
             stats: WorkerStats::default(),
-            in_flight: entries.iter().copied().collect(),
+            in_flight: entries
+                .iter()
+                .map(|&(first, len)| {
+                    let qs: Vec<Query> = (first..first + len)
+                        .map(|index| Query {
+                            index,
+                            ..Query::default()
+                        })
+                        .collect();
+                    (first, Held::new(&qs))
+                })
+                .collect(),
             closed: false,
             waiting: false,
         }
