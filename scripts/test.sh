@@ -50,9 +50,10 @@ stage() {
 summary() {
   end_stage
   printf '\n=== stage times (wall seconds)\n'
-  local t
+  local t name secs
   for t in "${times[@]}"; do
-    printf '  %-10s %6s\n' ${t}
+    read -r name secs <<<"$t"
+    printf '  %-10s %6s\n' "$name" "$secs"
   done
   printf '  %-10s %6s\n' total "$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')"
 }
