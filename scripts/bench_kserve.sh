@@ -35,8 +35,8 @@ done
 [[ $conns =~ ^[0-9]+$ && $conns -gt 0 ]] || die 2 "--connections '$conns' must be a positive number"
 
 cd "$ROOT"
-note "building loadgen and loadgen-v2-server (cargo build --release)..."
-cargo build --release --quiet --bins >&2 || die 1 "cargo build --release failed"
+note "building loadgen and loadgen-v2-server (cargo build --release; the server is in testkit/)..."
+cargo build --release --quiet --bin loadgen --bin loadgen-v2-server -p loadgen -p loadgen-testkit >&2 || die 1 "cargo build --release failed"
 loadgen=$ROOT/target/release/loadgen
 oha=$(command -v oha || true)
 if [[ -z $oha ]]; then

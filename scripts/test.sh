@@ -1,77 +1,145 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (.ci/run calls this):
-#   1. formatting and clippy;
-#   2. cargo test: unit and integration tests that need no runtime library;
-#   3. scripts/setup.sh all: ONNX Runtime and TensorFlow from their pinned wheels in
-#      .venv, and the project's ResNet-50 models; meanwhile a real Triton
-#      (scripts/serve_triton.sh, its own .venv-triton) starts on TRITON_PORT (default
-#      8730, and 8731/8732) for the kserve tests, and is stopped when this script ends;
-#   4. the tests that need the runtimes or Triton (cargo test -- --ignored);
-#   5. golden checks on a generated ImageNet-layout set: preprocessing vs OpenCV,
-#      top-1 vs Python onnxruntime, top-1 and softmax vs Python TensorFlow;
-#   6. the scripts: shellcheck, hadolint, run_and_time.sh without Docker, and a short
-#      run_local.sh per runtime.
+# The whole test suite, as CI runs it (.ci/run calls this). Each stage prints its wall
+# time, and a table of all of them ends the run (also when a stage fails):
+#   setup     (in the background from the start) scripts/setup.sh all: ONNX Runtime and
+#             TensorFlow from their pinned wheels in .venv, and the project's ResNet-50
+#             models; once the ONNX model is there, a real Triton
+#             (scripts/serve_triton.sh, its own .venv-triton) starts on TRITON_PORT
+#             (default 8730, and 8731/8732) for the kserve tests, stopped at the end;
+#   lint      formatting, clippy (the whole workspace: loadgen and testkit/);
+#   build     every test target and binary, in one profile (`ci`, see Cargo.toml) that
+#             the later stages share: no second (release, LTO) build;
+#   test      unit and integration tests that need no runtime library;
+#   runtimes  wait for the setup and Triton;
+#   ignored   the tests that need ONNX Runtime, TensorFlow or Triton (-- --ignored);
+#   golden    golden checks on a generated ImageNet-layout set: preprocessing vs
+#             OpenCV, top-1 vs Python onnxruntime, top-1 and softmax vs Python TF;
+#   scripts   shellcheck, hadolint, run_and_time.sh without Docker, a short
+#             run_local.sh per runtime and against the running Triton.
 #
-#   scripts/test.sh            (from anywhere; a fresh clone took 27 minutes on 2 busy
-#                               cores, plus downloading crates and ~400 MB of wheels)
+#   scripts/test.sh            (from anywhere)
 set -euo pipefail
 
 ROOT=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 PY=$ROOT/.venv/bin/python
-step() { printf '\n=== %s\n' "$*"; }
+# The one build profile of the suite, and the loadgen it builds.
+PROFILE=ci
+LOADGEN=$ROOT/target/$PROFILE/loadgen
+export LOADGEN_BIN=$LOADGEN
 
-step "format and lint (cargo fmt --check, clippy -D warnings)"
-cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+# Stage timing: `stage NAME WHAT` ends the previous stage and starts the next.
+now() { date +%s.%N; }
+t_start=$(now)
+stage_name="" stage_t0=""
+times=()
+end_stage() {
+  [[ -n $stage_name ]] || return 0
+  local s
+  s=$(awk -v a="$stage_t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+  times+=("$stage_name $s")
+  printf '=== %s: %s s\n' "$stage_name" "$s"
+  stage_name=""
+}
+stage() {
+  end_stage
+  stage_name=$1
+  stage_t0=$(now)
+  printf '\n=== %s: %s\n' "$1" "$2"
+}
+summary() {
+  end_stage
+  printf '\n=== stage times (wall seconds)\n'
+  local t name secs
+  for t in "${times[@]}"; do
+    read -r name secs <<<"$t"
+    printf '  %-10s %6s\n' "$name" "$secs"
+  done
+  printf '  %-10s %6s\n' total "$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')"
+}
 
-step "tests without any runtime library (cargo test)"
-cargo test --quiet
-
-step "runtimes and models (scripts/setup.sh all); Triton starting (scripts/serve_triton.sh)"
+# Background: the runtimes and models, then Triton once the ONNX model exists. Their
+# downloads and model making overlap the compile.
+logs=$(mktemp -d)
 triton_port=${TRITON_PORT:-8730}
-triton_ready=$(mktemp)
-scripts/serve_triton.sh --port "$triton_port" >"$triton_ready" &
+(
+  scripts/setup.sh onnxruntime
+  touch "$logs/onnx-ready"
+  scripts/setup.sh tf
+) >"$logs/setup.log" 2>&1 &
+setup_pid=$!
+(
+  until [[ -e $logs/onnx-ready ]]; do
+    kill -0 "$setup_pid" 2>/dev/null || exit 1
+    sleep 1
+  done
+  exec scripts/serve_triton.sh --port "$triton_port"
+) >"$logs/triton.ready" 2>"$logs/triton.log" &
 triton_pid=$!
 # shellcheck disable=SC2329 # called by the trap
-stop_triton() {
+finish() {
+  local rc=$?
+  kill -TERM "$setup_pid" 2>/dev/null || true
   kill -TERM "$triton_pid" 2>/dev/null || true
   wait "$triton_pid" 2>/dev/null || true
-  rm -f "$triton_ready"
+  if ((rc != 0)); then
+    [[ ${stage_name} == runtimes ]] && tail -n 40 "$logs/setup.log" "$logs/triton.log" >&2
+    printf '\nFAIL in stage %s\n' "${stage_name:-?}" >&2
+  fi
+  summary
+  rm -rf "$logs"
+  exit "$rc"
 }
-trap stop_triton EXIT
-scripts/setup.sh all
-until grep -q '^ready: ' "$triton_ready"; do
-  kill -0 "$triton_pid" 2>/dev/null ||
-    { echo "FAIL: scripts/serve_triton.sh --port $triton_port stopped before it was ready (see above)" >&2; exit 1; }
+trap finish EXIT
+
+stage lint "cargo fmt --check, clippy -D warnings (workspace, all targets)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+stage build "tests and binaries, profile $PROFILE (cargo test --no-run)"
+cargo test --workspace --profile "$PROFILE" --no-run --quiet
+
+stage test "tests without any runtime library (cargo test)"
+cargo test --workspace --profile "$PROFILE" --quiet
+
+stage runtimes "waiting for scripts/setup.sh all and scripts/serve_triton.sh"
+if ! wait "$setup_pid"; then
+  cat "$logs/setup.log" >&2
+  echo "FAIL: scripts/setup.sh all failed (its log is above)" >&2
+  exit 1
+fi
+tail -n 4 "$logs/setup.log"
+until grep -q '^ready: ' "$logs/triton.ready"; do
+  if ! kill -0 "$triton_pid" 2>/dev/null; then
+    cat "$logs/triton.log" >&2
+    echo "FAIL: scripts/serve_triton.sh --port $triton_port stopped before it was ready (its log is above)" >&2
+    exit 1
+  fi
   sleep 1
 done
 export TRITON_PORT=$triton_port
-echo "ok: $(cat "$triton_ready")"
+echo "ok: $(cat "$logs/triton.ready")"
 
-step "tests that need ONNX Runtime, TensorFlow or Triton (cargo test -- --ignored)"
-cargo test --quiet -- --ignored
+stage ignored "tests that need ONNX Runtime, TensorFlow or Triton (cargo test -- --ignored)"
+cargo test --workspace --profile "$PROFILE" --quiet -- --ignored
 
-step "golden checks on a generated ImageNet-layout set"
-cargo build --release --quiet
+stage golden "golden checks on a generated ImageNet-layout set"
 data=$ROOT/data/testset
 [[ -f $data/val_map.txt ]] || "$PY" scripts/make_dataset.py --out "$data"
 golden=$ROOT/out/golden
 rm -rf "$golden"
-target/release/loadgen accuracy --profile resnet50-onnxruntime --dataset-path "$data" --dump "$golden/onnx" --quiet
+"$LOADGEN" accuracy --profile resnet50-onnxruntime --dataset-path "$data" --dump "$golden/onnx" --quiet
 "$PY" scripts/compare_preprocess.py --dataset "$data" --inputs "$golden/onnx/inputs.npy" \
   --names "$golden/onnx/names.txt" --layout NCHW --labels "$golden/onnx/labels.npy" --ref-out "$golden/onnx/ref.npy"
 "$PY" scripts/golden_onnx.py --model models/resnet50_v1.onnx --ref "$golden/onnx/ref.npy" --top1 "$golden/onnx/top1.npy"
-target/release/loadgen accuracy --profile resnet50-tf --dataset-path "$data" --dump "$golden/tf" --quiet
+"$LOADGEN" accuracy --profile resnet50-tf --dataset-path "$data" --dump "$golden/tf" --quiet
 "$PY" scripts/compare_preprocess.py --dataset "$data" --inputs "$golden/tf/inputs.npy" \
   --names "$golden/tf/names.txt" --layout NHWC
 "$PY" scripts/ref_tf.py --model models/resnet50_v1.pb --inputs "$golden/tf/inputs.npy" \
   --top1 "$golden/tf/top1.npy" --scores "$golden/tf/scores.npy"
 
-step "scripts: shellcheck and hadolint"
+stage scripts "shellcheck and hadolint; run_and_time.sh, run_local.sh"
 scripts/lint.sh
-
-step "run_and_time.sh / run_local.sh: usage, no Docker, no GPU exit 2"
 expect_exit() {
   local want=$1
   shift
@@ -93,31 +161,27 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_exit 2 scripts/run_local.sh onnxruntime gpu
 fi
 
-step "run_local.sh end to end, short (both runtimes)"
-for rt in onnxruntime tf; do
-  log=$(mktemp)
-  DATA_DIR=$data scripts/run_local.sh "$rt" cpu --time 1 --max-latency 0.5 --distributions linear \
-    --count 16 --warmup 1 --min-queries 10 --quiet | tee "$log"
-  grep -q '^check_accuracy accuracy=' "$log" || { echo "FAIL: $rt: no check_accuracy line" >&2; exit 1; }
+# run_local.sh end to end, short: both runtimes, then kserve against the running Triton
+# (LOADGEN_BIN: the suite's own build, not a second one).
+check_run() {
+  local what=$1 profile=$2 log=$3
+  grep -q '^check_accuracy accuracy=' "$log" || { echo "FAIL: $what: no check_accuracy line" >&2; exit 1; }
   final=$(grep '^===FINAL_RESULT: ' "$log")
-  [[ $final =~ \'0\.5\':\ ([0-9.]+) ]] || { echo "FAIL: $rt: no positive qps in: $final" >&2; exit 1; }
-  profile=resnet50-$([[ $rt == tf ]] && echo tf || echo onnxruntime)
-  [[ -s out/$profile.cpu/results.json && -s out/$profile.cpu/output.txt ]] ||
-    { echo "FAIL: $rt: out/$profile.cpu/{results.json,output.txt} missing" >&2; exit 1; }
-  echo "ok: run_local.sh $rt cpu: $final"
-  rm -f "$log"
+  [[ $final =~ \'0\.5\':\ ([0-9.]+) ]] || { echo "FAIL: $what: no positive qps in: $final" >&2; exit 1; }
+  [[ -s out/$profile/results.json ]] || { echo "FAIL: $what: out/$profile/results.json missing" >&2; exit 1; }
+  [[ $what == kserve || -s out/$profile/output.txt ]] ||
+    { echo "FAIL: $what: out/$profile/output.txt missing" >&2; exit 1; }
+  echo "ok: run_local.sh $what cpu: $final"
+}
+short=(--time 1 --max-latency 0.5 --distributions linear --count 16 --warmup 1 --min-queries 10 --quiet)
+for rt in onnxruntime tf; do
+  log=$logs/run_local.$rt
+  DATA_DIR=$data scripts/run_local.sh "$rt" cpu "${short[@]}" | tee "$log"
+  check_run "$rt" "resnet50-$rt.cpu" "$log"
 done
-
-step "run_local.sh kserve against the running Triton, short"
-log=$(mktemp)
-KSERVE_URL=http://127.0.0.1:$triton_port DATA_DIR=$data scripts/run_local.sh kserve cpu --time 1 \
-  --max-latency 0.5 --distributions linear --count 16 --warmup 1 --min-queries 10 --quiet | tee "$log"
-grep -q '^check_accuracy accuracy=' "$log" || { echo "FAIL: kserve: no check_accuracy line" >&2; exit 1; }
-final=$(grep '^===FINAL_RESULT: ' "$log")
-[[ $final =~ \'0\.5\':\ ([0-9.]+) ]] || { echo "FAIL: kserve: no positive qps in: $final" >&2; exit 1; }
-[[ -s out/kserve.cpu/results.json ]] || { echo "FAIL: kserve: out/kserve.cpu/results.json missing" >&2; exit 1; }
-echo "ok: run_local.sh kserve cpu: $final"
-rm -f "$log"
+log=$logs/run_local.kserve
+KSERVE_URL=http://127.0.0.1:$triton_port DATA_DIR=$data scripts/run_local.sh kserve cpu "${short[@]}" | tee "$log"
+check_run kserve kserve.cpu "$log"
 expect_exit 2 scripts/run_local.sh kserve gpu
 expect_exit 2 scripts/serve_triton.sh --port 0
 

@@ -70,11 +70,15 @@ fn on_signal(signo: i32) {
     std::process::exit(exit_code());
 }
 
-/// Installs the handlers on a small background thread (tokio's signal support).
+/// Installs the handlers on a small background thread (tokio's signal support), and
+/// returns once they are in place (or failed): whatever the process prints afterwards,
+/// a signal sent after seeing it is handled, not fatal. Tests rely on that to signal a
+/// child at a stage it has printed.
 pub fn install() {
+    let (installed, wait_installed) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
-        .spawn(|| {
+        .spawn(move || {
             use tokio::signal::unix::{signal, SignalKind};
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -91,6 +95,7 @@ pub fn install() {
                     eprintln!("loadgen: warning: could not install the signal handlers");
                     return;
                 };
+                let _ = installed.send(());
                 loop {
                     let signo = tokio::select! {
                         Some(()) = int.recv() => libc::SIGINT,
@@ -104,7 +109,10 @@ pub fn install() {
         });
     if spawned.is_err() {
         eprintln!("loadgen: warning: could not install the signal handlers");
+        return;
     }
+    // Err: the thread ended without installing them (it said why).
+    let _ = wait_installed.recv();
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -63,6 +64,96 @@ fn wait(mut child: Child, what: &str) -> Ran {
         code: status.code(),
         stdout: t_out.join().unwrap(),
         stderr: t_err.join().unwrap(),
+    }
+}
+
+/// A running child whose stdout and stderr are read line by line as they come, so that
+/// a test waits for the line of the stage it means to interrupt instead of sleeping.
+struct Watched {
+    child: Child,
+    /// Every line of either stream, as it arrives.
+    lines: mpsc::Receiver<String>,
+    out: std::thread::JoinHandle<String>,
+    err: std::thread::JoinHandle<String>,
+}
+
+impl Watched {
+    fn spawn(cmd: &mut Command) -> Watched {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let read = |stream: Box<dyn Read + Send>, tx: mpsc::Sender<String>| {
+            std::thread::spawn(move || {
+                let mut all = String::new();
+                let mut r = BufReader::new(stream);
+                let mut buf = Vec::new();
+                while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                    let line = String::from_utf8_lossy(&buf).into_owned();
+                    all.push_str(&line);
+                    let _ = tx.send(line.trim_end().to_string());
+                    buf.clear();
+                }
+                all
+            })
+        };
+        let out = read(Box::new(child.stdout.take().unwrap()), tx.clone());
+        let err = read(Box::new(child.stderr.take().unwrap()), tx);
+        Watched {
+            child,
+            lines,
+            out,
+            err,
+        }
+    }
+
+    /// Waits for a line starting with `prefix` on either stream; fails the test when
+    /// none comes within [`HANG`] or the child closes its output first.
+    fn wait_for(&mut self, prefix: &str) {
+        let deadline = Instant::now() + HANG;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("no line starting with {prefix:?} ({e})");
+                }
+            }
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for the child to end (killing it, and failing, when it hangs).
+    fn finish(mut self, what: &str) -> Ran {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > HANG {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{what}: still running after {HANG:?} (a hang)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ran {
+            code: status.code(),
+            stdout: self.out.join().unwrap(),
+            stderr: self.err.join().unwrap(),
+        }
     }
 }
 
@@ -668,34 +759,27 @@ fn a_symlinked_output_is_followed_and_kept() {
     }
 }
 
-/// Starts a sim run, waits for its first `===RESULT` line, sends `signals` (with a
-/// short pause between them), and returns the exit code and the rest of stdout.
+/// Starts a sim run, waits for its first `===RESULT` line, sends `signals` (each after
+/// the one before has been acknowledged on stderr), and returns the exit code and the
+/// stdout lines after that first result.
 fn signal_after_first_result(out: &Path, signals: &[i32]) -> (Option<i32>, Vec<String>) {
-    let mut child = sim_run(out, "0.02,0.05")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let start = Instant::now();
-    loop {
-        let line = lines.next().expect("a RESULT line").unwrap();
-        if line.starts_with("===RESULT:") {
-            break;
-        }
-        assert!(start.elapsed() < HANG, "no RESULT line");
-    }
+    let mut child = Watched::spawn(&mut sim_run(out, "0.02,0.05"));
+    child.wait_for("===RESULT:");
     for (k, &sig) in signals.iter().enumerate() {
         if k > 0 {
-            std::thread::sleep(Duration::from_millis(50));
+            child.wait_for("loadgen: interrupted (");
         }
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(child.id() as i32, sig);
-        }
+        child.signal(sig);
     }
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    (child.wait().unwrap().code(), rest)
+    let r = child.finish("signalled sim run");
+    let rest = r
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("===RESULT:"))
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    (r.code, rest)
 }
 
 #[test]
@@ -723,22 +807,13 @@ fn a_second_signal_never_leaves_a_truncated_results_file() {
     assert!(doc["final_results"]["linear"]["0.02"].as_f64().unwrap() > 0.0);
 }
 
-/// Starts a subcommand, waits until it prints its stage on stderr (or a second), then
-/// signals it.
-fn signal_single(args: &[&str], sig: i32) -> Ran {
-    let child = loadgen()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-    wait(child, &format!("{args:?}"))
+/// Starts a subcommand, waits until it prints that it entered `stage` on stderr
+/// (`LOADGEN_STAGE_LINES`), then signals it.
+fn signal_single(args: &[&str], stage: &str, sig: i32) -> Ran {
+    let mut child = Watched::spawn(loadgen().args(args).env("LOADGEN_STAGE_LINES", "1"));
+    child.wait_for(&format!("loadgen: stage {stage}:"));
+    child.signal(sig);
+    child.finish(&format!("{args:?}"))
 }
 
 #[test]
@@ -753,6 +828,7 @@ fn interrupted_throughput_and_fixed_print_no_figure() {
             "0",
             "--quiet",
         ],
+        "throughput",
         libc::SIGTERM,
     );
     assert_eq!(r.code, Some(143), "{}", r.stderr);
@@ -762,6 +838,7 @@ fn interrupted_throughput_and_fixed_print_no_figure() {
         &[
             "fixed", SIM, "--qps", "50", "--time", "30", "--warmup", "0", "--quiet", "--json",
         ],
+        "fixed",
         libc::SIGHUP,
     );
     assert_eq!(r.code, Some(129), "{}", r.stderr);
@@ -778,6 +855,7 @@ fn a_signal_during_warm_up_writes_interrupted_results() {
         &[
             "run", SIM, "--warmup", "30", "--time", "1", "--quiet", "--output", &out_s,
         ],
+        "warm-up",
         libc::SIGTERM,
     );
     assert_eq!(r.code, Some(143), "{}", r.stderr);
@@ -988,15 +1066,11 @@ fn a_signal_ends_the_accuracy_pass_with_its_exit_code() {
         if sub == "run" {
             cmd.arg("--output").arg(&out);
         }
-        let child = cmd.spawn().unwrap();
-        // Loading and preprocessing 400 small images takes well under this; the pass
-        // (400 ResNet-50 inferences) takes far longer.
-        std::thread::sleep(Duration::from_secs(4));
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(child.id() as i32, sig);
-        }
-        let r = wait(child, sub);
+        // The pass (400 ResNet-50 inferences) takes far longer than its start.
+        let mut child = Watched::spawn(cmd.env("LOADGEN_STAGE_LINES", "1"));
+        child.wait_for("loadgen: stage accuracy:");
+        child.signal(sig);
+        let r = child.finish(sub);
         assert_eq!(r.code, Some(code), "{sub}: {}", r.stderr);
         assert!(!r.stdout.contains("check_accuracy"), "{sub}: {}", r.stdout);
         if sub == "run" {

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::backend::kserve::server::{TestModel, V2Server};
 use loadgen::backend::kserve::wire::TensorFormat;
 use loadgen::backend::kserve::KserveConfig;
 use loadgen::backend::{
@@ -22,6 +21,7 @@ use loadgen::data::dataset::Dataset;
 use loadgen::measure::pool::{SampleLibrary, WorkerPool};
 use loadgen::measure::schedule::Distribution;
 use loadgen::measure::step::{self, StepSpec, Verdict};
+use loadgen_testkit::{TestModel, V2Server};
 use serde_json::Value;
 
 /// A runtime holding the test server; the server stops when it is dropped.

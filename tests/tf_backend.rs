@@ -3,13 +3,12 @@
 //! `TENSORFLOW_DIR=... cargo test --test tf_backend -- --ignored`.
 //! The model is `$LOADGEN_TF_MODEL`, else `models/resnet50_v1.pb`.
 //!
-//! `closed_loop_throughput` measures instead of checking; it runs only when
-//! `LOADGEN_TF_BENCH=workers,seconds[,batch]` is set (see its doc).
+//! Closed-loop throughput is a benchmark, not a test: `scripts/bench_runtime.sh tf`
+//! (loadgen against Python's TensorFlow; `loadgen throughput --profile resnet50-tf`
+//! with `--threads`, `--intra-threads`, `--inter-threads`, `--batch_size` and
+//! `LOADGEN_TF_SESSIONS` measures one configuration).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use loadgen::backend::tf::{SessionMode, TfBackend};
 use loadgen::backend::{Backend, BackendConfig, BackendError, Batch, Device, Layout, Prediction};
@@ -268,69 +267,4 @@ fn gpu_without_a_gpu_is_device_unavailable() {
         Ok(_) => eprintln!("this machine has a GPU that TensorFlow sees: nothing to check"),
         Err(e) => panic!("expected DeviceUnavailable, got {e:?}"),
     }
-}
-
-/// Closed-loop throughput: `LOADGEN_TF_BENCH=workers,seconds[,batch]`, sessions from
-/// `LOADGEN_TF_SESSIONS`, threads from `LOADGEN_TF_INTRA` / `LOADGEN_TF_INTER` (default:
-/// the backend's). Each worker runs batches back to back; prints images/s and ms/image.
-/// One configuration per process: TF's intra-op pool is set by the first session.
-#[test]
-#[ignore = "benchmark: set LOADGEN_TF_BENCH=workers,seconds[,batch]"]
-fn closed_loop_throughput() {
-    let Ok(spec) = std::env::var("LOADGEN_TF_BENCH") else {
-        eprintln!("LOADGEN_TF_BENCH is not set: nothing measured");
-        return;
-    };
-    let nums: Vec<usize> = spec.split(',').map(|s| s.trim().parse().unwrap()).collect();
-    let (workers, secs, batch) = (nums[0], nums[1], nums.get(2).copied().unwrap_or(1));
-    let env_num = |k: &str| std::env::var(k).ok().map(|v| v.parse::<usize>().unwrap());
-    let mut cfg = config();
-    cfg.workers = workers;
-    cfg.intra_threads = env_num("LOADGEN_TF_INTRA");
-    cfg.inter_threads = env_num("LOADGEN_TF_INTER");
-    let t0 = Instant::now();
-    let b = Arc::new(load(&cfg));
-    let load_s = t0.elapsed().as_secs_f64();
-    let sessions: Vec<_> = (0..workers).map(|w| b.session(w).unwrap()).collect();
-    let ready_s = t0.elapsed().as_secs_f64();
-    let data = Arc::new(images(batch));
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let handles: Vec<_> = sessions
-        .into_iter()
-        .map(|mut s| {
-            let (data, stop, done) = (data.clone(), stop.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut out = Prediction::default();
-                while !stop.load(Ordering::Relaxed) {
-                    out.clear();
-                    s.predict(
-                        Batch {
-                            data: &data,
-                            len: batch,
-                        },
-                        &mut out,
-                    )
-                    .unwrap();
-                    done.fetch_add(batch as u64, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(secs as u64));
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().unwrap();
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed) as f64;
-    println!(
-        "BENCH mode={:?} workers={workers} batch={batch} intra={:?} inter={:?}: {:.2} images/s, {:.1} ms/image, {n} images in {elapsed:.1} s (load {load_s:.1} s, sessions ready {ready_s:.1} s)",
-        b.mode(),
-        cfg.intra_threads,
-        cfg.inter_threads,
-        n / elapsed,
-        1000.0 * elapsed / n,
-    );
 }

@@ -29,6 +29,7 @@ pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
         crate::output::files::check_folder(dir, accuracy_pass::DUMP_FILES, DUMP_FIX)?;
     }
     let sut = load_sut(&settings)?;
+    crate::output::progress::stage_line("accuracy", &format!("{} items", sut.dataset.len()));
     let run = accuracy_pass(&sut, &settings, args.dump.is_some())?
         .ok_or_else(|| SettingsError("the dataset has no labels".into()))?;
     if crate::signals::interrupted() {

@@ -113,36 +113,24 @@ pub fn version_from_path(lib: &Path) -> Option<String> {
 /// right sentence and then died of SIGSEGV. Kept mapped, nothing of it can crash; and
 /// a file without the symbol is refused here, without `ort` at all.
 fn pin_library(lib: &Path) -> Result<(), String> {
-    use std::ffi::{CStr, CString};
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = CString::new(lib.as_os_str().as_bytes())
-        .map_err(|_| format!("the library path {} holds a NUL byte", lib.display()))?;
-    // SAFETY: a NUL-terminated path; the handle is deliberately never closed.
-    let handle = unsafe {
-        libc::dlopen(
-            c_path.as_ptr(),
-            libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_NODELETE,
-        )
-    };
-    if handle.is_null() {
-        // SAFETY: dlerror returns NULL or a NUL-terminated message owned by libc.
-        let why = unsafe {
-            let e = libc::dlerror();
-            if e.is_null() {
-                "unknown reason".to_string()
-            } else {
-                CStr::from_ptr(e).to_string_lossy().into_owned()
-            }
-        };
-        return Err(format!(
+    use libloading::os::unix::Library;
+    // RTLD_NODELETE (which libloading does not name): no dlclose, ours or `ort`'s,
+    // ever unmaps it.
+    let flags = libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_NODELETE;
+    // SAFETY: loading runs the library's initialisers. It is the ONNX Runtime library
+    // the user (or setup) pointed at, which `ort` loads anyway right after this.
+    let library = unsafe { Library::open(Some(lib), flags) }.map_err(|e| {
+        format!(
             "{} could not be loaded as a shared library ({}); {SETUP_HINT}",
             lib.display(),
-            why.replace('\n', " ")
-        ));
-    }
-    // SAFETY: a valid handle from dlopen and a NUL-terminated symbol name.
-    let sym = unsafe { libc::dlsym(handle, c"OrtGetApiBase".as_ptr()) };
-    if sym.is_null() {
+            e.to_string().replace('\n', " ")
+        )
+    })?;
+    // SAFETY: only the symbol's presence is checked; it is never called through this type.
+    let found = unsafe { library.get::<unsafe extern "C" fn()>(b"OrtGetApiBase") }.is_ok();
+    // Never closed: the library stays mapped for the life of the process (see above).
+    std::mem::forget(library);
+    if !found {
         return Err(format!(
             "{} is not an ONNX Runtime library (it does not export OrtGetApiBase); {SETUP_HINT}",
             lib.display()

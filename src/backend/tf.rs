@@ -163,29 +163,36 @@ fn load_library() -> Result<String, BackendError> {
 // Session configuration
 // ---------------------------------------------------------------------------------
 
-fn push_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+/// The fields of TensorFlow's `ConfigProto` (tensorflow/core/protobuf/config.proto)
+/// that loadgen sets, with their field numbers; protobuf skips the rest. Written by
+/// hand because the `tensorflow` crate has no builder for it, and the full message
+/// would need protoc and TensorFlow's .proto files for three fields.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ConfigProto {
+    /// Most devices of each type (`{"GPU": 0}` hides the GPUs).
+    #[prost(map = "string, int32", tag = "1")]
+    device_count: std::collections::HashMap<String, i32>,
+    #[prost(int32, tag = "2")]
+    intra_op_parallelism_threads: i32,
+    #[prost(int32, tag = "5")]
+    inter_op_parallelism_threads: i32,
 }
 
-/// A serialized `ConfigProto` (the crate has no builder): `device_count {"GPU": 0}`
-/// when `hide_gpu`, then `intra_op_parallelism_threads` (field 2) and
-/// `inter_op_parallelism_threads` (field 5), int32 varints (negative ones sign-extended
-/// to ten bytes), in the order protobuf writes them.
+/// A serialized `ConfigProto`: `device_count {"GPU": 0}` when `hide_gpu`, the
+/// intra-op and inter-op thread counts (a negative inter-op count runs each step's
+/// ops in the calling thread, see [`INTER_OP_IN_CALLER`]).
 pub fn config_proto(intra: i32, inter: i32, hide_gpu: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24);
+    use prost::Message;
+    let mut device_count = std::collections::HashMap::new();
     if hide_gpu {
-        // Field 1, map<string,int32> entry {key: "GPU" (field 1), value: 0 (field 2)}.
-        out.extend_from_slice(&[0x0a, 0x07, 0x0a, 0x03, b'G', b'P', b'U', 0x10, 0x00]);
+        device_count.insert("GPU".to_string(), 0);
     }
-    out.push(0x10);
-    push_varint(&mut out, i64::from(intra) as u64);
-    out.push(0x28);
-    push_varint(&mut out, i64::from(inter) as u64);
-    out
+    ConfigProto {
+        device_count,
+        intra_op_parallelism_threads: intra,
+        inter_op_parallelism_threads: inter,
+    }
+    .encode_to_vec()
 }
 
 /// `inter_op_parallelism_threads` meaning "run each step's ops in the calling thread":
@@ -754,12 +761,18 @@ mod tests {
 
     #[test]
     fn config_proto_matches_protobuf() {
+        use prost::Message;
         // Bytes from Python: ConfigProto(intra_op_parallelism_threads=2,
-        // inter_op_parallelism_threads=1, device_count={"GPU": 0}).SerializeToString()
+        // inter_op_parallelism_threads=1, device_count={"GPU": 0}).SerializeToString().
+        // Python writes the map entry's value 0, prost leaves it out (the default):
+        // the same message, so compare what TensorFlow would read.
+        let python = [10, 7, 10, 3, 71, 80, 85, 16, 0, 16, 2, 40, 1];
+        let ours = config_proto(2, 1, true);
         assert_eq!(
-            config_proto(2, 1, true),
-            vec![10, 7, 10, 3, 71, 80, 85, 16, 0, 16, 2, 40, 1]
+            ConfigProto::decode(&ours[..]).unwrap(),
+            ConfigProto::decode(&python[..]).unwrap()
         );
+        assert_eq!(ours, vec![10, 5, 10, 3, 71, 80, 85, 16, 2, 40, 1]);
         // intra 300 needs a two-byte varint.
         assert_eq!(config_proto(300, 1, false), vec![16, 172, 2, 40, 1]);
         // inter -1 (run in the caller's thread): a ten-byte varint, as protobuf writes it.

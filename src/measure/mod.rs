@@ -1,8 +1,9 @@
 //! The measurement core: when each query is planned ([`schedule`]), releasing it on
 //! time ([`clock`], [`queue`], [`issuer`]), serving it ([`pool`]), recording its
 //! latency ([`stats`]), running one step ([`step`]) and judging it ([`verdict`]), and
-//! searching the highest passing rate ([`search`]). [`virtual_clock`] runs the same
-//! step and search logic on a discrete-event model, for exact tests. Nothing here
+//! searching the highest passing rate ([`search`]). `virtual_clock` runs the same
+//! step and search logic on a discrete-event model, for exact tests; it is compiled
+//! for the unit tests only, since nothing in the product uses it. Nothing here
 //! formats output or reads settings.
 pub mod clock;
 pub mod issuer;
@@ -17,4 +18,5 @@ pub mod step;
 mod stop_tests;
 pub mod tuning;
 pub mod verdict;
+#[cfg(test)]
 pub mod virtual_clock;

@@ -1,6 +1,11 @@
 //! The progress bar on stderr: stage, target and step, with completed queries. A
 //! ticker thread reads the workers' counters; the timed path never touches it.
 //! Hidden when stderr is not a terminal or with `--quiet`.
+//!
+//! With `LOADGEN_STAGE_LINES=1` each stage is also one line on stderr
+//! (`loadgen: stage NAME: WHAT`), bar or not: a script or test that must act during a
+//! stage (signal the run in its warm-up, say) waits for that line instead of guessing
+//! how long loading takes.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +21,23 @@ pub struct Progress {
     bar: ProgressBar,
     ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     enabled: bool,
+    /// `LOADGEN_STAGE_LINES=1`: each stage as a line on stderr.
+    stage_lines: bool,
+}
+
+/// The variable that asks for one stderr line per stage.
+pub const STAGE_LINES_ENV: &str = "LOADGEN_STAGE_LINES";
+
+fn stage_lines() -> bool {
+    std::env::var_os(STAGE_LINES_ENV).is_some_and(|v| v == "1")
+}
+
+/// The stage's line on stderr, when `LOADGEN_STAGE_LINES=1`: for the stages of a
+/// subcommand that shows no bar.
+pub fn stage_line(stage: &str, msg: &str) {
+    if stage_lines() {
+        crate::output::lines::note(&format!("loadgen: stage {stage}: {msg}"));
+    }
 }
 
 impl Progress {
@@ -37,6 +59,7 @@ impl Progress {
             bar,
             ticker: None,
             enabled,
+            stage_lines: stage_lines(),
         }
     }
 
@@ -46,6 +69,9 @@ impl Progress {
 
     /// Names what is running now, e.g. stage `linear 0.01`, message `step 129 qps`.
     pub fn stage(&self, stage: &str, msg: &str) {
+        if self.stage_lines {
+            self.note(&format!("loadgen: stage {stage}: {msg}"));
+        }
         self.bar.set_prefix(stage.to_string());
         self.bar.set_message(msg.to_string());
     }

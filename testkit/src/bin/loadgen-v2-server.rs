@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use loadgen::backend::kserve::server::{TestModel, V2Server};
+use loadgen_testkit::{TestModel, V2Server};
 
 fn usage(msg: &str) -> ! {
     eprintln!("loadgen-v2-server: {msg}");

@@ -1,7 +1,12 @@
 //! A small in-process KServe v2 server (HTTP and gRPC) with trivial models. It exists
-//! for the protocol's unit tests and as the fast local server that
+//! for the protocol's tests (tests/kserve.rs) and as the fast local server that
 //! `scripts/bench_kserve.sh` measures the client against (`loadgen-v2-server`): it
 //! answers in microseconds, so a benchmark against it measures the client, not a model.
+//!
+//! It lives in this test-support crate, a dev-dependency of loadgen, so that the
+//! installed product holds `loadgen` alone; it depends on loadgen only for the
+//! protocol's generated gRPC service and the wire encoding, which client and server
+//! share.
 //!
 //! Models echo their input (`identity`), optionally after a delay (to hold requests in
 //! flight) or fail after a number of requests (to test error counting). The server checks requests
@@ -25,11 +30,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
-use super::proto;
-use super::proto::grpc_inference_service_server::{
+use loadgen::backend::kserve::proto::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };
-use super::wire;
+use loadgen::backend::kserve::{proto, wire};
 
 /// One model the server offers.
 #[derive(Clone, Debug)]
