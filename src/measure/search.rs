@@ -1074,6 +1074,10 @@ mod harness {
         fn named(name: &str) -> Queue {
             let (servers, law, target) = match name {
                 "md1" => (1, ServiceLaw::Fixed(0.005), 0.05),
+                // Flat tails: 3, 5 and 6 service times (scripts/bench_search.sh).
+                "md1t3" => (1, ServiceLaw::Fixed(0.005), 0.015),
+                "md1t5" => (1, ServiceLaw::Fixed(0.005), 0.025),
+                "md1t6" => (1, ServiceLaw::Fixed(0.005), 0.03),
                 "mm2" => (2, ServiceLaw::Exp(0.010), 0.1),
                 // tests/cli_sim.rs's M/M/1: its answer at 0.82 of the capacity.
                 "mm1fast" => (1, ServiceLaw::Exp(0.002), 0.05),
