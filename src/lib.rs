@@ -15,6 +15,7 @@
 //! - [`app`]: one file per subcommand, gluing the layers together.
 pub mod app;
 pub mod backend;
+pub mod base;
 pub mod config;
 pub mod data;
 pub mod error;

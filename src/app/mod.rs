@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 
 use crate::backend::{self, Backend};
-use crate::config::limits;
+use crate::base::limits;
 use crate::config::settings::{RunOverrides, Settings};
 use crate::data::dataset::{Dataset, DatasetOptions};
 use crate::data::preprocess::Preprocess;

@@ -1,10 +1,9 @@
 //! The measurement core: when each query is planned ([`schedule`]), releasing it on
-//! time ([`clock`], [`queue`], [`issuer`]), serving it ([`pool`]), recording its
+//! time ([`crate::base::clock`], [`queue`], [`issuer`]), serving it ([`pool`]), recording its
 //! latency ([`stats`]), running one step ([`step`]) and judging it ([`verdict`]), and
 //! searching the highest passing rate ([`search`]). [`virtual_clock`] runs the same
 //! step and search logic on a discrete-event model, for exact tests. Nothing here
 //! formats output or reads settings.
-pub mod clock;
 pub mod issuer;
 pub mod policy;
 pub mod pool;

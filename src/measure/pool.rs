@@ -162,8 +162,8 @@ impl WorkerPool {
             let thread = std::thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn(move || {
-                    crate::measure::clock::tighten_timer_slack();
-                    crate::measure::clock::yield_priority_to_issuer();
+                    crate::base::clock::tighten_timer_slack();
+                    crate::base::clock::yield_priority_to_issuer();
                     let session = match backend.session(id) {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
