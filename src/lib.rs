@@ -22,3 +22,5 @@ pub mod error;
 pub mod measure;
 pub mod output;
 pub mod signals;
+#[cfg(test)]
+mod stop_tests;

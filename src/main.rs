@@ -9,7 +9,7 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
-    loadgen::signals::install();
+    loadgen::app::install_signals();
     loadgen::base::clock::tighten_timer_slack();
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
     let result = match cli.command {

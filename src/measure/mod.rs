@@ -12,8 +12,6 @@ pub mod schedule;
 pub mod search;
 pub mod stats;
 pub mod step;
-#[cfg(test)]
-mod stop_tests;
 pub mod tuning;
 pub mod verdict;
 pub mod virtual_clock;
