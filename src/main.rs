@@ -9,8 +9,8 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
-    loadgen::signals::install();
-    loadgen::measure::clock::tighten_timer_slack();
+    loadgen::app::install_signals();
+    loadgen::base::clock::tighten_timer_slack();
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
     let result = match cli.command {
         Command::Run(a) => loadgen::app::run(a, cmdline),

@@ -1,7 +1,9 @@
 //! SIGINT (Ctrl-C), SIGTERM and SIGHUP: the first one asks the run to stop (the current
 //! step or accuracy pass ends, what is finished is written, and the exit code is 128 +
 //! the signal's number: 130, 143 or 129); a second one exits at once, but never in the
-//! middle of writing a results file (see [`writing`]).
+//! middle of writing a results file (see [`writing`]). This module only records (a flag
+//! and the first signal's number) and prints nothing: [`install`] hands what it heard
+//! to a function of the caller's.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
@@ -55,16 +57,23 @@ fn name(signo: i32) -> &'static str {
     }
 }
 
-fn on_signal(signo: i32) {
+/// What the handler thread heard, for whoever prints (this module prints nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// The first signal (its name): the run finishes the current step and writes.
+    First(&'static str),
+    /// A second signal: the process exits once this returns (and any write is done).
+    Second,
+    /// The handlers could not be installed.
+    NotInstalled,
+}
+
+fn on_signal(signo: i32, report: fn(Heard)) {
     if note(signo) {
-        // Step lines may be printing on stdout meanwhile: one write (see `note`).
-        crate::output::lines::note(&format!(
-            "loadgen: interrupted ({}); finishing the current step and writing results (a second signal quits at once)",
-            name(signo)
-        ));
+        report(Heard::First(name(signo)));
         return;
     }
-    crate::output::lines::note("loadgen: interrupted twice, exiting now");
+    report(Heard::Second);
     // Wait for a write in progress, so that results.json is the old or the new one.
     let _guard = WRITING.try_lock_for(WRITE_GRACE);
     std::process::exit(exit_code());
@@ -73,8 +82,9 @@ fn on_signal(signo: i32) {
 /// Installs the handlers on a small background thread (tokio's signal support), and
 /// returns once they are in place (or failed): whatever the process prints afterwards,
 /// a signal sent after seeing it is handled, not fatal. Tests rely on that to signal a
-/// child at a stage it has printed.
-pub fn install() {
+/// child at a stage it has printed. `report` is told of each signal (and of a failure
+/// to install), to print it.
+pub fn install(report: fn(Heard)) {
     let (installed, wait_installed) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -92,7 +102,7 @@ pub fn install() {
                     signal(SignalKind::terminate()),
                     signal(SignalKind::hangup()),
                 ) else {
-                    eprintln!("loadgen: warning: could not install the signal handlers");
+                    report(Heard::NotInstalled);
                     return;
                 };
                 let _ = installed.send(());
@@ -103,12 +113,12 @@ pub fn install() {
                         Some(()) = hup.recv() => libc::SIGHUP,
                         else => return,
                     };
-                    on_signal(signo);
+                    on_signal(signo, report);
                 }
             });
         });
     if spawned.is_err() {
-        eprintln!("loadgen: warning: could not install the signal handlers");
+        report(Heard::NotInstalled);
         return;
     }
     // Err: the thread ended without installing them (it said why).

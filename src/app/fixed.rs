@@ -34,7 +34,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         args.qps,
         settings.time,
         settings.min_queries,
-        target.map(crate::config::limits::duration),
+        target.map(crate::base::limits::duration),
         settings.seed,
         settings.confidence,
     );

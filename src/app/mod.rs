@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 
 use crate::backend::{self, Backend};
-use crate::config::limits;
+use crate::base::limits;
 use crate::config::settings::{RunOverrides, Settings};
 use crate::data::dataset::{Dataset, DatasetOptions};
 use crate::data::preprocess::Preprocess;
@@ -46,7 +46,13 @@ pub(crate) fn load_sut(settings: &Settings) -> Result<Sut> {
     let backend = backend::load(settings.backend, &settings.backend_config())?;
     let dataset = Arc::new(load_samples(settings, &backend)?);
     let samples: Arc<dyn SampleLibrary> = dataset.clone();
-    let pool = WorkerPool::start(&backend, samples, settings.threads, settings.batch_size)?;
+    let pool = WorkerPool::start_interruptible(
+        &backend,
+        samples,
+        settings.threads,
+        settings.batch_size,
+        signals::flag(),
+    )?;
     Ok(Sut {
         backend,
         dataset,
@@ -191,4 +197,20 @@ pub(crate) fn finish_single(summary: &StepSummary, json: bool) -> Result<()> {
         return Err(Interrupted("stdout".into()).into());
     }
     Ok(())
+}
+
+/// Installs the signal handlers ([`signals::install`]), printing what they hear.
+pub fn install_signals() {
+    signals::install(|heard| {
+        match heard {
+        // Step lines may be printing on stdout meanwhile: one write (see `note`).
+        signals::Heard::First(name) => crate::output::lines::note(&format!(
+            "loadgen: interrupted ({name}); finishing the current step and writing results (a second signal quits at once)"
+        )),
+        signals::Heard::Second => crate::output::lines::note("loadgen: interrupted twice, exiting now"),
+        signals::Heard::NotInstalled => {
+            eprintln!("loadgen: warning: could not install the signal handlers")
+        }
+    }
+    });
 }

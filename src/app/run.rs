@@ -404,7 +404,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         // the candidates run in a child process per thread setting.
         let candidates = match &settings.tune {
             Tune::List(list) => list.clone(),
-            _ => candidates::default_candidates(crate::config::limits::cores(), true),
+            _ => candidates::default_candidates(crate::base::limits::cores(), true),
         };
         return tune_processes::run(&settings, &candidates, &output, cmdline);
     }
@@ -452,7 +452,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         Tune::Off => Vec::new(),
         Tune::List(list) => list.clone(),
         Tune::Default => candidates::default_candidates(
-            crate::config::limits::cores(),
+            crate::base::limits::cores(),
             sut.backend.model().max_batch.is_none() && sut.backend.model().item_len() > 0,
         ),
     };

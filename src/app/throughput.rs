@@ -20,7 +20,7 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
     progress.track(sut.pool.live_handle(), 0);
     let summary = step::run_closed(
         &sut.pool,
-        crate::config::limits::duration(settings.time),
+        crate::base::limits::duration(settings.time),
         signals::flag(),
     )?;
     cut_short(&mut progress, "throughput run")?;

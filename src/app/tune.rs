@@ -65,7 +65,13 @@ pub(crate) fn with_candidate(settings: &Settings, c: Candidate) -> Settings {
 pub(crate) fn load_candidate(settings: &Settings, dataset: &Arc<Dataset>) -> Result<Sut> {
     let backend = backend::load(settings.backend, &settings.backend_config())?;
     let samples: Arc<dyn SampleLibrary> = dataset.clone();
-    let pool = WorkerPool::start(&backend, samples, settings.threads, settings.batch_size)?;
+    let pool = WorkerPool::start_interruptible(
+        &backend,
+        samples,
+        settings.threads,
+        settings.batch_size,
+        signals::flag(),
+    )?;
     Ok(Sut {
         backend,
         dataset: Arc::clone(dataset),

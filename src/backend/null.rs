@@ -1,6 +1,7 @@
 //! `null`: answers at once. Measures the generator's own ceiling.
 
-use super::{Backend, BackendError, Batch, ModelInfo, Prediction, Session};
+use crate::base::model::ModelInfo;
+use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 
 pub struct NullBackend {
     info: ModelInfo,

@@ -19,10 +19,10 @@ use ort::session::builder::SessionBuilder;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
 use ort::value::{Outlet, TensorElementType, TensorRef, ValueType};
 
-use super::{
-    Backend, BackendConfig, BackendError, Batch, Device, Layout, ModelInfo, Prediction, Session,
-};
-use crate::config::paths;
+use crate::backend::config::BackendConfig;
+use crate::base::model::{Device, Layout, ModelInfo};
+use crate::base::paths;
+use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 
 /// The fix we suggest whenever the runtime library cannot be found.
 const SETUP_HINT: &str =

@@ -8,9 +8,11 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Exp, LogNormal, Uniform};
 
-use super::{Backend, BackendConfig, BackendError, Batch, ModelInfo, Prediction, Session};
-use crate::config::limits;
-use crate::measure::clock;
+use crate::backend::config::BackendConfig;
+use crate::base::clock;
+use crate::base::limits;
+use crate::base::model::ModelInfo;
+use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 
 /// A service-time law, parsed from `--sim-service-time`.
 #[derive(Clone, Debug, PartialEq)]

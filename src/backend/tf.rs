@@ -22,10 +22,10 @@ use tensorflow::{
     SessionRunArgs, Tensor,
 };
 
-use super::{
-    Backend, BackendConfig, BackendError, Batch, Device, Layout, ModelInfo, Prediction, Session,
-};
-use crate::config::paths;
+use crate::backend::config::BackendConfig;
+use crate::base::model::{Device, Layout, ModelInfo};
+use crate::base::paths;
+use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 
 /// The file name `tensorflow::library::load()` looks for.
 const LIB_FILE: &str = "libtensorflow.so";

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::config::limits;
+use crate::base::limits;
 use crate::config::settings::SettingsError;
 
 /// One configuration of an in-process backend.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::limits;
+use crate::base::limits;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::kserve::KserveConfig;
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
+use crate::base::limits;
 use crate::config::candidates::{self, Candidate};
 use crate::config::cli::CommonArgs;
-use crate::config::limits;
 use crate::config::profile::{self, Profile};
 use crate::measure::schedule::Distribution;
 
@@ -77,7 +77,7 @@ impl Scenario {
         if let Some(p) = flag {
             return Ok((Scenario::load(p)?, Some(p.to_path_buf())));
         }
-        if let Some(root) = crate::config::paths::project_root() {
+        if let Some(root) = crate::base::paths::project_root() {
             let p = root.join("scenarios/cloud.toml");
             return Ok((Scenario::load(&p)?, Some(p)));
         }
@@ -622,7 +622,7 @@ fn kserve_config(
 
 /// `models/<file>` of the project (or of the working directory).
 fn default_model_path(file: &str) -> PathBuf {
-    crate::config::paths::project_root()
+    crate::base::paths::project_root()
         .map(|r| r.join("models").join(file))
         .unwrap_or_else(|| PathBuf::from("models").join(file))
 }

@@ -1,10 +1,10 @@
 //! The issuer: releases each query of a step at its planned instant into the
 //! [`QueryQueue`], which the workers drain. It sleeps most of a gap and spins the
-//! rest (see [`crate::measure::clock`]), and records its own lateness (actual − planned).
+//! rest (see [`crate::base::clock`]), and records its own lateness (actual − planned).
 
 use std::time::{Duration, Instant};
 
-use crate::measure::clock;
+use crate::base::clock;
 use crate::measure::queue::QueryQueue;
 use crate::measure::schedule::Schedule;
 use crate::measure::stats::NsHistogram;

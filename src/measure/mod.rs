@@ -1,11 +1,10 @@
 //! The measurement core: when each query is planned ([`schedule`]), releasing it on
-//! time ([`clock`], [`queue`], [`issuer`]), serving it ([`pool`]), recording its
+//! time ([`crate::base::clock`], [`queue`], [`issuer`]), serving it ([`pool`]), recording its
 //! latency ([`stats`]), running one step ([`step`]) and judging it ([`verdict`]), and
 //! searching the highest passing rate ([`search`]). `virtual_clock` runs the same
 //! step and search logic on a discrete-event model, for exact tests; it is compiled
 //! for the unit tests only, since nothing in the product uses it. Nothing here
 //! formats output or reads settings.
-pub mod clock;
 pub mod issuer;
 pub mod policy;
 pub mod pool;
@@ -14,8 +13,6 @@ pub mod schedule;
 pub mod search;
 pub mod stats;
 pub mod step;
-#[cfg(test)]
-mod stop_tests;
 pub mod tuning;
 pub mod verdict;
 #[cfg(test)]

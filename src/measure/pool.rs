@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, BackendError, Batch, Prediction, Session};
+use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 use crate::measure::queue::{Claim, Query, QueryQueue, RING_CAPACITY, WORKER_SPIN};
 use crate::measure::stats::WorkerStats;
 
@@ -123,6 +123,8 @@ struct WorkerCtx {
     queue: Arc<QueryQueue>,
     live: Arc<[CachePadded<LiveCounters>]>,
     stop: Arc<AtomicBool>,
+    /// Set by whoever records signals: ends an accuracy pass and a settle early.
+    interrupt: &'static AtomicBool,
     id: usize,
     batch_size: usize,
     /// Scratch for batches that wrap around the sample library.
@@ -139,6 +141,19 @@ impl WorkerPool {
         samples: Arc<dyn SampleLibrary>,
         threads: usize,
         batch_size: usize,
+    ) -> Result<WorkerPool, BackendError> {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        WorkerPool::start_interruptible(backend, samples, threads, batch_size, &NEVER)
+    }
+
+    /// [`WorkerPool::start`], with a flag that, once set (a signal), ends an accuracy
+    /// pass after the batches in flight and cuts short the wait for abandoned requests.
+    pub fn start_interruptible(
+        backend: &Arc<dyn Backend>,
+        samples: Arc<dyn SampleLibrary>,
+        threads: usize,
+        batch_size: usize,
+        interrupt: &'static AtomicBool,
     ) -> Result<WorkerPool, BackendError> {
         let queue = Arc::new(QueryQueue::new(RING_CAPACITY));
         let live: Arc<[CachePadded<LiveCounters>]> = (0..threads)
@@ -162,8 +177,8 @@ impl WorkerPool {
             let thread = std::thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn(move || {
-                    crate::measure::clock::tighten_timer_slack();
-                    crate::measure::clock::yield_priority_to_issuer();
+                    crate::base::clock::tighten_timer_slack();
+                    crate::base::clock::yield_priority_to_issuer();
                     let session = match backend.session(id) {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
@@ -181,6 +196,7 @@ impl WorkerPool {
                         queue,
                         live,
                         stop,
+                        interrupt,
                         id,
                         batch_size,
                         gather: Vec::new(),
@@ -487,7 +503,7 @@ impl WorkerCtx {
         let bs = self.batch_size;
         loop {
             // A signal ends the pass after the batches in flight (SPEC §9).
-            if self.stop.load(Ordering::Relaxed) || crate::signals::interrupted() {
+            if self.stop.load(Ordering::Relaxed) || self.interrupt.load(Ordering::Relaxed) {
                 return;
             }
             let first = job.cursor.fetch_add(bs, Ordering::Relaxed);

@@ -6,7 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::BackendError;
+use crate::base::sut::BackendError;
 
 /// The HTTP header that gives the length of the JSON part of a binary-extension body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";

@@ -17,7 +17,7 @@
 //! at worst delays a stop.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
 use super::{gather_batch, ns_since, pack_busy, LiveCounters, WorkerCtx, BUSY_LEN_BITS};
-use crate::backend::{AsyncSession, BackendError};
+use crate::base::sut::{AsyncSession, BackendError};
 use crate::measure::queue::{Claim, Query};
 use crate::measure::stats::WorkerStats;
 
@@ -43,9 +43,12 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// Waits (bounded by [`SETTLE`], cut short by Ctrl-C) until the session has no
 /// request out, then drops any that are left.
-fn settle(session: &mut dyn AsyncSession) {
+fn settle(session: &mut dyn AsyncSession, interrupt: &AtomicBool) {
     let deadline = Instant::now() + SETTLE;
-    while session.outstanding() > 0 && Instant::now() < deadline && !crate::signals::interrupted() {
+    while session.outstanding() > 0
+        && Instant::now() < deadline
+        && !interrupt.load(Ordering::Relaxed)
+    {
         std::thread::sleep(Duration::from_millis(2));
     }
     if session.outstanding() > 0 {
@@ -271,7 +274,7 @@ impl WorkerCtx {
         // step's drain decides how long), then drop what is still out.
         sink.wait_room(1, || stop.load(Ordering::Relaxed));
         let (stats, _) = sink.close();
-        settle(session);
+        settle(session, self.interrupt);
         self.stats = stats;
     }
 
@@ -319,7 +322,7 @@ impl WorkerCtx {
         if interrupted() {
             session.cancel_all();
         }
-        settle(session);
+        settle(session, self.interrupt);
         self.stats = stats;
     }
 }

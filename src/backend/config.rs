@@ -1,0 +1,31 @@
+//! Everything a backend needs to load.
+
+use std::path::PathBuf;
+
+use crate::base::model::{Device, Layout};
+
+use super::kserve::config::KserveConfig;
+
+/// Everything a backend needs to load (from the settings, already validated).
+#[derive(Clone, Debug, Default)]
+pub struct BackendConfig {
+    pub model: Option<PathBuf>,
+    pub device: Device,
+    /// Number of workers that will each ask for a session.
+    pub workers: usize,
+    /// Intra-op threads per session (`None`: the backend's default for `workers`).
+    pub intra_threads: Option<usize>,
+    /// Inter-op threads per session (`None`: the backend's default: 1 for ONNX Runtime;
+    /// for TensorFlow each step runs in the worker's own thread).
+    pub inter_threads: Option<usize>,
+    /// `--inputs` / `--outputs` / `--data-format` overrides.
+    pub inputs: Option<String>,
+    pub outputs: Option<String>,
+    pub data_format: Option<Layout>,
+    /// `--sim-service-time` for the `sim` backend.
+    pub sim_service_time: Option<String>,
+    /// Seed for backends that draw random numbers.
+    pub seed: u64,
+    /// Where and how to reach a `kserve` server.
+    pub kserve: Option<KserveConfig>,
+}
