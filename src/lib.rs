@@ -34,3 +34,4 @@ pub mod output;
 pub mod signals;
 #[cfg(test)]
 mod stop_tests;
+pub mod tune;

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::config::settings::{RunOverrides, Settings, SettingsError};
 use crate::output::lines;
 
-use super::*;
+use super::common::*;
 
 /// The fix suggested for an unusable `--dump` folder.
 const DUMP_FIX: &str = "choose another --dump folder";
@@ -26,7 +26,7 @@ pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
     }
     if let Some(dir) = &args.dump {
         // Before the pass, not after it: a bad folder must not cost a whole pass.
-        crate::output::files::check_folder(dir, accuracy_pass::DUMP_FILES, DUMP_FIX)?;
+        crate::output::files::check_folder(dir, super::accuracy_pass::DUMP_FILES, DUMP_FIX)?;
     }
     let sut = load_sut(&settings)?;
     crate::output::progress::stage_line("accuracy", &format!("{} items", sut.dataset.len()));
@@ -40,7 +40,7 @@ pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
     }
     println!("{}", lines::accuracy_line(&run.report));
     if let Some(dir) = &args.dump {
-        accuracy_pass::dump(dir, &sut.dataset, &run, sut.backend.model().num_classes)?;
+        super::accuracy_pass::dump(dir, &sut.dataset, &run, sut.backend.model().num_classes)?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&run.report)?);

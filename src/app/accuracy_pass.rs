@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::backend::ModelInfo;
 use crate::data::dataset::Dataset;
 use crate::measure::pool::WorkerPool;
-use crate::output::results::AccuracyReport;
+use crate::output::accuracy::AccuracyReport;
 
 /// The offset between the model's class index and the dataset's label: 1 for
 /// 1001-class models (class 0 is "background"), 0 for 1000, else the profile's.

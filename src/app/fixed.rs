@@ -9,7 +9,7 @@ use crate::measure::step::{self, StepSpec};
 use crate::output::lines;
 use crate::signals;
 
-use super::*;
+use super::common::*;
 
 /// `loadgen fixed`: one step at a fixed offered rate.
 pub fn fixed(args: FixedArgs) -> Result<()> {

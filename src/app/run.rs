@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::backend::{BackendKind, Device};
-use crate::config::candidates::{self, Candidate};
 use crate::config::cli::RunArgs;
 use crate::config::settings::{RunOverrides, Settings, Tune};
 use crate::error::Interrupted;
@@ -16,14 +15,16 @@ use crate::measure::schedule::Distribution;
 use crate::measure::search::{self, Ask, SearchResult, SearchStop, StepRunner};
 use crate::measure::stats::ServiceTimes;
 use crate::measure::step::{self, StepSpec, StepSummary};
-use crate::measure::tuning::Calibration;
 use crate::output::files;
 use crate::output::lines;
 use crate::output::progress::Progress;
 use crate::output::results::{self, ConfigReport, Results};
 use crate::signals;
+use crate::tune::candidates::{self, Candidate};
+use crate::tune::predict::Calibration;
 
-use super::*;
+use super::common::*;
+use super::tune_processes::{CHILD_CALIBRATED, CHILD_SEARCHED};
 use super::{tune, tune_processes};
 
 /// The step runner the search drives: runs a step on the pool, prints its line and
@@ -158,11 +159,6 @@ fn end_interrupted(path: &std::path::Path, results: &mut Results) -> anyhow::Err
         Err(e) => e,
     }
 }
-
-/// Lines a TensorFlow tuning child prints on stdout for its parent (see
-/// [`tune_processes`]): its candidates are calibrated, and a requested search is done.
-pub(crate) const CHILD_CALIBRATED: &str = "===LOADGEN_CHILD calibrated";
-pub(crate) const CHILD_SEARCHED: &str = "===LOADGEN_CHILD searched";
 
 /// An answer of a distribution's search, kept to bound looser targets' answers.
 struct Answered {

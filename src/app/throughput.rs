@@ -7,7 +7,7 @@ use crate::config::settings::RunOverrides;
 use crate::measure::step::{self};
 use crate::signals;
 
-use super::*;
+use super::common::*;
 
 /// `loadgen throughput`: closed loop, the most the system can do.
 pub fn throughput(args: ThroughputArgs) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Tuning (SPEC §5.4): each candidate configuration gets its own sessions, built
 //! once, and a short calibration (warm-up, closed-loop capacity, the latency of lone
-//! queries); [`crate::measure::tuning`] predicts its answers from that, and `run`
+//! queries); [`crate::tune::predict`] predicts its answers from that, and `run`
 //! searches each target on the most promising candidate only.
 
 use std::sync::Arc;
@@ -8,17 +8,17 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::backend;
-use crate::config::candidates::Candidate;
 use crate::config::settings::Settings;
 use crate::data::dataset::Dataset;
 use crate::measure::pool::{SampleLibrary, WorkerPool};
 use crate::measure::schedule::Distribution;
 use crate::measure::step::{self, StepSpec, StepSummary};
-use crate::measure::tuning::{self, Calibration};
 use crate::output::progress::Progress;
 use crate::signals;
+use crate::tune::candidates::Candidate;
+use crate::tune::predict::{self, Calibration};
 
-use super::{warm_up, Sut};
+use super::common::{warm_up, Sut};
 
 /// Lone queries timed per candidate: enough for a mean and a rough tail, cheap at
 /// ResNet-50's ~50 ms.
@@ -47,7 +47,7 @@ pub(crate) struct Arm {
     pub probe: StepSummary,
     pub calibration: Option<Calibration>,
     /// Mean seconds per call under the open-loop calibration load, for candidates
-    /// with an intra-op pool (see [`tuning::open_loop_capacity`]).
+    /// with an intra-op pool (see [`predict::open_loop_capacity`]).
     pub open_loop_call: Option<f64>,
 }
 
@@ -157,7 +157,7 @@ pub(crate) fn calibrate(
 /// Calibrates loaded sessions: warm-up, closed-loop capacity, for candidates with an
 /// intra-op pool an open-loop load at [`OPEN_LOOP_LOAD`] of it (whose call times can
 /// lower the capacity the predictions start from: see
-/// [`tuning::open_loop_capacity`]), then lone queries (linear, spaced by
+/// [`predict::open_loop_capacity`]), then lone queries (linear, spaced by
 /// [`lone_rate`]), so that almost none waits. `calibration` is `None`
 /// only when a signal cut it short. A batch candidate whose full batch (by the probe)
 /// takes over [`BATCH_PRUNE_MARGIN`] × `prune_above` stops after the probe with an
@@ -171,7 +171,7 @@ fn calibrate_loaded(
 ) -> Result<Arm> {
     warm_up(&sut, s, progress)?;
     let probe = probe(&sut, s, progress, &format!("calibrate {c}"))?;
-    let floor = tuning::batch_floor(c.workers, c.batch_size, probe.qps);
+    let floor = predict::batch_floor(c.workers, c.batch_size, probe.qps);
     if let Some(target) = prune_above.filter(|&t| floor > BATCH_PRUNE_MARGIN * t) {
         if !signals::interrupted() {
             anyhow::bail!(
@@ -203,7 +203,7 @@ fn calibrate_loaded(
             );
             let loaded = step::run_open(&sut.pool, &spec, signals::flag())?;
             open_loop_call = loaded.service.mean();
-            capacity = tuning::open_loop_capacity(
+            capacity = predict::open_loop_capacity(
                 probe.qps,
                 c.workers,
                 c.batch_size,
@@ -227,7 +227,7 @@ fn calibrate_loaded(
         );
         let lone = step::run_open(&sut.pool, &spec, signals::flag())?;
         if !signals::interrupted() {
-            let capacity = tuning::partial_batch_capacity(
+            let capacity = predict::partial_batch_capacity(
                 capacity,
                 c.workers,
                 c.batch_size,
@@ -272,8 +272,8 @@ pub(crate) fn reprobe(arm: &mut Arm, settings: &Settings, progress: &mut Progres
         return Ok(());
     }
     cal.closed_loop = again.qps;
-    cal.capacity = tuning::partial_batch_capacity(
-        tuning::open_loop_capacity(
+    cal.capacity = predict::partial_batch_capacity(
+        predict::open_loop_capacity(
             again.qps,
             c.workers,
             c.batch_size,
@@ -304,28 +304,28 @@ pub(crate) fn choose(
     dist: Distribution,
     target: f64,
 ) -> Choice {
-    let order = tuning::ranking(cals, dist, target);
+    let order = predict::ranking(cals, dist, target);
     let predicted: Vec<f64> = cals
         .iter()
-        .map(|c| tuning::predicted_answer(c, dist, target))
+        .map(|c| predict::predicted_answer(c, dist, target))
         .collect();
     let others: Vec<String> = order[1..]
         .iter()
         .map(|&i| {
-            if predicted[i] > 0.0 && tuning::marginal(&cals[i], target) {
+            if predicted[i] > 0.0 && predict::marginal(&cals[i], target) {
                 format!(
                     "{} {:.1}, set aside: a tenth of its unloaded queries take {:.1} ms or more, within {:.0} % of the target",
                     cands[i],
                     predicted[i],
-                    1e3 * tuning::bulk_latency(&cals[i]),
-                    100.0 * (1.0 - tuning::HEADROOM)
+                    1e3 * predict::bulk_latency(&cals[i]),
+                    100.0 * (1.0 - predict::HEADROOM)
                 )
             } else if predicted[i] > 0.0 {
                 format!("{} {:.1}", cands[i], predicted[i])
             } else {
                 // Say which bound pruned it: a slow spell during calibration can
                 // raise a lone query's p99, and the user should see that figure.
-                let batch_floor = tuning::full_batch_floor(&cals[i]);
+                let batch_floor = predict::full_batch_floor(&cals[i]);
                 if batch_floor > cals[i].unloaded_p99 {
                     format!(
                         "{} pruned: a full batch and the wait for a session take {:.0} ms",
@@ -394,7 +394,7 @@ mod tests {
             unloaded_p99: p99,
             unloaded_cv2: 0.05,
         };
-        let cands = crate::config::candidates::default_candidates(2, false);
+        let cands = crate::tune::candidates::default_candidates(2, false);
         let cals = [cal(2, 0.05), cal(1, 0.03)];
         let c = choose(&cands, &cals, Distribution::Linear, 0.04);
         assert_eq!(c.best, 1);

@@ -22,18 +22,22 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::config::candidates::Candidate;
 use crate::config::settings::Settings;
 use crate::error::{Interrupted, Reported};
 use crate::measure::schedule::Distribution;
-use crate::measure::tuning::Calibration;
 use crate::output::files;
 use crate::output::lines::{py_float, FinalResults};
 use crate::output::results::{candidate_json, ConfigReport};
 use crate::signals;
+use crate::tune::candidates::Candidate;
+use crate::tune::predict::Calibration;
 
-use super::run::{CHILD_CALIBRATED, CHILD_SEARCHED};
 use super::tune;
+
+/// Lines a TensorFlow tuning child (`app::run` in the child) prints on stdout for this
+/// parent: its candidates are calibrated, and a requested search is done.
+pub(crate) const CHILD_CALIBRATED: &str = "===LOADGEN_CHILD calibrated";
+pub(crate) const CHILD_SEARCHED: &str = "===LOADGEN_CHILD searched";
 
 /// Flags of this run that the children get from the parent instead (with a value).
 const SET_BY_PARENT: [&str; 5] = [

@@ -1,6 +1,5 @@
 //! Configuration: the command line ([`cli`]), scenario files and flags resolved into
 //! checked [`settings::Settings`], and model profiles ([`profile`]).
-pub mod candidates;
 pub mod cli;
 pub mod profile;
 pub mod settings;

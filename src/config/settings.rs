@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::backend::kserve::KserveConfig;
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
 use crate::base::limits;
-use crate::config::candidates::{self, Candidate};
 use crate::config::cli::CommonArgs;
 use crate::config::profile::{self, Profile};
 use crate::measure::schedule::Distribution;
+use crate::tune::candidates::{self, Candidate};
 
 /// A bad flag or scenario value: one sentence, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -391,7 +391,9 @@ impl Settings {
             (Some(_), _) if backend == BackendKind::Kserve => {
                 return bad("--configs tunes in-process runtimes; a kserve server's configuration is the server's (drop --configs)");
             }
-            (Some(list), _) => Tune::List(candidates::parse_candidates(list)?),
+            (Some(list), _) => {
+                Tune::List(candidates::parse_candidates(list).map_err(|e| SettingsError(e.0))?)
+            }
             // The real runtimes tune unless pinned; sim and null only when asked.
             (None, true)
                 if !o.no_tune

@@ -9,11 +9,12 @@ pub mod issuer;
 pub mod policy;
 pub mod pool;
 pub mod queue;
+pub mod runner;
 pub mod schedule;
 pub mod search;
 pub mod stats;
 pub mod step;
-pub mod tuning;
+pub mod theory;
 pub mod verdict;
 #[cfg(test)]
 pub mod virtual_clock;

@@ -11,50 +11,7 @@ use crate::measure::schedule::Distribution;
 use crate::measure::step::StepSummary;
 
 pub use crate::measure::policy::{burst_size, round_rate, Bounds, MAX_RETRIES};
-
-/// The run was interrupted (a signal) or failed; the search gives up.
-#[derive(Debug)]
-pub enum SearchStop {
-    Interrupted,
-    Failed(anyhow::Error),
-}
-
-/// One step the search asks for.
-#[derive(Clone, Copy, Debug)]
-pub struct Ask {
-    pub dist: Distribution,
-    /// Offered rate.
-    pub qps: f64,
-    pub target: Duration,
-    /// The step's own schedule seed.
-    pub seed: u64,
-    /// The size of late bursts seen so far (see [`crate::measure::step::StepSpec::burst`]).
-    pub burst: f64,
-    /// Run on (within the step's cap) until the verdict is confident, even where the
-    /// late fraction is far from 1 %: the step that looks for the interval's low end.
-    pub to_confidence: bool,
-}
-
-/// Runs steps for the search. The real one drives the worker pool; tests use a
-/// discrete-event model on a virtual clock (`crate::measure::virtual_clock`).
-pub trait StepRunner {
-    /// One open-loop step as `ask` says, judged against its target.
-    fn step(&mut self, ask: &Ask) -> Result<StepSummary, SearchStop>;
-
-    /// Called before a spoiled step is run again for the `retry`-th time: a real
-    /// runner gives the machine [`retry_pause`] to get over its slow spell (a virtual
-    /// one has none to get over).
-    fn pause_before_retry(&mut self, _retry: u32) -> Result<(), SearchStop> {
-        Ok(())
-    }
-}
-
-/// The pause before the `retry`-th run of a spoiled step: 2 s, then 4 s. The slow
-/// spells of the development VM lasted several seconds; a step retried at once ran
-/// into the same spell.
-pub fn retry_pause(retry: u32) -> Duration {
-    Duration::from_secs(1u64 << retry.clamp(1, 4))
-}
+pub use crate::measure::runner::{retry_pause, Ask, SearchStop, StepRunner};
 
 /// The interval of an answer: where the highest passing rate lies.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1108,7 +1065,7 @@ mod harness {
                 ServiceLaw::Exp(mean) => {
                     let mu = 1.0 / mean;
                     let c = self.servers;
-                    let wait = crate::measure::tuning::erlang_c(c, lambda * mean);
+                    let wait = crate::measure::theory::erlang_c(c, lambda * mean);
                     let theta = c as f64 * mu - lambda;
                     let both = (theta * (-mu * t).exp() - mu * (-theta * t).exp()) / (theta - mu);
                     (1.0 - wait) * (-mu * t).exp() + wait * both

@@ -10,8 +10,8 @@ use rand_distr::{Distribution as _, Exp};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
+use crate::measure::runner::{Ask, SearchStop, StepRunner};
 use crate::measure::schedule::Schedule;
-use crate::measure::search::{Ask, SearchStop, StepRunner};
 use crate::measure::stats::{NsHistogram, ServiceTimes, WorkerStats};
 use crate::measure::step::{
     summarize_open, Monitor, OpenCounts, StepSpec, StepSummary, StopReason,

@@ -6,8 +6,8 @@ use crate::measure::schedule::Distribution;
 use crate::measure::search::Interval;
 use crate::measure::stats::PERCENTILES;
 use crate::measure::step::{StepSummary, EXTENSION};
-use crate::measure::tuning::Calibration;
-use crate::output::results::AccuracyReport;
+use crate::output::accuracy::AccuracyReport;
+use crate::tune::predict::Calibration;
 
 /// A diagnostic line on stderr, line and newline in one write: stderr is unbuffered and
 /// `eprintln!` writes them apart, so a log that tees stdout and stderr into one file

@@ -1,6 +1,7 @@
 //! What the user reads: the log lines ([`lines`]), the results.json document
 //! ([`results`]) and how files are written ([`files`]), the progress bar
 //! ([`progress`]) and the machine's description ([`system`]). Nothing here measures.
+pub mod accuracy;
 pub mod files;
 pub mod lines;
 pub mod progress;

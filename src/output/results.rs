@@ -6,30 +6,14 @@ use serde_json::{json, Value};
 
 use std::collections::BTreeMap;
 
-use crate::config::candidates::Candidate;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{Interval, SearchResult};
 use crate::measure::stats::Lateness;
 use crate::measure::step::StepSummary;
-use crate::measure::tuning::Calibration;
+use crate::output::accuracy::AccuracyReport;
 use crate::output::lines::{py_float, FinalResults};
-
-/// The accuracy pass's outcome (`check_accuracy` block).
-#[derive(Debug, Clone, Serialize)]
-pub struct AccuracyReport {
-    pub accuracy: f64,
-    /// The old tool's misspelt key, kept for its readers.
-    pub accuacy: f64,
-    pub good_items: u64,
-    pub total_items: u64,
-    pub mean: f64,
-    pub qps: f64,
-    pub count: u64,
-    pub runtime: f64,
-    pub percentiles: BTreeMap<String, f64>,
-    /// Images that could not be decoded and were left out.
-    pub skipped_items: u64,
-}
+use crate::tune::candidates::Candidate;
+use crate::tune::predict::Calibration;
 
 /// What the search found for one target: the answer's step (`None`: FAIL), where the
 /// highest passing rate lies, and whether the answer's pooled evidence is confident.

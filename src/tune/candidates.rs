@@ -5,7 +5,12 @@
 use std::fmt;
 
 use crate::base::limits;
-use crate::config::settings::SettingsError;
+
+/// A `--configs` list that does not parse: one sentence naming the entry and the fix
+/// (the settings turn it into their own error, exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CandidateError(pub String);
 
 /// One configuration of an in-process backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,11 +73,11 @@ pub fn default_candidates(cores: usize, dynamic_batch: bool) -> Vec<Candidate> {
 /// Parses `--configs`: comma-separated `WxI[xN[xB]]` (workers × intra-op threads
 /// [× inter-op threads, 0 for the runtime's default [× batch]]), e.g.
 /// `2x1,1x2,2x1x0x4`.
-pub fn parse_candidates(spec: &str) -> Result<Vec<Candidate>, SettingsError> {
+pub fn parse_candidates(spec: &str) -> Result<Vec<Candidate>, CandidateError> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim) {
         let bad = |why: &str| {
-            SettingsError(format!(
+            CandidateError(format!(
                 "--configs item '{item}' {why}; write WORKERSxINTRA[xINTER[xBATCH]] (INTER 0: the runtime's default), e.g. 2x1,1x2,2x1x0x4"
             ))
         };
@@ -117,7 +122,7 @@ pub fn parse_candidates(spec: &str) -> Result<Vec<Candidate>, SettingsError> {
         out.push(c);
     }
     if out.len() > limits::MAX_CANDIDATES {
-        return Err(SettingsError(format!(
+        return Err(CandidateError(format!(
             "--configs lists {} configurations; at most {} are calibrated in one run",
             out.len(),
             limits::MAX_CANDIDATES

@@ -14,6 +14,7 @@
 //! The prediction ranks candidates; it is never reported as an answer.
 
 use crate::measure::schedule::Distribution;
+use crate::measure::theory::erlang_c;
 
 /// What a short calibration measured of one candidate.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,25 +59,6 @@ pub fn open_loop_capacity(
         }
         _ => closed_loop,
     }
-}
-
-/// Erlang C: the chance that a query waits in M/M/c with `c` servers and offered
-/// load `a = λ/μ` (< c).
-pub fn erlang_c(c: usize, a: f64) -> f64 {
-    if a <= 0.0 {
-        return 0.0;
-    }
-    let c_f = c as f64;
-    if a >= c_f {
-        return 1.0;
-    }
-    // Erlang B by its stable recurrence, then C from B.
-    let mut b = 1.0;
-    for k in 1..=c {
-        b = a * b / (k as f64 + a * b);
-    }
-    let rho = a / c_f;
-    b / (1.0 - rho + rho * b)
 }
 
 /// The capacity predictions start from for a batch candidate whose lone query (a call
@@ -409,16 +391,6 @@ mod tests {
             assert_eq!(predicted_answer(&two, d, 0.05), 0.0);
             assert_eq!(ranking(&[two, outlier], d, 0.05), vec![1, 0], "{d:?}");
         }
-    }
-
-    #[test]
-    fn erlang_c_matches_known_values() {
-        // One server: the chance of waiting is the utilisation.
-        assert!((erlang_c(1, 0.7) - 0.7).abs() < 1e-12);
-        // Two servers at a = 1 (ρ = 0.5): C = 1/3.
-        assert!((erlang_c(2, 1.0) - 1.0 / 3.0).abs() < 1e-12);
-        assert_eq!(erlang_c(3, 0.0), 0.0);
-        assert_eq!(erlang_c(2, 2.5), 1.0);
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! What the subcommands share: loading the system under test and the samples, the
+//! accuracy pass, warming up, and the signal messages. Its own file, so that each
+//! subcommand depends on it and the module list in `mod.rs` on the subcommands, with
+//! no circle between them.
+
+pub(super) use std::path::PathBuf;
+pub(super) use std::sync::Arc;
+pub(super) use std::time::{SystemTime, UNIX_EPOCH};
+
+pub(super) use anyhow::Result;
+
+pub(super) use crate::backend::{self, Backend};
+pub(super) use crate::base::limits;
+pub(super) use crate::config::settings::{RunOverrides, Settings};
+pub(super) use crate::data::dataset::{Dataset, DatasetOptions};
+pub(super) use crate::data::preprocess::Preprocess;
+pub(super) use crate::error::{Cancelled, Interrupted};
+pub(super) use crate::measure::pool::{SampleLibrary, WorkerPool};
+pub(super) use crate::measure::step::{self, StepSummary};
+pub(super) use crate::output::progress::Progress;
+pub(super) use crate::output::results::{self};
+pub(super) use crate::signals;
+
+/// A loaded system under test: backend, samples and the worker pool.
+pub(crate) struct Sut {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) dataset: Arc<Dataset>,
+    pub(crate) pool: WorkerPool,
+}
+
+/// Loads the backend, the samples and the pool. Diagnostics go to stderr directly: the
+/// dataset draws its own progress bar while it loads.
+pub(crate) fn load_sut(settings: &Settings) -> Result<Sut> {
+    let backend = backend::load(settings.backend, &settings.backend_config())?;
+    let dataset = Arc::new(load_samples(settings, &backend)?);
+    let samples: Arc<dyn SampleLibrary> = dataset.clone();
+    let pool = WorkerPool::start_interruptible(
+        &backend,
+        samples,
+        settings.threads,
+        settings.batch_size,
+        signals::flag(),
+    )?;
+    Ok(Sut {
+        backend,
+        dataset,
+        pool,
+    })
+}
+
+/// The samples: the dataset preprocessed for this model, synthetic tensors of the
+/// model's shape without one, or nothing for backends that take no input.
+pub(crate) fn load_samples(settings: &Settings, backend: &Arc<dyn Backend>) -> Result<Dataset> {
+    let model = backend.model();
+    if model.item_len() == 0 {
+        return Ok(Dataset::empty(settings.count));
+    }
+    let kind = settings
+        .profile_info
+        .map_or(Preprocess::Resnet50, |p| p.preprocess);
+    let Some(hw) = model.image_hw() else {
+        // A server's model may take any tensor (e.g. an `identity` model): synthetic
+        // inputs of its shape still measure it.
+        if settings.dataset_path.is_none() && settings.backend == backend::BackendKind::Kserve {
+            return Ok(Dataset::synthetic_in_range(
+                &model.item_shape,
+                model.layout,
+                settings.count,
+                settings.seed,
+                kind.value_range(),
+            )?);
+        }
+        anyhow::bail!(backend::BackendError::BadInput(format!(
+            "the model input {:?} is not an image tensor in {} layout",
+            model.item_shape,
+            model.layout.as_str()
+        )));
+    };
+    match &settings.dataset_path {
+        Some(root) => {
+            let mut o = DatasetOptions::new(root, kind, model.layout, hw);
+            o.list = settings.dataset_list.clone();
+            o.count = Some(settings.count);
+            o.quiet = settings.quiet;
+            o.cache_dir = settings.cache.then(|| PathBuf::from("out/cache"));
+            if model.num_classes > 0 {
+                let offset = super::accuracy_pass::label_offset(
+                    model,
+                    settings.profile_info.map(|p| p.label_offset),
+                );
+                o.label_limit = Some(model.num_classes as i64 - offset);
+            }
+            Ok(Dataset::load(&o)?)
+        }
+        None => {
+            if !settings.quiet {
+                crate::output::lines::note(&format!(
+                    "loadgen: no --dataset-path: using {} synthetic inputs of shape {:?}; the accuracy pass is skipped",
+                    settings.count, model.item_shape
+                ));
+            }
+            Ok(Dataset::synthetic_in_range(
+                &model.item_shape,
+                model.layout,
+                settings.count,
+                settings.seed,
+                kind.value_range(),
+            )?)
+        }
+    }
+}
+
+/// The accuracy pass, when the settings ask for it and the samples have labels.
+pub(crate) fn accuracy_pass(
+    sut: &Sut,
+    settings: &Settings,
+    keep_scores: bool,
+) -> Result<Option<super::accuracy_pass::AccuracyRun>> {
+    if sut.dataset.is_synthetic() || sut.dataset.labels().is_none() {
+        return Ok(None);
+    }
+    let model = sut.backend.model();
+    let offset =
+        super::accuracy_pass::label_offset(model, settings.profile_info.map(|p| p.label_offset));
+    Ok(Some(super::accuracy_pass::run(
+        &sut.pool,
+        &sut.dataset,
+        model,
+        offset,
+        keep_scores,
+    )?))
+}
+
+/// Warm-up, so that the first timed step does not pay for lazy initialisation.
+pub(crate) fn warm_up(sut: &Sut, settings: &Settings, progress: &mut Progress) -> Result<()> {
+    if settings.warmup > 0.0 {
+        progress.stage("warm-up", &format!("{:.0} s closed loop", settings.warmup));
+        step::run_closed(
+            &sut.pool,
+            limits::duration(settings.warmup),
+            signals::flag(),
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn epoch_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Settings, a loaded system under test warmed up, and the progress bar: what `fixed`
+/// and `throughput` start with.
+pub(crate) fn prepare(
+    common: &crate::config::cli::CommonArgs,
+    o: &RunOverrides,
+) -> Result<(Settings, Sut, Progress)> {
+    let settings = Settings::resolve(common, o)?;
+    let sut = load_sut(&settings)?;
+    let mut progress = Progress::new(settings.quiet);
+    warm_up(&sut, &settings, &mut progress)?;
+    Ok((settings, sut, progress))
+}
+
+/// After a single step: an interrupted one reports no figure (it would read like a
+/// measurement), only a sentence and the signal's exit code.
+pub(crate) fn cut_short(progress: &mut Progress, what: &str) -> Result<()> {
+    if signals::interrupted() {
+        progress.finish();
+        return Err(Cancelled(format!(
+            "the {what} was cut short, so no figure is reported"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Prints a one-step summary (`--json`) and turns an interruption into the signal's
+/// exit code.
+pub(crate) fn finish_single(summary: &StepSummary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", results::step_json(summary));
+    }
+    if signals::interrupted() {
+        return Err(Interrupted("stdout".into()).into());
+    }
+    Ok(())
+}
+
+/// Installs the signal handlers ([`signals::install`]), printing what they hear.
+pub fn install_signals() {
+    signals::install(|heard| {
+        match heard {
+        // Step lines may be printing on stdout meanwhile: one write (see `note`).
+        signals::Heard::First(name) => crate::output::lines::note(&format!(
+            "loadgen: interrupted ({name}); finishing the current step and writing results (a second signal quits at once)"
+        )),
+        signals::Heard::Second => crate::output::lines::note("loadgen: interrupted twice, exiting now"),
+        signals::Heard::NotInstalled => {
+            eprintln!("loadgen: warning: could not install the signal handlers")
+        }
+    }
+    });
+}
