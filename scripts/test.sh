@@ -6,7 +6,8 @@
 #             models; once the ONNX model is there, a real Triton
 #             (scripts/serve_triton.sh, its own .venv-triton) starts on TRITON_PORT
 #             (default 8730, and 8731/8732) for the kserve tests, stopped at the end;
-#   lint      formatting, clippy (the whole workspace: loadgen and testkit/);
+#   lint      the layering rule (scripts/check_layers.py), formatting, clippy (the
+#             whole workspace: loadgen and testkit/);
 #   build     every test target and binary, in one profile (`ci`, see Cargo.toml) that
 #             the later stages share: no second (release, LTO) build;
 #   test      unit and integration tests that need no runtime library;
@@ -92,7 +93,8 @@ finish() {
 }
 trap finish EXIT
 
-stage lint "cargo fmt --check, clippy -D warnings (workspace, all targets)"
+stage lint "the layering rule (scripts/check_layers.py), cargo fmt --check, clippy -D warnings"
+python3 scripts/check_layers.py
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
