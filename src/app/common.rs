@@ -33,6 +33,21 @@ pub(crate) struct Sut {
 pub(crate) fn load_sut(settings: &Settings) -> Result<Sut> {
     let backend = backend::load(settings.backend, &settings.backend_config())?;
     let dataset = Arc::new(load_samples(settings, &backend)?);
+    sessions_over(settings, backend, dataset)
+}
+
+/// Loads a tuning candidate's sessions over samples already prepared.
+pub(crate) fn load_candidate(settings: &Settings, dataset: &Arc<Dataset>) -> Result<Sut> {
+    let backend = backend::load(settings.backend, &settings.backend_config())?;
+    sessions_over(settings, backend, Arc::clone(dataset))
+}
+
+/// The worker pool of `settings` over `backend` and `dataset`.
+fn sessions_over(
+    settings: &Settings,
+    backend: Arc<dyn Backend>,
+    dataset: Arc<Dataset>,
+) -> Result<Sut> {
     let samples: Arc<dyn SampleLibrary> = dataset.clone();
     let pool = WorkerPool::start_interruptible(
         &backend,

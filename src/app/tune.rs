@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::backend;
 use crate::config::settings::Settings;
 use crate::data::dataset::Dataset;
-use crate::measure::pool::{SampleLibrary, WorkerPool};
+
 use crate::measure::schedule::Distribution;
 use crate::measure::step::{self, StepSpec, StepSummary};
 use crate::output::progress::Progress;
@@ -18,7 +17,7 @@ use crate::signals;
 use crate::tune::candidates::Candidate;
 use crate::tune::predict::{self, Calibration};
 
-use super::common::{warm_up, Sut};
+use super::common::{load_candidate, warm_up, Sut};
 
 /// Lone queries timed per candidate: enough for a mean and a rough tail, cheap at
 /// ResNet-50's ~50 ms.
@@ -59,24 +58,6 @@ pub(crate) fn with_candidate(settings: &Settings, c: Candidate) -> Settings {
     s.inter_threads = c.inter_threads;
     s.batch_size = c.batch_size;
     s
-}
-
-/// Loads a candidate's sessions over samples already prepared.
-pub(crate) fn load_candidate(settings: &Settings, dataset: &Arc<Dataset>) -> Result<Sut> {
-    let backend = backend::load(settings.backend, &settings.backend_config())?;
-    let samples: Arc<dyn SampleLibrary> = dataset.clone();
-    let pool = WorkerPool::start_interruptible(
-        &backend,
-        samples,
-        settings.threads,
-        settings.batch_size,
-        signals::flag(),
-    )?;
-    Ok(Sut {
-        backend,
-        dataset: Arc::clone(dataset),
-        pool,
-    })
 }
 
 /// The closed-loop capacity probe: no open-loop answer lies above it.

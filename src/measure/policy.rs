@@ -942,6 +942,22 @@ mod tests {
         Action::Measure { rate, why }
     }
 
+    /// The capacity (200) overloaded, a pass at 100 (0.5 % late), and the bisection
+    /// down to a fail at 103 (1.5 % late), followed by `more`.
+    fn bracketed(more: &[(StepSummary, Why)]) -> Vec<(StepSummary, Why)> {
+        let mut steps = vec![
+            (st(200.0, 2000, 500), Capacity),
+            (st(100.0, 1000, 5), Halve),
+            (st(150.0, 1500, 100), Bisect),
+            (st(125.0, 1250, 60), Bisect),
+            (st(112.0, 1120, 30), Bisect),
+            (st(106.0, 1060, 20), Bisect),
+            (st(103.0, 1030, 15), Bisect),
+        ];
+        steps.extend_from_slice(more);
+        steps
+    }
+
     use Why::*;
 
     #[test]
@@ -995,45 +1011,20 @@ mod tests {
             ),
             (
                 "bracket closed, the answer not confident: confirm it",
-                vec![
-                    (st(200.0, 2000, 500), Capacity),
-                    (st(100.0, 1000, 5), Halve),
-                    (st(150.0, 1500, 100), Bisect),
-                    (st(125.0, 1250, 60), Bisect),
-                    (st(112.0, 1120, 30), Bisect),
-                    (st(106.0, 1060, 20), Bisect),
-                    (st(103.0, 1030, 15), Bisect),
-                    (st(101.0, 1010, 12), Bisect),
-                ],
+                bracketed(&[(st(101.0, 1010, 12), Bisect)]),
                 measure(100.0, ConfirmPass),
             ),
             (
                 "both sides alike: the fail above, measured less, next",
-                vec![
-                    (st(200.0, 2000, 500), Capacity),
-                    (st(100.0, 1000, 5), Halve),
-                    (st(150.0, 1500, 100), Bisect),
-                    (st(125.0, 1250, 60), Bisect),
-                    (st(112.0, 1120, 30), Bisect),
-                    (st(106.0, 1060, 20), Bisect),
-                    (st(103.0, 1030, 15), Bisect),
+                bracketed(&[
                     (st(101.0, 1010, 12), Bisect),
                     (st(100.0, 1000, 6), ConfirmPass),
-                ],
+                ]),
                 measure(101.0, ConfirmFail),
             ),
             (
                 "a rate in the bracket is measured again, up to 3 times",
-                vec![
-                    (st(200.0, 2000, 500), Capacity),
-                    (st(100.0, 1000, 5), Halve),
-                    (st(150.0, 1500, 100), Bisect),
-                    (st(125.0, 1250, 60), Bisect),
-                    (st(112.0, 1120, 30), Bisect),
-                    (st(106.0, 1060, 20), Bisect),
-                    (st(103.0, 1030, 15), Bisect),
-                    (st(101.0, 1010, 9), Bisect),
-                ],
+                bracketed(&[(st(101.0, 1010, 9), Bisect)]),
                 measure(101.0, Bisect),
             ),
         ];
