@@ -699,13 +699,7 @@ mod tests {
 
     impl StepRunner for Scripted {
         fn step(&mut self, ask: &Ask) -> Result<StepSummary, SearchStop> {
-            let &Ask {
-                dist,
-                qps,
-                target,
-                seed,
-                ..
-            } = ask;
+            let (dist, qps, target, seed) = (ask.dist, ask.qps, ask.target, ask.seed);
             let (rate, judged, late, runtime) = match self.0.pop_front() {
                 Some(s) => s,
                 None => (qps, 100, if qps <= self.1 { 0 } else { 50 }, 1.0),
@@ -760,13 +754,7 @@ mod tests {
 
     impl StepRunner for ByRate {
         fn step(&mut self, ask: &Ask) -> Result<StepSummary, SearchStop> {
-            let &Ask {
-                dist,
-                qps,
-                target,
-                seed,
-                ..
-            } = ask;
+            let (dist, qps, target, seed) = (ask.dist, ask.qps, ask.target, ask.seed);
             let judged = (qps * 10.0) as u64;
             let late = (self.1)(qps, judged, &self.0);
             self.0.push(qps);
@@ -794,13 +782,7 @@ mod tests {
 
     impl StepRunner for BurstAtTop {
         fn step(&mut self, ask: &Ask) -> Result<StepSummary, SearchStop> {
-            let &Ask {
-                dist,
-                qps,
-                target,
-                seed,
-                ..
-            } = ask;
+            let (dist, qps, target, seed) = (ask.dist, ask.qps, ask.target, ask.seed);
             let earlier = self.0.iter().filter(|&&q| q == qps).count();
             let late = if qps > 40.0 && (qps < 48.0 || earlier >= 2) {
                 30
