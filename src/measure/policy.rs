@@ -113,19 +113,6 @@ pub enum Why {
 }
 
 impl Why {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Why::Capacity => "capacity",
-            Why::Halve => "halve",
-            Why::Doubtful => "doubtful",
-            Why::Bisect => "bisect",
-            Why::ConfirmPass => "confirm_pass",
-            Why::ConfirmFail => "confirm_fail",
-            Why::LowEnd => "low_end",
-            Why::Retry(_) => "retry",
-        }
-    }
-
     fn confirms(self) -> bool {
         matches!(self, Why::ConfirmPass | Why::ConfirmFail)
     }
@@ -1077,44 +1064,29 @@ mod tests {
     fn settled_without_a_confident_pass_runs_one_step_for_the_low_end() {
         // 102 passes (not confidently) below a doubtful fail at 103, and both were
         // confirmed as often as the policy allows.
-        let steps = [
-            st(200.0, 2000, 500),
-            st(100.0, 1000, 6),
-            st(150.0, 1500, 300),
-            st(125.0, 1250, 100),
-            st(112.0, 1120, 60),
-            st(106.0, 1060, 40),
-            st(103.0, 1030, 11),
-            st(101.0, 1010, 8),
-            st(102.0, 1020, 9),
-            st(102.0, 1020, 9),
-            st(103.0, 1030, 11),
-            st(102.0, 1020, 9),
-            st(103.0, 1030, 11),
-            st(102.0, 1020, 9),
-        ];
-        let why = [
-            Capacity,
-            Halve,
-            Bisect,
-            Bisect,
-            Bisect,
-            Bisect,
-            Bisect,
-            Bisect,
-            Bisect,
-            ConfirmPass,
-            ConfirmFail,
-            ConfirmPass,
-            ConfirmFail,
-            ConfirmPass,
-        ];
+        let (steps, why): (Vec<_>, Vec<_>) = [
+            (st(200.0, 2000, 500), Capacity),
+            (st(100.0, 1000, 6), Halve),
+            (st(150.0, 1500, 300), Bisect),
+            (st(125.0, 1250, 100), Bisect),
+            (st(112.0, 1120, 60), Bisect),
+            (st(106.0, 1060, 40), Bisect),
+            (st(103.0, 1030, 11), Bisect),
+            (st(101.0, 1010, 8), Bisect),
+            (st(102.0, 1020, 9), Bisect),
+            (st(102.0, 1020, 9), ConfirmPass),
+            (st(103.0, 1030, 11), ConfirmFail),
+            (st(102.0, 1020, 9), ConfirmPass),
+            (st(103.0, 1030, 11), ConfirmFail),
+            (st(102.0, 1020, 9), ConfirmPass),
+        ]
+        .into_iter()
+        .unzip();
         let e = ev(&steps, &why, &[]);
         assert_eq!(next(&e), measure(86.0, LowEnd));
         // Once it ran (and showed a pass), done; the interval has both ends.
-        let mut steps = steps.to_vec();
+        let (mut steps, mut why) = (steps, why);
         steps.push(st(86.0, 3000, 3));
-        let mut why = why.to_vec();
         why.push(LowEnd);
         let Action::Done(a) = next(&ev(&steps, &why, &[])) else {
             panic!("nothing left to measure");
