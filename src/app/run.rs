@@ -283,12 +283,6 @@ impl Searcher<'_> {
                         lines::py_float(t)
                     ));
                 }
-                self.progress.println(&lines::result_line(
-                    dist,
-                    t,
-                    found.best.as_ref(),
-                    found.interval.ends(),
-                ));
                 carried.extend(found.steps.iter().cloned());
                 self.results.set_result(dist, t, &found, config, note);
                 stricter.push(Answered {
@@ -312,7 +306,16 @@ impl Searcher<'_> {
                         r.measured.push((dist, t, q));
                     }
                 }
-                write_results(self.output, self.results)
+                // On disk before it is on stdout: a second signal right after the
+                // `===RESULT` line (it exits at once) must not lose that answer.
+                write_results(self.output, self.results)?;
+                self.progress.println(&lines::result_line(
+                    dist,
+                    t,
+                    found.best.as_ref(),
+                    found.interval.ends(),
+                ));
+                Ok(())
             }
             Err(SearchStop::Interrupted) => Err(end_interrupted(self.output, self.results)),
             Err(SearchStop::Failed(e)) => {
