@@ -6,10 +6,10 @@
 #             models; once the ONNX model is there, a real Triton
 #             (scripts/serve_triton.sh, its own .venv-triton) starts on TRITON_PORT
 #             (default 8730, and 8731/8732) for the kserve tests, stopped at the end;
-#   lint      the layering rule (scripts/check_layers.py), formatting, clippy (the
-#             whole workspace: loadgen and testkit/);
+#   lint      the layering rule (scripts/check_layers.py), formatting;
 #   build     every test target and binary, in one profile (`ci`, see Cargo.toml) that
-#             the later stages share: no second (release, LTO) build;
+#             the later stages share (no second, release build), with clippy's lints
+#             (-D warnings) on the workspace's crates as they compile;
 #   test      unit and integration tests that need no runtime library;
 #   runtimes  wait for the setup and Triton;
 #   ignored   the tests that need ONNX Runtime, TensorFlow or Triton (-- --ignored);
@@ -93,12 +93,21 @@ finish() {
 }
 trap finish EXIT
 
-stage lint "the layering rule (scripts/check_layers.py), cargo fmt --check, clippy -D warnings"
+stage lint "the layering rule (scripts/check_layers.py), cargo fmt --check"
 python3 scripts/check_layers.py
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-stage build "tests and binaries, profile $PROFILE (cargo test --no-run)"
+# Clippy lints the workspace's crates while they are built (its driver wraps rustc
+# for them, as `cargo clippy` does): one compile of the dependencies instead of a
+# `cargo check` of all of them and then a build. Every cargo call below keeps these
+# two variables, or cargo would rebuild the workspace without the wrapper.
+clippy_driver=$(command -v clippy-driver) || {
+  echo "FAIL: clippy-driver was not found; install it (rustup component add clippy)" >&2
+  exit 1
+}
+export RUSTC_WORKSPACE_WRAPPER=$clippy_driver
+export CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+stage build "tests and binaries, profile $PROFILE, clippy -D warnings (cargo test --no-run)"
 cargo test --workspace --profile "$PROFILE" --no-run --quiet
 
 stage test "tests without any runtime library (cargo test)"
