@@ -11,6 +11,7 @@ use crate::backend::{BackendKind, Device};
 use crate::config::cli::RunArgs;
 use crate::config::settings::{RunOverrides, Settings, Tune};
 use crate::error::Interrupted;
+use crate::measure::policy;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{self, Ask, SearchResult, SearchStop, StepRunner};
 use crate::measure::stats::ServiceTimes;
@@ -48,8 +49,7 @@ impl StepRunner for PoolRunner<'_> {
             qps,
             target,
             seed,
-            burst,
-            to_confidence,
+            ..
         } = ask;
         let mut spec = StepSpec::judged(
             dist,
@@ -68,8 +68,7 @@ impl StepRunner for PoolRunner<'_> {
             .map(|(_, d)| d)
             .filter(|&d| d != target)
             .collect();
-        spec.burst = burst;
-        spec.to_confidence = to_confidence;
+        ask.shape(&mut spec);
         spec.service_ref = self.service_ref;
         let name = lines::step_name(dist, Some(target.as_secs_f64()), qps);
         let stage = format!(
@@ -273,7 +272,7 @@ impl Searcher<'_> {
                 }
                 let note = lines::interval_note(
                     &found.interval,
-                    self.settings.confidence,
+                    policy::end_confidence(self.settings.confidence),
                     self.settings.time,
                 );
                 if let Some(n) = &note {
@@ -284,7 +283,14 @@ impl Searcher<'_> {
                     ));
                 }
                 carried.extend(found.steps.iter().cloned());
-                self.results.set_result(dist, t, &found, config, note);
+                self.results.set_result(
+                    dist,
+                    t,
+                    &found,
+                    config,
+                    note,
+                    policy::interval_confidence(self.settings.confidence),
+                );
                 stricter.push(Answered {
                     target: t,
                     config,

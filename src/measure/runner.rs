@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::measure::schedule::Distribution;
-use crate::measure::step::StepSummary;
+use crate::measure::step::{StepSpec, StepSummary};
 
 /// The run was interrupted (a signal) or failed; the search gives up.
 #[derive(Debug)]
@@ -26,9 +26,23 @@ pub struct Ask {
     pub seed: u64,
     /// The size of late bursts seen so far (see [`crate::measure::step::StepSpec::burst`]).
     pub burst: f64,
-    /// Run on (within the step's cap) until the verdict is confident, even where the
-    /// late fraction is far from 1 %: the step that looks for the interval's low end.
-    pub to_confidence: bool,
+    /// Run on (within the step's cap) until the verdict is confident at this
+    /// confidence, even where the late fraction is far from 1 %: the step that looks
+    /// for the interval's low end, at the interval's confidence
+    /// ([`crate::measure::policy::end_confidence`]).
+    pub to_confidence: Option<f64>,
+}
+
+impl Ask {
+    /// What the ask adds to a step's spec: the bursts seen so far and, for the
+    /// low-end step, running to its own confidence.
+    pub fn shape(&self, spec: &mut StepSpec) {
+        spec.burst = self.burst;
+        if let Some(c) = self.to_confidence {
+            spec.to_confidence = true;
+            spec.confidence = c;
+        }
+    }
 }
 
 /// Runs steps for the search. The real one drives the worker pool; tests use a

@@ -122,7 +122,8 @@ pub fn run(
                     target: search.target,
                     seed: mix_seed(search.seed, steps.len() as u64),
                     burst: burst_size(&steps, target),
-                    to_confidence: w == Why::LowEnd,
+                    to_confidence: (w == Why::LowEnd)
+                        .then(|| policy::end_confidence(search.confidence)),
                 };
                 let mut s = runner.step(&ask)?;
                 s.retries = retry;
@@ -347,8 +348,7 @@ mod tests {
                 ask.seed,
                 0.99,
             );
-            spec.burst = ask.burst;
-            spec.to_confidence = ask.to_confidence;
+            ask.shape(&mut spec);
             spec.service_ref = self.reference;
             let slow = self.after == 0 && self.slow > 0;
             self.q.slowdown = if slow { 2.0 } else { 1.0 };

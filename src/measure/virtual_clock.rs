@@ -208,8 +208,7 @@ impl StepRunner for VirtualQueue {
             ask.seed,
             self.confidence,
         );
-        spec.burst = ask.burst;
-        spec.to_confidence = ask.to_confidence;
+        ask.shape(&mut spec);
         let s = self.run(&spec);
         self.steps.push(s.clone());
         Ok(s)

@@ -24,6 +24,9 @@ pub struct TargetResult {
     pub interval: Interval,
     /// Why an end is unknown (see [`crate::output::lines::interval_note`]).
     pub interval_note: Option<String>,
+    /// The two-sided confidence of the interval's shown ends
+    /// ([`crate::measure::policy::interval_confidence`]).
+    pub interval_confidence: f64,
     pub confident: bool,
     /// The search's share of `--search-time` ran out before its confirmations.
     pub budget_spent: bool,
@@ -146,6 +149,7 @@ impl Results {
         found: &SearchResult,
         config: Option<Candidate>,
         interval_note: Option<String>,
+        interval_confidence: f64,
     ) {
         let best = found.best.clone();
         let q = best
@@ -158,6 +162,7 @@ impl Results {
             best,
             interval: found.interval,
             interval_note,
+            interval_confidence,
             confident: found.confident,
             budget_spent: found.budget_spent,
             config,
@@ -197,6 +202,7 @@ impl Results {
                     };
                     let (low, high) = r.interval.ends();
                     v["interval"] = json!([low.map(rate_json), high.map(rate_json)]);
+                    v["interval_confidence"] = json!(r.interval_confidence);
                     if let Some(n) = &r.interval_note {
                         v["interval_note"] = json!(n);
                     }
