@@ -8,6 +8,7 @@ pub mod null;
 pub mod onnxruntime;
 pub mod sim;
 pub mod tf;
+mod tf_capi;
 
 use std::sync::Arc;
 

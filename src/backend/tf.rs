@@ -1,11 +1,11 @@
-//! `tf`: TensorFlow through the `tensorflow` crate with runtime linking. The C API
-//! (`libtensorflow.so`, from the `tensorflow-cpu` wheel) is found at run time, not at
-//! build time, so a missing library is an error sentence, never a panic.
+//! `tf`: TensorFlow through its C API (binding: `tf_capi.rs`). The library
+//! (`libtensorflow.so`, from the `tensorflow-cpu` wheel) is found and loaded at run
+//! time, not at build time, so a missing library is an error sentence, never a panic.
 //!
 //! The model is a frozen GraphDef (MLPerf `resnet50_v1.pb` or the project's own, see
 //! `models/make_tf_model.py`): feed a float32 NHWC placeholder, fetch `ArgMax`.
 //!
-//! Workers either share one TF session (`Session::run` takes `&self`) or each get their
+//! Workers either share one TF session (`TF_SessionRun` is thread-safe) or each get their
 //! own; `LOADGEN_TF_SESSIONS=shared|per-worker` picks. Both measured the same here
 //! (ResNet-50, batch 1, 2 cores: ~44 images/s with 1 worker, ~57-58 with 2), so the
 //! default is shared: one copy of the weights, one warm-up.
@@ -17,18 +17,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tensorflow::{
-    DataType, Graph, ImportGraphDefOptions, Operation, Session as TfSession, SessionOptions,
-    SessionRunArgs, Tensor,
-};
-
 use crate::backend::config::BackendConfig;
+use crate::backend::tf_capi::{
+    Api, DataType, Error as TfError, Graph, Operation, Session as TfSession, SessionOptions, Tensor,
+};
 use crate::base::model::{Device, Layout, ModelInfo};
 use crate::base::paths;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 
-/// The file name `tensorflow::library::load()` looks for.
+/// The library's file name.
 const LIB_FILE: &str = "libtensorflow.so";
+/// Where TensorFlow's own installs put the library, searched last (after
+/// `LD_LIBRARY_PATH`) when neither `TENSORFLOW_DIR` nor a venv has it.
+const SYSTEM_LIB_DIRS: [&str; 2] = ["/usr/local/lib", "/usr/local/lib/libtensorflow"];
 /// The folder `scripts/setup.sh tf` makes inside the venv, holding the symlinks.
 const VENV_LIB_DIR: &str = "tensorflow-lib";
 /// Environment variable choosing shared or per-worker sessions.
@@ -116,11 +117,20 @@ pub fn find_library_dir(
     ))
 }
 
-/// Loads the C API once per process and returns its version. `tensorflow::library::load()`
-/// reads `TENSORFLOW_DIR`, so the folder found is written there first. Loading twice
-/// would swap the library under live objects, hence the `OnceLock`.
-fn load_library() -> Result<String, BackendError> {
-    static LOADED: OnceLock<Result<String, String>> = OnceLock::new();
+/// `libtensorflow.so` in a folder of `LD_LIBRARY_PATH`, else in [`SYSTEM_LIB_DIRS`].
+fn system_library() -> Option<PathBuf> {
+    let ld_path = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
+    std::env::split_paths(&ld_path)
+        .chain(SYSTEM_LIB_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(LIB_FILE))
+        .find(|lib| lib.is_file())
+}
+
+/// Loads the C API once per process and returns it with its version. Loading twice
+/// would map a second copy of TF beside live objects of the first, hence the
+/// `OnceLock`.
+fn load_library() -> Result<(&'static Api, String), BackendError> {
+    static LOADED: OnceLock<Result<(&'static Api, String), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
             let env_dir = std::env::var_os("TENSORFLOW_DIR")
@@ -129,31 +139,32 @@ fn load_library() -> Result<String, BackendError> {
             let path = match find_library_dir(env_dir.as_deref(), &paths::venv_candidates()) {
                 Ok(dir) => {
                     // Once, before any TF call and before workers start: nothing else
-                    // reads the environment concurrently here.
+                    // reads the environment concurrently here. Child processes (a tuned
+                    // run's) inherit the folder found.
                     std::env::set_var("TENSORFLOW_DIR", &dir);
-                    // Keep TF's C++ info logs off stderr unless the user chose a level
-                    // (its oneDNN start-up line goes through absl and still shows).
-                    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
-                        std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "2");
-                    }
                     dir.join(LIB_FILE)
                 }
-                // Without TENSORFLOW_DIR, the crate also searches LD_LIBRARY_PATH and
-                // /usr/local/lib; accept a library found there.
+                // Without TENSORFLOW_DIR, also accept a library on LD_LIBRARY_PATH or
+                // in /usr/local/lib.
                 Err(e) if env_dir.is_some() => return Err(e),
-                Err(e) => tensorflow::library::find().ok_or(e)?,
+                Err(e) => system_library().ok_or(e)?,
             };
-            tensorflow::library::load().map_err(|e| {
-                // The crate's message repeats the path; keep the loader's reason.
-                let prefix = format!("the shared library at {} could not be opened: ", path.display());
-                let e = e.strip_prefix(&prefix).unwrap_or(&e);
+            // Keep TF's C++ info logs off stderr unless the user chose a level (its
+            // oneDNN start-up line goes through absl and still shows). Read when the
+            // library loads, so set first; still before any worker thread.
+            if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
+                std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "2");
+            }
+            let api = Api::open(&path).map_err(|e| {
                 format!(
                     "the TensorFlow library {} could not be loaded ({e}): run scripts/setup.sh tf (or set TENSORFLOW_DIR to a folder holding {LIB_FILE} and libtensorflow_framework.so.2)",
                     path.display()
                 )
             })?;
-            tensorflow::version()
-                .map_err(|e| format!("the TensorFlow library {} gave no readable version ({e})", path.display()))
+            let version = api.version().map_err(|e| {
+                format!("the TensorFlow library {} gave no readable version ({e})", path.display())
+            })?;
+            Ok((api, version))
         })
         .clone()
         .map_err(BackendError::LibraryNotFound)
@@ -165,8 +176,7 @@ fn load_library() -> Result<String, BackendError> {
 
 /// The fields of TensorFlow's `ConfigProto` (tensorflow/core/protobuf/config.proto)
 /// that loadgen sets, with their field numbers; protobuf skips the rest. Written by
-/// hand because the `tensorflow` crate has no builder for it, and the full message
-/// would need protoc and TensorFlow's .proto files for three fields.
+/// hand: the full message would need TensorFlow's .proto files for three fields.
 #[derive(Clone, PartialEq, prost::Message)]
 struct ConfigProto {
     /// Most devices of each type (`{"GPU": 0}` hides the GPUs).
@@ -224,14 +234,15 @@ pub fn parse_tensor_name(spec: &str) -> (String, usize) {
     }
 }
 
-fn op_name(op: &Operation) -> String {
-    op.name().unwrap_or_else(|_| "<non-UTF-8 name>".into())
+fn op_name(op: &Operation) -> &str {
+    op.name().unwrap_or("<non-UTF-8 name>")
 }
 
 fn ops_of_type(graph: &Graph, ty: &str) -> Vec<Operation> {
     graph
-        .operation_iter()
-        .filter(|op| op.op_type().map(|t| t == ty).unwrap_or(false))
+        .operations()
+        .into_iter()
+        .filter(|op| op.op_type() == Some(ty))
         .collect()
 }
 
@@ -254,20 +265,12 @@ fn named_tensor(
     hint: &str,
 ) -> Result<(Operation, usize), BackendError> {
     let (name, idx) = parse_tensor_name(spec);
-    let op = graph.operation_by_name(&name).ok().flatten();
-    match op {
+    match graph.operation_by_name(&name) {
         Some(op) if idx < op.num_outputs() => Ok((op, idx)),
         _ => Err(BackendError::BadInput(format!(
             "{flag} {spec} is not in the graph; {hint}"
         ))),
     }
-}
-
-/// Dims of a graph tensor (`None` per unknown dim), `None` if the rank is unknown.
-fn tensor_dims(graph: &Graph, op: &Operation, idx: usize) -> Option<Vec<Option<i64>>> {
-    let shape = graph.tensor_shape(op.output(idx)).ok()?;
-    let rank = shape.dims()?;
-    Some((0..rank).map(|i| shape[i]).collect())
 }
 
 fn fmt_dims(dims: &[Option<i64>]) -> String {
@@ -349,17 +352,18 @@ enum OutKind {
 /// What every session needs to run a step: shared, read-only after load.
 struct Plan {
     input: Operation,
-    input_idx: i32,
+    input_idx: usize,
     output: Operation,
-    output_idx: i32,
+    output_idx: usize,
     out_kind: OutKind,
     /// A separate float scores tensor (`softmax_tensor`) fetched only for `keep_scores`.
-    scores: Option<(Operation, i32)>,
+    scores: Option<(Operation, usize)>,
     item_shape: Vec<u64>,
     item_len: usize,
 }
 
 pub struct TfBackend {
+    api: &'static Api,
     info: ModelInfo,
     version: String,
     mode: SessionMode,
@@ -392,9 +396,9 @@ impl TfBackend {
         let bytes = std::fs::read(&path).map_err(|e| {
             BackendError::BadInput(format!("cannot read the model {}: {e}", path.display()))
         })?;
-        let version = load_library()?;
+        let (api, version) = load_library()?;
 
-        let mut graph = Graph::new();
+        let mut graph = Graph::new(api);
         let not_graph = |why: String| {
             BackendError::BadInput(format!(
                 "{} is not a TensorFlow GraphDef (.pb) ({why}); give --model a frozen graph such as resnet50_v1.pb",
@@ -402,9 +406,9 @@ impl TfBackend {
             ))
         };
         graph
-            .import_graph_def(&bytes, &ImportGraphDefOptions::new())
+            .import_graph_def(&bytes)
             .map_err(|s| not_graph(s.to_string()))?;
-        if graph.operation_iter().next().is_none() {
+        if graph.operations().is_empty() {
             return Err(not_graph("it holds no operations".into()));
         }
         let (plan, info) = plan(&graph, cfg)?;
@@ -419,14 +423,15 @@ impl TfBackend {
         let inter = cfg.inter_threads.map_or(INTER_OP_IN_CALLER, as_i32);
         let config = config_proto(intra, inter, cfg.device == Device::Cpu);
 
-        let first = new_session(&graph, &config)?;
+        let first = new_session(api, &graph, &config)?;
         check_device(&first, cfg.device, &version)?;
-        warm_up(&first, &plan)?;
+        warm_up(api, &first, &plan)?;
         let (shared, spare) = match mode {
             SessionMode::Shared => (Some(Arc::new(first)), Vec::new()),
             SessionMode::PerWorker => (None, vec![first]),
         };
         Ok(TfBackend {
+            api,
             info,
             version,
             mode,
@@ -452,8 +457,8 @@ fn default_model_path() -> PathBuf {
         .join("resnet50_v1.pb")
 }
 
-fn new_session(graph: &Graph, config: &[u8]) -> Result<TfSession, BackendError> {
-    let mut opts = SessionOptions::new();
+fn new_session(api: &'static Api, graph: &Graph, config: &[u8]) -> Result<TfSession, BackendError> {
+    let mut opts = SessionOptions::new(api);
     opts.set_config(config).map_err(|s| {
         BackendError::Runtime(format!("TensorFlow refused the session config: {s}"))
     })?;
@@ -466,13 +471,12 @@ fn check_device(session: &TfSession, device: Device, version: &str) -> Result<()
     if device != Device::Gpu {
         return Ok(());
     }
-    let devices = session.device_list().map_err(|s| {
+    let seen = session.device_types().map_err(|s| {
         BackendError::Runtime(format!("TensorFlow could not list its devices: {s}"))
     })?;
-    if devices.iter().any(|d| d.device_type == "GPU") {
+    if seen.iter().any(|t| t == "GPU") {
         return Ok(());
     }
-    let seen: Vec<&str> = devices.iter().map(|d| d.device_type.as_str()).collect();
     Err(BackendError::DeviceUnavailable(format!(
         "--device gpu: TensorFlow {version} sees no GPU (only {}); install a CUDA build of libtensorflow or use --device cpu",
         seen.join(", ")
@@ -481,20 +485,27 @@ fn check_device(session: &TfSession, device: Device, version: &str) -> Result<()
 
 /// The first run of each feed/fetch set optimises the graph (~1 s for ResNet-50 here):
 /// pay it at load, for the classes alone and with the scores (`keep_scores`).
-fn warm_up(session: &TfSession, plan: &Plan) -> Result<(), BackendError> {
+fn warm_up(api: &'static Api, session: &TfSession, plan: &Plan) -> Result<(), BackendError> {
     let zeros = vec![0f32; plan.item_len];
     let batch = Batch {
         data: &zeros,
         len: 1,
     };
     let mut input = None;
-    run_step(session, plan, &mut input, batch, &mut Prediction::default())?;
+    run_step(
+        api,
+        session,
+        plan,
+        &mut input,
+        batch,
+        &mut Prediction::default(),
+    )?;
     if plan.scores.is_some() {
         let mut out = Prediction {
             keep_scores: true,
             ..Prediction::default()
         };
-        run_step(session, plan, &mut input, batch, &mut out)?;
+        run_step(api, session, plan, &mut input, batch, &mut out)?;
     }
     Ok(())
 }
@@ -522,19 +533,19 @@ fn plan(graph: &Graph, cfg: &BackendConfig) -> Result<(Plan, ModelInfo), Backend
         },
     };
     let input_name = format!("{}:{input_idx}", op_name(&input));
-    if input.output_type(input_idx) != DataType::Float {
+    // `input_idx` is an output of `input` (0 of a placeholder, else checked by name).
+    let input_type = input.output_type(input_idx);
+    if input_type != Some(DataType::FLOAT) {
         return Err(BackendError::BadInput(format!(
             "{input_name} takes {} but loadgen feeds float32 images",
-            input.output_type(input_idx)
+            input_type.map_or("no tensor".into(), |t| t.to_string())
         )));
     }
 
-    let argmax = graph.operation_by_name("ArgMax").ok().flatten();
+    let argmax = graph.operation_by_name("ArgMax");
     let softmaxes = ops_of_type(graph, "Softmax");
     let scores_op = graph
         .operation_by_name(SCORES_OP)
-        .ok()
-        .flatten()
         .or_else(|| softmaxes.last().cloned());
     let (output, output_idx) = match cfg.outputs.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(spec) => {
@@ -557,20 +568,21 @@ fn plan(graph: &Graph, cfg: &BackendConfig) -> Result<(Plan, ModelInfo), Backend
     };
     let output_name = format!("{}:{output_idx}", op_name(&output));
     let out_kind = match output.output_type(output_idx) {
-        DataType::Int64 => OutKind::Int64,
-        DataType::Int32 => OutKind::Int32,
-        DataType::Float => OutKind::Scores,
+        Some(DataType::INT64) => OutKind::Int64,
+        Some(DataType::INT32) => OutKind::Int32,
+        Some(DataType::FLOAT) => OutKind::Scores,
         other => {
             return Err(BackendError::BadInput(format!(
-            "{output_name} is {other}; loadgen needs class indices (int64/int32) or float32 scores"
-        )))
+                "{output_name} is {}; loadgen needs class indices (int64/int32) or float32 scores",
+                other.map_or("no tensor".into(), |t| t.to_string())
+            )))
         }
     };
     // The scores for `keep_scores`: the output itself if it is scores, else softmax_tensor.
     let scores = match out_kind {
         OutKind::Scores => None,
         _ => scores_op
-            .filter(|op| op.output_type(0) == DataType::Float)
+            .filter(|op| op.output_type(0) == Some(DataType::FLOAT))
             .map(|op| (op, 0)),
     };
     let num_classes = {
@@ -580,22 +592,23 @@ fn plan(graph: &Graph, cfg: &BackendConfig) -> Result<(Plan, ModelInfo), Backend
             // Class indices only: the class count is not in the graph.
             (None, _) => (&output, output_idx),
         };
-        tensor_dims(graph, op, idx)
+        graph
+            .tensor_dims(op, idx)
             .filter(|d| d.len() == 2)
             .and_then(|d| d[1])
             .filter(|n| *n > 0)
             .map_or(0, |n| n as usize)
     };
 
-    let dims = tensor_dims(graph, &input, input_idx);
+    let dims = graph.tensor_dims(&input, input_idx);
     let (item_shape, layout) =
         item_shape_and_layout(dims.as_deref(), cfg.data_format, &input_name)?;
     let item_len = item_shape.iter().product();
     let plan = Plan {
         input,
-        input_idx: input_idx as i32,
+        input_idx,
         output,
-        output_idx: output_idx as i32,
+        output_idx,
         out_kind,
         scores,
         item_shape: item_shape.iter().map(|&d| d as u64).collect(),
@@ -633,8 +646,8 @@ impl Backend for TfBackend {
                 let s = match spare {
                     Some(s) => s,
                     None => {
-                        let s = new_session(&self.graph, &self.config)?;
-                        warm_up(&s, &self.plan)?;
+                        let s = new_session(self.api, &self.graph, &self.config)?;
+                        warm_up(self.api, &s, &self.plan)?;
                         s
                     }
                 };
@@ -642,6 +655,7 @@ impl Backend for TfBackend {
             }
         };
         Ok(Box::new(TfWorker {
+            api: self.api,
             session,
             plan: Arc::clone(&self.plan),
             input: None,
@@ -651,24 +665,33 @@ impl Backend for TfBackend {
 
 /// A worker's handle: the (shared or own) session and a reused input tensor.
 struct TfWorker {
+    api: &'static Api,
     session: Arc<TfSession>,
     plan: Arc<Plan>,
     /// The last batch's input tensor, reused while the batch size stays the same.
-    input: Option<Tensor<f32>>,
+    input: Option<Tensor>,
 }
 
 impl Session for TfWorker {
     fn predict(&mut self, batch: Batch<'_>, out: &mut Prediction) -> Result<(), BackendError> {
-        run_step(&self.session, &self.plan, &mut self.input, batch, out)
+        run_step(
+            self.api,
+            &self.session,
+            &self.plan,
+            &mut self.input,
+            batch,
+            out,
+        )
     }
 }
 
 /// One step: copies the batch into `input` (reallocated only when the batch size
 /// changes), runs, and appends the classes (and the scores, if kept) to `out`.
 fn run_step(
+    api: &'static Api,
     session: &TfSession,
     plan: &Plan,
-    input: &mut Option<Tensor<f32>>,
+    input: &mut Option<Tensor>,
     batch: Batch<'_>,
     out: &mut Prediction,
 ) -> Result<(), BackendError> {
@@ -684,50 +707,57 @@ fn run_step(
         return Ok(());
     }
     let tensor = match input {
-        Some(t) if t.dims().first() == Some(&(n as u64)) => t,
+        Some(t) if t.dim(0) == Some(n as u64) => t,
         _ => {
             let mut dims = Vec::with_capacity(plan.item_shape.len() + 1);
             dims.push(n as u64);
             dims.extend_from_slice(&plan.item_shape);
-            input.insert(Tensor::new(&dims))
+            let t = Tensor::new::<f32>(api, &dims).ok_or_else(|| {
+                BackendError::Runtime(format!(
+                    "TensorFlow could not allocate the input tensor for a batch of {n}"
+                ))
+            })?;
+            input.insert(t)
         }
     };
-    tensor.copy_from_slice(batch.data);
+    let fetch_err = |s: TfError| BackendError::Runtime(format!("TensorFlow fetch failed: {s}"));
+    tensor
+        .data_mut::<f32>()
+        .map_err(|s| BackendError::Runtime(format!("TensorFlow input tensor: {s}")))?
+        .copy_from_slice(batch.data);
 
-    let mut args = SessionRunArgs::new();
-    args.add_feed(&plan.input, plan.input_idx, tensor);
-    let out_tok = args.request_fetch(&plan.output, plan.output_idx);
-    let scores_tok = match (&plan.scores, out.keep_scores) {
-        (Some((op, idx)), true) => Some(args.request_fetch(op, *idx)),
+    let scores = match (&plan.scores, out.keep_scores) {
+        (Some((op, idx)), true) => Some((op, *idx)),
         _ => None,
     };
-    session
-        .run(&mut args)
+    let mut fetches = Vec::with_capacity(2);
+    fetches.push((&plan.output, plan.output_idx));
+    fetches.extend(scores);
+    let fetched = session
+        .run(&[(&plan.input, plan.input_idx, &*tensor)], &fetches)
         .map_err(|s| BackendError::Runtime(format!("TensorFlow run failed: {s}")))?;
-    let fetch_err =
-        |s: tensorflow::Status| BackendError::Runtime(format!("TensorFlow fetch failed: {s}"));
 
     let before = out.top1.len();
     match plan.out_kind {
         OutKind::Int64 => {
-            let t: Tensor<i64> = args.fetch(out_tok).map_err(fetch_err)?;
-            out.top1.extend_from_slice(&t);
+            out.top1
+                .extend_from_slice(fetched[0].data::<i64>().map_err(fetch_err)?);
         }
         OutKind::Int32 => {
-            let t: Tensor<i32> = args.fetch(out_tok).map_err(fetch_err)?;
+            let t = fetched[0].data::<i32>().map_err(fetch_err)?;
             out.top1.extend(t.iter().map(|&c| c as i64));
         }
         OutKind::Scores => {
-            let t: Tensor<f32> = args.fetch(out_tok).map_err(fetch_err)?;
-            push_argmax(&t, n, out);
+            let t = fetched[0].data::<f32>().map_err(fetch_err)?;
+            push_argmax(t, n, out);
             if out.keep_scores {
-                out.scores.extend_from_slice(&t);
+                out.scores.extend_from_slice(t);
             }
         }
     }
-    if let Some(tok) = scores_tok {
-        let t: Tensor<f32> = args.fetch(tok).map_err(fetch_err)?;
-        out.scores.extend_from_slice(&t);
+    if let Some(t) = fetched.get(1) {
+        out.scores
+            .extend_from_slice(t.data::<f32>().map_err(fetch_err)?);
     }
     let got = out.top1.len() - before;
     if got != n {
