@@ -10,9 +10,10 @@
 #   build     every test target and binary, in one profile (`ci`, see Cargo.toml) that
 #             the later stages share (no second, release build), with clippy's lints
 #             (-D warnings) on the workspace's crates as they compile;
-#   test      unit and integration tests that need no runtime library;
 #   runtimes  wait for the setup and Triton;
-#   ignored   the tests that need ONNX Runtime, TensorFlow or Triton (-- --ignored);
+#   test      every test (cargo nextest, two at a time, the long real-time and runtime
+#             ones one at a time: .config/nextest.toml), with the ignored ones that
+#             need ONNX Runtime, TensorFlow or Triton;
 #   golden    golden checks on a generated ImageNet-layout set: preprocessing vs
 #             OpenCV, top-1 vs Python onnxruntime, top-1 and softmax vs Python TF;
 #   scripts   shellcheck, hadolint, run_and_time.sh without Docker, a short
@@ -94,6 +95,10 @@ finish() {
 trap finish EXIT
 
 stage lint "the layering rule (scripts/check_layers.py), cargo fmt --check"
+command -v cargo-nextest >/dev/null 2>&1 || {
+  echo "FAIL: cargo-nextest was not found; install it (cargo install --locked cargo-nextest)" >&2
+  exit 1
+}
 python3 scripts/check_layers.py
 cargo fmt --all -- --check
 
@@ -109,9 +114,6 @@ export RUSTC_WORKSPACE_WRAPPER=$clippy_driver
 export CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 stage build "tests and binaries, profile $PROFILE, clippy -D warnings (cargo test --no-run)"
 cargo test --workspace --profile "$PROFILE" --no-run --quiet
-
-stage test "tests without any runtime library (cargo test)"
-cargo test --workspace --profile "$PROFILE" --quiet
 
 stage runtimes "waiting for scripts/setup.sh all and scripts/serve_triton.sh"
 if ! wait "$setup_pid"; then
@@ -131,8 +133,8 @@ done
 export TRITON_PORT=$triton_port
 echo "ok: $(cat "$logs/triton.ready")"
 
-stage ignored "tests that need ONNX Runtime, TensorFlow or Triton (cargo test -- --ignored)"
-cargo test --workspace --profile "$PROFILE" --quiet -- --ignored
+stage test "every test, the ones that need ONNX Runtime, TensorFlow or Triton too (cargo nextest, .config/nextest.toml)"
+cargo nextest run --workspace --cargo-profile "$PROFILE" --run-ignored all --status-level fail --final-status-level slow
 
 stage golden "golden checks on a generated ImageNet-layout set"
 data=$ROOT/data/testset
