@@ -186,7 +186,8 @@ check_run() {
     { echo "FAIL: $what: out/$profile/output.txt missing" >&2; exit 1; }
   echo "ok: run_local.sh $what cpu: $final"
 }
-short=(--time 1 --max-latency 0.5 --distributions linear --count 16 --warmup 1 --min-queries 10 --quiet)
+# No tuning: the tests in tests/cli_runtime.rs tune on both runtimes; this checks the scripts.
+short=(--time 1 --max-latency 0.5 --distributions linear --count 16 --warmup 1 --min-queries 10 --no-tune --quiet)
 for rt in onnxruntime tf; do
   log=$logs/run_local.$rt
   DATA_DIR=$data scripts/run_local.sh "$rt" cpu "${short[@]}" | tee "$log"
