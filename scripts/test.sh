@@ -10,10 +10,11 @@
 #   build     every test target and binary, in one profile (`ci`, see Cargo.toml) that
 #             the later stages share (no second, release build), with clippy's lints
 #             (-D warnings) on the workspace's crates as they compile;
+#   test      the tests that need no runtime library (cargo nextest, two at a time,
+#             the real-time CLI runs one at a time: .config/nextest.toml), while the
+#             setup finishes;
 #   runtimes  wait for the setup and Triton;
-#   test      every test (cargo nextest, two at a time, the long real-time and runtime
-#             ones one at a time: .config/nextest.toml), with the ignored ones that
-#             need ONNX Runtime, TensorFlow or Triton;
+#   ignored   the tests that need ONNX Runtime, TensorFlow or Triton (--run-ignored only);
 #   golden    golden checks on a generated ImageNet-layout set: preprocessing vs
 #             OpenCV, top-1 vs Python onnxruntime, top-1 and softmax vs Python TF;
 #   scripts   shellcheck, hadolint, run_and_time.sh without Docker, a short
@@ -115,6 +116,9 @@ export CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 stage build "tests and binaries, profile $PROFILE, clippy -D warnings (cargo test --no-run)"
 cargo test --workspace --profile "$PROFILE" --no-run --quiet
 
+stage test "tests without any runtime library (cargo nextest, .config/nextest.toml), while the setup finishes"
+cargo nextest run --workspace --cargo-profile "$PROFILE" --status-level fail --final-status-level slow
+
 stage runtimes "waiting for scripts/setup.sh all and scripts/serve_triton.sh"
 if ! wait "$setup_pid"; then
   cat "$logs/setup.log" >&2
@@ -133,8 +137,8 @@ done
 export TRITON_PORT=$triton_port
 echo "ok: $(cat "$logs/triton.ready")"
 
-stage test "every test, the ones that need ONNX Runtime, TensorFlow or Triton too (cargo nextest, .config/nextest.toml)"
-cargo nextest run --workspace --cargo-profile "$PROFILE" --run-ignored all --status-level fail --final-status-level slow
+stage ignored "tests that need ONNX Runtime, TensorFlow or Triton (cargo nextest --run-ignored only)"
+cargo nextest run --workspace --cargo-profile "$PROFILE" --run-ignored only --status-level fail --final-status-level slow
 
 stage golden "golden checks on a generated ImageNet-layout set"
 data=$ROOT/data/testset

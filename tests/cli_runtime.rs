@@ -317,6 +317,11 @@ fn a_tuned_tf_run_loads_tensorflow_once_per_thread_setting() {
         "1x2,2x1,2x1x0x2",
         "--time",
         "1",
+        // What is checked is the tuning's processes, not the search: a short one
+        // (84 s of this test's were the search's default 32 s budget and the
+        // calibrations, on a busy machine).
+        "--search-time",
+        "8",
         "--max-latency",
         "1.0",
         "--distributions",

@@ -387,7 +387,12 @@ pub fn next(e: &SoFar) -> Action {
             .filter_map(|s| Some(s.cap as f64 * u.rate / s.offered_qps.filter(|&q| q > 0.0)?))
             .fold(0.0, f64::max);
         let reachable = u.queries.is_some_and(|n| n as f64 <= cap);
-        if reachable && !e.why.contains(&Why::LowEnd) && u.rate < rate {
+        // And only where the search's budget has room for it: the low end refines
+        // the interval, it must not lengthen a procedure that set itself a time.
+        let room = e.budget.is_none_or(|b| {
+            spent + u.queries.unwrap_or(u64::MAX) as f64 / u.rate.max(f64::MIN_POSITIVE) <= b
+        });
+        if reachable && room && !e.why.contains(&Why::LowEnd) && u.rate < rate {
             return measure(u.rate, Why::LowEnd);
         }
     }
@@ -1139,6 +1144,17 @@ mod tests {
         .unzip();
         let e = ev(&steps, &why, &[]);
         assert_eq!(next(&e), measure(86.0, LowEnd));
+        // Not where the search's budget has no room for that step: done, the low
+        // end left unshown.
+        let spent: f64 = steps.iter().map(|s| s.runtime).sum();
+        let tight = SoFar {
+            budget: Some(spent + 1.0),
+            ..ev(&steps, &why, &[])
+        };
+        let Action::Done(a) = next(&tight) else {
+            panic!("no room for the low-end step");
+        };
+        assert!(a.low.is_err());
         // Once it ran (and showed a pass), done; the interval has both ends.
         let (mut steps, mut why) = (steps, why);
         steps.push(st(86.0, 3000, 3));
