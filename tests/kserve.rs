@@ -316,6 +316,31 @@ fn loadgen(args: &[&str]) -> Output {
         .expect("loadgen runs")
 }
 
+/// [`loadgen`], killed (and the test failed) if it runs past `limit`: a run that
+/// hangs must fail the test, not hold the suite.
+fn loadgen_within(args: &[&str], limit: Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("loadgen runs");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("waits").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("killed");
+            panic!(
+                "loadgen {args:?} still ran after {limit:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("finished")
+}
+
 fn expect_exit_2(o: &Output, words: &[&str]) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -410,6 +435,49 @@ fn the_binary_refuses_bad_flags_and_servers_before_measuring() {
         &loadgen(&["run", "--backend", "sim", "--url", &http, "--output", out_s]),
         &["--url only applies to --backend kserve"],
     );
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_one_sentence_within_the_ready_timeout() {
+    // Accepts every connection and holds it, reading and writing nothing: before, the
+    // readiness call waited for ever (over HTTP and gRPC) and --ready-timeout never
+    // fired.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    for url in [format!("http://{addr}"), format!("grpc://{addr}")] {
+        // The bound, from the mechanism: the 2 s wait, plus at most one call's
+        // second past it, plus the process's start; 30 s leaves a busy machine room.
+        let o = loadgen_within(
+            &[
+                "run",
+                "--backend",
+                "kserve",
+                "--url",
+                &url,
+                "--model-name",
+                "m",
+                "--ready-timeout",
+                "2",
+                "--time",
+                "1",
+                "--quiet",
+            ],
+            Duration::from_secs(30),
+        );
+        expect_exit_2(
+            &o,
+            &[
+                &format!("no server answers at {url}"),
+                "got no answer within",
+            ],
+        );
+    }
 }
 
 #[test]

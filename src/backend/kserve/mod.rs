@@ -50,6 +50,28 @@ pub const MAX_BYTES_IN_FLIGHT: usize = 256 << 20;
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// A blocking request (accuracy pass) that takes longer than this is an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest one readiness or metadata call may wait for its answer: a server that
+/// accepts the connection and never answers would otherwise hold the run for ever
+/// (`--ready-timeout` only bounds the retries between calls that do end).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `call`, given until `deadline` but at most [`CALL_TIMEOUT`] (and at least 1 s): a
+/// call that gets no answer by then is [`CallError::Unreachable`], as a refused
+/// connection is, naming `what` was asked.
+async fn bounded<T>(
+    what: &str,
+    deadline: Instant,
+    call: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let limit = left.clamp(Duration::from_secs(1), CALL_TIMEOUT);
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(CallError::Unreachable(format!(
+            "the connection was accepted but its {what} got no answer within {} s",
+            limit.as_secs_f64()
+        )))
+    })
+}
 
 /// Cancels every request started under it at once (the step is over).
 #[derive(Default)]
@@ -155,7 +177,7 @@ async fn wait_ready(
     let pause = || tokio::time::sleep(Duration::from_millis(200));
     // The server.
     loop {
-        match client.server_ready().await {
+        match bounded("readiness check", deadline, client.server_ready()).await {
             Ok(true) => break,
             Ok(false) => {}
             Err(CallError::Unreachable(e)) if Instant::now() >= deadline => {
@@ -180,7 +202,15 @@ async fn wait_ready(
         }
         pause().await;
     }
-    let server = client.server_metadata().await.map_err(|e| {
+    // Metadata is asked once the server is ready: it gets a call's time even when
+    // the readiness wait used up the deadline.
+    let server = bounded(
+        "server metadata request",
+        Instant::now() + CALL_TIMEOUT,
+        client.server_metadata(),
+    )
+    .await
+    .map_err(|e| {
         bad(format!(
             "the server at {} did not give its metadata: {e}",
             k.url
@@ -189,8 +219,19 @@ async fn wait_ready(
     // The model: an unknown name fails at once (its metadata is refused), a known
     // model still loading is waited for.
     let model = loop {
-        let meta = client.model_metadata(&k.model_name, version).await;
-        let ready = client.model_ready(&k.model_name, version).await;
+        let until = deadline.max(Instant::now() + Duration::from_secs(1));
+        let meta = bounded(
+            "model metadata request",
+            until,
+            client.model_metadata(&k.model_name, version),
+        )
+        .await;
+        let ready = bounded(
+            "model readiness check",
+            until,
+            client.model_ready(&k.model_name, version),
+        )
+        .await;
         match (meta, ready) {
             (Ok(m), Ok(true)) => break m,
             (Err(CallError::Refused { message, .. }), _) => {
