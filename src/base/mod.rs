@@ -1,10 +1,11 @@
 //! The vocabulary both sides share, importing nothing else of the crate: the system
 //! under test as backends implement it and the measurement core drives it ([`sut`]),
 //! what a model is and where it runs ([`model`]), the documented limits and durations
-//! ([`limits`]), the precise clock ([`clock`]) and the project's default paths
-//! ([`paths`]).
+//! ([`limits`]), the precise clock ([`clock`]), the project's default paths
+//! ([`paths`]) and how messages quote values ([`text`]).
 pub mod clock;
 pub mod limits;
 pub mod model;
 pub mod paths;
 pub mod sut;
+pub mod text;
