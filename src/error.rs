@@ -16,6 +16,13 @@ pub struct Interrupted(pub String);
 #[error("interrupted: {0}")]
 pub struct Cancelled(pub String);
 
+/// The system under test is broken, not slow: its queries failed beyond the share a
+/// step tolerates, or it stopped answering (see [`crate::measure::fault`]). The run
+/// ends with exit 1 and this sentence, its finished targets kept in results.json.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ServerFault(pub String);
+
 /// A child process (a tuning candidate's) already said what went wrong on stderr and
 /// ended with this exit code; `main` passes the code on and adds nothing.
 #[derive(Debug, thiserror::Error)]

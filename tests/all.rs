@@ -10,5 +10,6 @@
 mod cli_hostile;
 mod cli_runtime;
 mod cli_sim;
+mod hostile_server;
 mod kserve;
 mod triton;

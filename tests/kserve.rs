@@ -57,6 +57,7 @@ fn config(url: String, model: &str) -> BackendConfig {
             connections: None,
             concurrency: Some(4),
             ready_timeout_s: 5.0,
+            request_timeout_s: 30.0,
             io_threads: 1,
             batch_size: 2,
         }),

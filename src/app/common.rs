@@ -32,6 +32,9 @@ pub(crate) struct Sut {
 /// dataset draws its own progress bar while it loads.
 pub(crate) fn load_sut(settings: &Settings) -> Result<Sut> {
     let backend = backend::load(settings.backend, &settings.backend_config())?;
+    for w in backend.warnings() {
+        crate::output::lines::note(&format!("loadgen: warning: {w}"));
+    }
     let dataset = Arc::new(load_samples(settings, &backend)?);
     sessions_over(settings, backend, dataset)
 }
@@ -144,6 +147,33 @@ pub(crate) fn accuracy_pass(
         offset,
         keep_scores,
     )?))
+}
+
+/// Who a fault sentence names ([`crate::measure::fault`]): the server's URL, or the
+/// backend.
+pub(crate) fn fault_subject(settings: &Settings, sut: &Sut) -> String {
+    match &settings.backend_config().kserve {
+        Some(k) => format!("the server at {}", crate::base::text::quote(&k.url)),
+        None => format!("the {} backend", sut.backend.name()),
+    }
+}
+
+/// After a single step (`fixed`, `throughput`): a step spoiled by errors, or one
+/// that got no answer at all, measured a broken system ([`crate::measure::fault`]),
+/// so the command ends with exit 1 and a sentence instead of a figure.
+pub(crate) fn single_step_fault(
+    settings: &Settings,
+    sut: &Sut,
+    summary: &StepSummary,
+    name: &str,
+) -> Result<()> {
+    // One step is all there is: a silent one counts as silent twice.
+    match crate::measure::fault::of(summary, summary.issued) {
+        Some(f) => {
+            Err(crate::error::ServerFault(f.describe(&fault_subject(settings, sut), name)).into())
+        }
+        None => Ok(()),
+    }
 }
 
 /// Warm-up, so that the first timed step does not pay for lazy initialisation.

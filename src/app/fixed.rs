@@ -51,5 +51,6 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         ));
     }
     println!("{}", lines::step_line(&name, &summary));
+    single_step_fault(&settings, &sut, &summary, &name)?;
     finish_single(&summary, args.json)
 }

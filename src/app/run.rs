@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use crate::backend::{BackendKind, Device};
 use crate::config::cli::RunArgs;
 use crate::config::settings::{RunOverrides, Settings, Tune};
-use crate::error::Interrupted;
+use crate::error::{Interrupted, ServerFault};
+use crate::measure::fault;
 use crate::measure::policy;
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{self, Ask, SearchResult, SearchStop, StepRunner};
@@ -40,6 +41,9 @@ struct PoolRunner<'a> {
     /// The capacity probe's call times, against which a failed step's are judged
     /// (in-process runtimes; see [`StepSpec::service_ref`]).
     service_ref: Option<ServiceTimes>,
+    /// Queries the previous step sent into silence (no answer, no error), 0 when it
+    /// got answers: a second such step in a row ends the run ([`fault::of`]).
+    silent_before: &'a mut u64,
 }
 
 impl StepRunner for PoolRunner<'_> {
@@ -104,7 +108,17 @@ impl StepRunner for PoolRunner<'_> {
                 lines::verdict_text(&summary)
             ));
         }
-        self.results.add_step(dist, name, summary.clone());
+        let fault = fault::of(&summary, *self.silent_before);
+        *self.silent_before = if fault::silent(&summary) {
+            summary.issued
+        } else {
+            0
+        };
+        self.results.add_step(dist, name.clone(), summary.clone());
+        if let Some(f) = fault {
+            let sentence = f.describe(&fault_subject(self.settings, self.sut), &name);
+            return Err(SearchStop::Failed(ServerFault(sentence).into()));
+        }
         Ok(summary)
     }
 
@@ -185,6 +199,8 @@ struct Searcher<'a> {
     progress: &'a mut Progress,
     results: &'a mut Results,
     output: &'a Path,
+    /// Queries the last step sent into silence (see [`PoolRunner::silent_before`]).
+    silent_before: u64,
 }
 
 impl Searcher<'_> {
@@ -218,6 +234,7 @@ impl Searcher<'_> {
             results: self.results,
             label: arm.candidate.map(|c| c.to_string()),
             service_ref: slowdown_reference(&settings_here, &arm.probe),
+            silent_before: &mut self.silent_before,
         };
         let task = search::Search {
             dist,
@@ -325,6 +342,10 @@ impl Searcher<'_> {
             }
             Err(SearchStop::Interrupted) => Err(end_interrupted(self.output, self.results)),
             Err(SearchStop::Failed(e)) => {
+                self.progress.finish();
+                let targets = (self.settings.distributions.iter())
+                    .flat_map(|&d| self.settings.max_latency.iter().map(move |&t| (d, t)));
+                self.results.mark_failed(format!("{e:#}"), targets);
                 write_results(self.output, self.results)?;
                 Err(e)
             }
@@ -431,6 +452,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         settings: results::settings_json(&settings),
         system: crate::output::system::describe(),
         server: sut.backend.server_info(),
+        warnings: sut.backend.warnings(),
         ..Results::default()
     };
     if settings.accuracy {
@@ -544,6 +566,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         progress: &mut progress,
         results: &mut results,
         output: &output,
+        silent_before: 0,
     };
     if args.tune_child {
         return searcher.serve_parent(&arms);

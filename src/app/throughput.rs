@@ -25,6 +25,7 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
     )?;
     cut_short(&mut progress, "throughput run")?;
     progress.finish();
+    single_step_fault(&settings, &sut, &summary, "throughput")?;
     println!("Throughput: {:.2} images/sec", summary.qps);
     finish_single(&summary, args.json)
 }

@@ -75,6 +75,25 @@ pub(crate) fn probe(
             &format!("{extra:.0} s more closed loop: the calls' times vary"),
         );
     })?;
+    if crate::measure::fault::errors_spoil(probe.errors, probe.count + probe.errors)
+        && !signals::interrupted()
+    {
+        return Err(crate::error::ServerFault(format!(
+            "{} failed {} of the {} queries of the capacity probe (first error: {}): it is down or failing, so loadgen measured nothing",
+            super::common::fault_subject(settings, sut),
+            probe.errors,
+            probe.count + probe.errors,
+            probe.error.as_deref().unwrap_or("none given")
+        ))
+        .into());
+    }
+    if probe.count == 0 && probe.errors == 0 && !signals::interrupted() {
+        return Err(crate::error::ServerFault(format!(
+            "{} answered none of the capacity probe's queries in {probe_time:.0} s and the drain after it: it stopped answering or is far too slow to measure",
+            super::common::fault_subject(settings, sut),
+        ))
+        .into());
+    }
     if probe.count == 0 && !signals::interrupted() {
         anyhow::bail!(
             "the capacity probe completed no query in {probe_time:.0} s{}",

@@ -66,6 +66,11 @@ pub trait Backend: Send + Sync {
     fn model(&self) -> &ModelInfo;
     /// A session for one worker (its own, or a handle to a shared one).
     fn session(&self, worker: usize) -> Result<Box<dyn Session>, BackendError>;
+    /// What the user must know about what was loaded (printed on stderr and kept in
+    /// results.json): a server whose metadata names another model.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// What the backend knows about the server it talks to (`server` in results.json);
     /// `None` for in-process runtimes.
     fn server_info(&self) -> Option<serde_json::Value> {

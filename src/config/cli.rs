@@ -123,6 +123,10 @@ pub struct CommonArgs {
     /// kserve: seconds to wait for the server and the model to be ready (default 30).
     #[arg(long = "ready-timeout", value_parser = ready_timeout)]
     pub ready_timeout: Option<f64>,
+    /// kserve: seconds one inference may wait for its answer before it counts as an
+    /// error (default 30).
+    #[arg(long = "request-timeout", value_parser = request_timeout)]
+    pub request_timeout: Option<f64>,
     /// kserve: threads of the client's I/O runtime (default: one per core, at most 4).
     #[arg(long = "io-threads", value_parser = io_threads)]
     pub io_threads: Option<usize>,
@@ -323,6 +327,11 @@ fn io_threads(s: &str) -> Result<usize, String> {
 /// `--ready-timeout` of kserve.
 fn ready_timeout(s: &str) -> Result<f64, String> {
     seconds_in(s, true, 3600.0, "an hour")
+}
+
+/// `--request-timeout` of kserve: a positive time (0 would fail every request).
+fn request_timeout(s: &str) -> Result<f64, String> {
+    seconds_in(s, false, 3600.0, "an hour")
 }
 
 fn qps(s: &str) -> Result<f64, String> {

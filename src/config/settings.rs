@@ -556,6 +556,7 @@ fn kserve_config(
             ("--connections", c.connections.is_some()),
             ("--concurrency", c.concurrency.is_some()),
             ("--ready-timeout", c.ready_timeout.is_some()),
+            ("--request-timeout", c.request_timeout.is_some()),
             ("--io-threads", c.io_threads.is_some()),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
@@ -602,6 +603,9 @@ fn kserve_config(
     if ready_timeout_s > 3600.0 {
         return bad("--ready-timeout is at most 3600 seconds");
     }
+    let request_timeout_s = c
+        .request_timeout
+        .unwrap_or(crate::backend::kserve::DEFAULT_REQUEST_TIMEOUT_S);
     let io_threads = c
         .io_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
@@ -617,6 +621,7 @@ fn kserve_config(
         connections: c.connections,
         concurrency: c.concurrency,
         ready_timeout_s,
+        request_timeout_s,
         io_threads,
         batch_size,
     }))

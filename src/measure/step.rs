@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::base::sut::BackendError;
+use crate::measure::fault::errors_spoil;
 use crate::measure::issuer::{self, BacklogProbe, StopCheck};
 use crate::measure::pool::{unpack_busy, LiveCounters, WorkerPool};
 use crate::measure::schedule::{Distribution, Schedule};
@@ -294,7 +295,8 @@ pub enum StepOutcome {
     /// Failed while the generator or the machine fell behind: run again, never
     /// counted as the system's failure.
     Spoiled { by: Spoiler, stop: StopReason },
-    /// A backend call failed.
+    /// More than [`crate::measure::fault::ERROR_FRACTION`] of the queries failed (a
+    /// closed loop: any): the step says nothing about latency.
     Errors { stop: StopReason },
     /// Queries were still outstanding when the drain timeout ran out.
     DrainTimeout { stop: StopReason },
@@ -391,9 +393,11 @@ pub struct StepSummary {
     /// that exceeds the target) and is in the percentiles (a lower bound of its
     /// latency): `issued == count + errors + abandoned`.
     pub abandoned: u64,
-    /// Queries the verdict counts: completed plus abandoned.
+    /// Queries the verdict counts: completed, abandoned and failed (each failed
+    /// query counts as late).
     pub judged: u64,
-    /// Exact count of judged queries above the target (abandoned ones by their age).
+    /// Exact count of judged queries above the target (abandoned ones by their age,
+    /// failed ones all).
     pub late: u64,
     /// Exact late counts against the other latencies of [`StepSpec::also_count`].
     pub late_also: Vec<(f64, u64)>,
@@ -759,11 +763,13 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
     censored.add(&s.censored);
     let abandoned = censored.len();
     s.corrected.add(&censored);
+    // A failed query counts as a late one (see [`crate::measure::fault`]): below the
+    // fraction that spoils the step, the errors are judged with the latencies.
     let late_of = |i: usize| {
         let get = |v: &[u64]| v.get(i).copied().unwrap_or(0);
-        get(&s.late) + get(&o.censored_late) + get(&s.censored_late)
+        get(&s.late) + get(&o.censored_late) + get(&s.censored_late) + s.errors
     };
-    let judged = s.completed + abandoned;
+    let judged = s.completed + abandoned + s.errors;
     let late = late_of(0);
     let late_also = spec
         .also_count
@@ -794,7 +800,7 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
     });
     let outcome = match spec.target {
         _ if o.interrupted => StepOutcome::Interrupted,
-        _ if s.errors > 0 => StepOutcome::Errors { stop },
+        _ if errors_spoil(s.errors, o.issued) => StepOutcome::Errors { stop },
         _ if o.drain_timeout => StepOutcome::DrainTimeout { stop },
         None => StepOutcome::NotJudged { stop },
         Some(_) if point => StepOutcome::decided(true, confident, stop),

@@ -119,9 +119,33 @@ pub struct Results {
     pub configurations: Vec<ConfigReport>,
     /// The model server's metadata (`kserve`): its name, version, extensions, model.
     pub server: Option<Value>,
+    /// The run ended on a failure (a broken server): its sentence, and the targets
+    /// it did not finish (`failed` in results.json).
+    pub failed: Option<Failed>,
+}
+
+/// Why a run ended before its last target, and which targets it left unanswered.
+#[derive(Debug, Default)]
+pub struct Failed {
+    pub error: String,
+    pub unfinished: Vec<(Distribution, f64)>,
 }
 
 impl Results {
+    /// Records that the run ends on `error`: every target of `targets` without a
+    /// result is unfinished.
+    pub fn mark_failed(
+        &mut self,
+        error: String,
+        targets: impl Iterator<Item = (Distribution, f64)>,
+    ) {
+        let done = |d: Distribution, t: f64| {
+            (self.results.iter()).any(|(rd, v)| *rd == d && v.iter().any(|r| r.target == t))
+        };
+        let unfinished = targets.filter(|&(d, t)| !done(d, t)).collect();
+        self.failed = Some(Failed { error, unfinished });
+    }
+
     /// Adds a step under a unique name and returns that name.
     pub fn add_step(&mut self, dist: Distribution, name: String, s: StepSummary) -> String {
         let i = match self.scan.iter().position(|(d, _)| *d == dist) {
@@ -238,6 +262,12 @@ impl Results {
         });
         if let Some(s) = &self.server {
             doc["server"] = s.clone();
+        }
+        if let Some(f) = &self.failed {
+            let unfinished: Vec<Value> = (f.unfinished.iter())
+                .map(|(d, t)| json!({"distribution": d.as_str(), "target_latency": t}))
+                .collect();
+            doc["failed"] = json!({"error": f.error, "unfinished": unfinished});
         }
         if let Some(c) = &self.capacity {
             doc["capacity_probe"] = step_json(c);

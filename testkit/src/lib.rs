@@ -12,6 +12,8 @@
 //! flight) or fail after a number of requests (to test error counting). The server checks requests
 //! as a real one would: input name, datatype, shape and byte count.
 
+pub mod hostile;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -31,7 +31,8 @@ pub enum CallError {
     /// The server answered with an error (HTTP status or gRPC code) and this message.
     #[error("{status}: {message}")]
     Refused { status: String, message: String },
-    /// The answer could not be read.
+    /// The answer could not be read: not HTTP, not the protocol, larger than its cap,
+    /// or contradicting the metadata.
     #[error("{0}")]
     Protocol(String),
 }
@@ -56,12 +57,14 @@ pub struct ServerUrl {
 
 impl ServerUrl {
     /// Parses `--url`; the error is one sentence for the user.
-    pub fn parse(url: &str) -> Result<ServerUrl, String> {
-        let (protocol, rest) = if let Some(r) = url.strip_prefix("http://") {
+    pub fn parse(full: &str) -> Result<ServerUrl, String> {
+        // Messages quote a long URL as a prefix (a 50 KB one must not fill the screen).
+        let url = crate::base::text::quote(full);
+        let (protocol, rest) = if let Some(r) = full.strip_prefix("http://") {
             (Protocol::Http, r)
-        } else if let Some(r) = url.strip_prefix("grpc://") {
+        } else if let Some(r) = full.strip_prefix("grpc://") {
             (Protocol::Grpc, r)
-        } else if url.starts_with("https://") || url.starts_with("grpcs://") {
+        } else if full.starts_with("https://") || full.starts_with("grpcs://") {
             return Err(format!(
                 "--url {url}: TLS is not supported; use http://HOST:PORT or grpc://HOST:PORT (behind a local TLS proxy if needed)"
             ));
@@ -104,22 +107,25 @@ impl ServerUrl {
 /// `--http-headers` entries: `Name: value` (or `Name=value`). Checked here so that a
 /// bad header is a usage error, not a failure in the middle of a step.
 pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let q = crate::base::text::quote(s);
     let Some(i) = s.find([':', '=']) else {
         return Err(format!(
-            "--http-headers '{s}' must be NAME: VALUE, e.g. 'Authorization: Bearer TOKEN'"
+            "--http-headers '{q}' must be NAME: VALUE, e.g. 'Authorization: Bearer TOKEN'"
         ));
     };
     let (name, value) = (s[..i].trim(), s[i + 1..].trim());
     if HeaderName::from_str(name).is_err() || HeaderValue::from_str(value).is_err() {
         return Err(format!(
-            "--http-headers '{s}': '{name}' is not a valid header name or its value is not printable ASCII"
+            "--http-headers '{q}': '{}' is not a valid header name or its value is not printable ASCII",
+            crate::base::text::quote(name)
         ));
     }
     if MetadataKey::<tonic::metadata::Ascii>::from_bytes(name.to_ascii_lowercase().as_bytes())
         .is_err()
     {
         return Err(format!(
-            "--http-headers '{s}': '{name}' cannot be sent as gRPC metadata"
+            "--http-headers '{q}': '{}' cannot be sent as gRPC metadata",
+            crate::base::text::quote(name)
         ));
     }
     Ok((name.to_string(), value.to_string()))
@@ -159,10 +165,6 @@ pub struct Client {
     /// The infer URI (HTTP), once the plan is known.
     infer_uri: Option<Uri>,
 }
-
-/// Largest gRPC message accepted from the server (answers are small; this only
-/// guards against a broken server).
-const MAX_GRPC_MESSAGE: usize = 256 << 20;
 
 impl Client {
     /// A pool of `connections` connections (opened lazily). `headers` go with every
@@ -205,7 +207,7 @@ impl Client {
                 let channels = (0..connections.max(1))
                     .map(|_| {
                         GrpcInferenceServiceClient::new(endpoint.connect_lazy())
-                            .max_decoding_message_size(MAX_GRPC_MESSAGE)
+                            .max_decoding_message_size(wire::MAX_METADATA_ANSWER)
                             .max_encoding_message_size(usize::MAX)
                     })
                     .collect();
@@ -230,11 +232,23 @@ impl Client {
         })
     }
 
-    /// Fixes the infer URI for `plan` (HTTP).
-    pub fn set_plan(&mut self, plan: &Plan) -> Result<(), String> {
-        if let Transport::Http(h) = &self.transport {
-            let uri = format!("{}{}/infer", h.base, plan.model_path());
-            self.infer_uri = Some(uri.parse().map_err(|e| format!("{uri}: {e}"))?);
+    /// Fixes the infer URI for `plan` (HTTP), and the cap of gRPC answers for
+    /// requests of at most `max_items` items (HTTP answers are capped per request).
+    pub fn set_plan(&mut self, plan: &Plan, max_items: usize) -> Result<(), String> {
+        match &mut self.transport {
+            Transport::Http(h) => {
+                let uri = format!("{}{}/infer", h.base, plan.model_path());
+                self.infer_uri = Some(
+                    uri.parse()
+                        .map_err(|e| format!("{}: {e}", crate::base::text::quote(&uri)))?,
+                );
+            }
+            Transport::Grpc(g) => {
+                let cap = plan.answer_cap(max_items.max(1));
+                for c in &mut g.channels {
+                    *c = c.clone().max_decoding_message_size(cap);
+                }
+            }
         }
         Ok(())
     }
@@ -334,14 +348,32 @@ impl Client {
         }
     }
 
-    /// Sends a prepared request and returns the plan's output tensor.
-    pub async fn infer(&self, plan: &Plan, req: Prepared) -> Result<OutputTensor, CallError> {
+    /// Sends a prepared request of `n` items and returns the plan's output tensor,
+    /// checked against the metadata ([`wire::check_answer`]).
+    pub async fn infer(
+        &self,
+        plan: &Plan,
+        req: Prepared,
+        n: usize,
+    ) -> Result<OutputTensor, CallError> {
+        let t = self.infer_unchecked(plan, req, n).await?;
+        wire::check_answer(plan, &t, n).map_err(|e| CallError::Protocol(e.to_string()))?;
+        Ok(t)
+    }
+
+    async fn infer_unchecked(
+        &self,
+        plan: &Plan,
+        req: Prepared,
+        n: usize,
+    ) -> Result<OutputTensor, CallError> {
         match (&self.transport, req) {
             (Transport::Http(h), Prepared::Http(body)) => {
                 let Some(uri) = &self.infer_uri else {
                     return Err(CallError::Protocol("no model chosen".into()));
                 };
-                let (status, header_length, bytes) = h.post(uri.clone(), body).await?;
+                let (status, header_length, bytes) =
+                    h.post(uri.clone(), body, plan.answer_cap(n)).await?;
                 if status != StatusCode::OK {
                     return Err(CallError::Refused {
                         status: status.to_string(),
@@ -371,26 +403,59 @@ impl Http {
         req
     }
 
+    /// Sends `req` and reads its answer, refusing one larger than `cap` bytes (as
+    /// soon as it announces or sends more).
     async fn send(
         &self,
         req: Request<Full<Bytes>>,
+        cap: usize,
     ) -> Result<(StatusCode, Option<usize>, Bytes), CallError> {
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| CallError::Unreachable(chain(e.to_string(), &e)))?;
+        let resp = self.client.request(req).await.map_err(|e| {
+            // A connection refused, reset or closed says nothing answers; bytes that
+            // are not an HTTP answer say something else answers.
+            let msg = chain(e.to_string(), &e);
+            let parse = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<hyper::Error>())
+                .is_some_and(|h| h.is_parse() || h.is_parse_status());
+            if parse && !e.is_connect() {
+                CallError::Protocol(format!(
+                    "it answered with something that is not HTTP ({})",
+                    crate::base::text::quote(&msg)
+                ))
+            } else {
+                CallError::Unreachable(crate::base::text::quote(&msg))
+            }
+        })?;
         let status = resp.status();
         let header_length = resp
             .headers()
             .get(wire::HEADER_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let bytes = resp
-            .into_body()
+        let too_large = |announced: Option<u64>| {
+            CallError::Protocol(format!(
+                "its answer{} is larger than the {cap} bytes loadgen accepts for it",
+                announced.map_or_else(String::new, |n| format!(" announces {n} bytes and"))
+            ))
+        };
+        let announced = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > cap as u64) {
+            return Err(too_large(announced));
+        }
+        let bytes = Limited::new(resp.into_body(), cap)
             .collect()
             .await
-            .map_err(|e| CallError::Unreachable(format!("reading the answer: {e}")))?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    too_large(None)
+                } else {
+                    CallError::Unreachable(format!("reading the answer: {e}"))
+                }
+            })?
             .to_bytes();
         Ok((status, header_length, bytes))
     }
@@ -403,7 +468,7 @@ impl Http {
 
     async fn ready(&self, path: &str) -> Result<bool, CallError> {
         let req = self.request(Method::GET, self.uri(path)?, Full::default());
-        let (status, _, body) = self.send(req).await?;
+        let (status, _, body) = self.send(req, wire::MAX_METADATA_ANSWER).await?;
         match status {
             StatusCode::OK => Ok(true),
             // Triton answers "not ready" with 400 or 503 and a message.
@@ -417,21 +482,26 @@ impl Http {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
         let req = self.request(Method::GET, self.uri(path)?, Full::default());
-        let (status, _, body) = self.send(req).await?;
+        let (status, _, body) = self.send(req, wire::MAX_METADATA_ANSWER).await?;
         if status != StatusCode::OK {
             return Err(CallError::Refused {
                 status: status.to_string(),
                 message: wire::error_text(&body),
             });
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| CallError::Protocol(format!("GET {path}: not the expected JSON: {e}")))
+        serde_json::from_slice(&body).map_err(|e| {
+            CallError::Protocol(format!(
+                "GET {}: not the expected JSON: {e}",
+                crate::base::text::quote(path)
+            ))
+        })
     }
 
     async fn post(
         &self,
         uri: Uri,
         body: wire::HttpBody,
+        cap: usize,
     ) -> Result<(StatusCode, Option<usize>, Bytes), CallError> {
         let mut req = self.request(Method::POST, uri, Full::new(body.body));
         let h = req.headers_mut();
@@ -447,7 +517,7 @@ impl Http {
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
         }
-        self.send(req).await
+        self.send(req, cap).await
     }
 }
 
@@ -469,12 +539,12 @@ impl Grpc {
 fn grpc_result<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, CallError> {
     match r {
         Ok(r) => Ok(r.into_inner()),
-        Err(s) if s.code() == tonic::Code::Unavailable => {
-            Err(CallError::Unreachable(chain(s.message().to_string(), &s)))
-        }
+        Err(s) if s.code() == tonic::Code::Unavailable => Err(CallError::Unreachable(
+            crate::base::text::quote(&chain(s.message().to_string(), &s)),
+        )),
         Err(s) => Err(CallError::Refused {
             status: format!("{:?}", s.code()),
-            message: s.message().to_string(),
+            message: crate::base::text::quote(s.message()),
         }),
     }
 }
@@ -538,6 +608,7 @@ pub fn grpc_output(r: proto::ModelInferResponse, output: &str) -> Result<OutputT
         )));
     };
     Ok(OutputTensor {
+        datatype: o.datatype.clone(),
         shape: o.shape.clone(),
         values,
     })
@@ -595,6 +666,8 @@ mod tests {
             output: "out".into(),
             item_shape: vec![2],
             batched: true,
+            output_datatype: "FP32".into(),
+            output_shape: vec![-1, 2],
         };
         let r = grpc_request(&plan, &[1.0, 2.0, 3.0, 4.0], 2);
         assert_eq!(r.model_version, "3");

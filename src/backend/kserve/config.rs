@@ -20,6 +20,8 @@ pub struct KserveConfig {
     pub concurrency: Option<usize>,
     /// How long to wait for the server and the model to become ready.
     pub ready_timeout_s: f64,
+    /// How long one inference may wait for its answer before it is an error.
+    pub request_timeout_s: f64,
     /// Threads of the client's I/O runtime.
     pub io_threads: usize,
     /// Items per request (`--batch_size`), checked against the model with a test request.

@@ -33,6 +33,7 @@ use crate::base::model::{Layout, ModelInfo};
 use crate::base::sut::{
     AsyncSession, Backend, BackendError, Batch, Completion, Prediction, Session,
 };
+use crate::base::text::quote;
 use client::{CallError, Client, Protocol, ServerUrl};
 pub use config::KserveConfig;
 use wire::{ModelMetadata, Plan, ServerMetadata};
@@ -48,8 +49,10 @@ pub const MAX_BYTES_IN_FLIGHT: usize = 256 << 20;
 /// Default requests in flight during closed-loop runs (warm-up, capacity probe,
 /// `throughput`): enough to keep a batching server busy.
 pub const DEFAULT_CONCURRENCY: usize = 16;
-/// A blocking request (accuracy pass) that takes longer than this is an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Seconds an inference may wait for its answer before it is an error
+/// (`--request-timeout`): long enough for any single inference of an image model,
+/// short enough that a server that stops answering ends the run within a minute.
+pub const DEFAULT_REQUEST_TIMEOUT_S: f64 = 30.0;
 /// The longest one readiness or metadata call may wait for its answer: a server that
 /// accepts the connection and never answers would otherwise hold the run for ever
 /// (`--ready-timeout` only bounds the retries between calls that do end).
@@ -84,6 +87,8 @@ struct Shared {
     rt: tokio::runtime::Runtime,
     client: Client,
     plan: Plan,
+    /// How long one inference may wait for its answer.
+    request_timeout: Duration,
     /// Open-loop requests in flight, per worker.
     max_in_flight: usize,
     /// Closed-loop requests in flight, per worker.
@@ -97,6 +102,8 @@ pub struct KserveBackend {
     model: ModelMetadata,
     protocol: Protocol,
     cfg: KserveConfig,
+    /// What the user must know about the server (metadata naming another model).
+    warnings: Vec<String>,
 }
 
 fn bad(msg: impl Into<String>) -> BackendError {
@@ -130,7 +137,16 @@ impl KserveBackend {
         let deadline = Instant::now() + Duration::from_secs_f64(k.ready_timeout_s);
         let (server, model) = rt.block_on(wait_ready(&client, &k, deadline))?;
         let (plan, info) = plan_from(&model, cfg, &k)?;
-        client.set_plan(&plan).map_err(bad)?;
+        client.set_plan(&plan, k.batch_size).map_err(bad)?;
+        let mut warnings = Vec::new();
+        if model.name != k.model_name {
+            warnings.push(format!(
+                "the server at {} answered the metadata of model '{}' for --model-name '{}': check that it serves the model you mean",
+                quote(&k.url),
+                quote(&model.name),
+                quote(&k.model_name)
+            ));
+        }
 
         let item_bytes = plan.item_shape.iter().product::<usize>() * 4 * k.batch_size;
         let by_memory = (MAX_BYTES_IN_FLIGHT / item_bytes.max(1)).max(1);
@@ -146,6 +162,7 @@ impl KserveBackend {
             rt,
             client,
             plan,
+            request_timeout: Duration::from_secs_f64(k.request_timeout_s),
             max_in_flight: per_worker(total),
             closed_in_flight: per_worker(closed),
         });
@@ -158,6 +175,7 @@ impl KserveBackend {
             model,
             protocol: url.protocol,
             cfg: k,
+            warnings,
         })
     }
 
@@ -174,6 +192,8 @@ async fn wait_ready(
 ) -> Result<(ServerMetadata, ModelMetadata), BackendError> {
     let timeout = k.ready_timeout_s;
     let version = k.model_version.as_deref();
+    let url = quote(&k.url);
+    let name = quote(&k.model_name);
     let pause = || tokio::time::sleep(Duration::from_millis(200));
     // The server.
     loop {
@@ -182,22 +202,24 @@ async fn wait_ready(
             Ok(false) => {}
             Err(CallError::Unreachable(e)) if Instant::now() >= deadline => {
                 return Err(bad(format!(
-                    "no server answers at {} within {timeout} s ({e}): start one (scripts/serve_triton.sh) or fix --url",
-                    k.url
+                    "no server answers at {url} within {timeout} s ({e}): start one (scripts/serve_triton.sh) or fix --url"
                 )))
             }
             Err(CallError::Unreachable(_)) => {}
+            Err(e @ CallError::Refused { .. }) => {
+                return Err(bad(format!(
+                    "{url} is not a KServe v2 server: its readiness check answered {e}"
+                )))
+            }
             Err(e) => {
                 return Err(bad(format!(
-                    "{} is not a KServe v2 server: its readiness check answered {e}",
-                    k.url
+                    "{url} is not a KServe v2 server: its readiness check failed: {e}"
                 )))
             }
         }
         if Instant::now() >= deadline {
             return Err(bad(format!(
-                "the server at {} did not become ready within {timeout} s (raise --ready-timeout)",
-                k.url
+                "the server at {url} did not become ready within {timeout} s (raise --ready-timeout)"
             )));
         }
         pause().await;
@@ -212,8 +234,7 @@ async fn wait_ready(
     .await
     .map_err(|e| {
         bad(format!(
-            "the server at {} did not give its metadata: {e}",
-            k.url
+            "the server at {url} did not give its metadata: {e}"
         ))
     })?;
     // The model: an unknown name fails at once (its metadata is refused), a known
@@ -236,23 +257,21 @@ async fn wait_ready(
             (Ok(m), Ok(true)) => break m,
             (Err(CallError::Refused { message, .. }), _) => {
                 return Err(bad(format!(
-                    "the server at {} has no model '{}'{} ({message}): check --model-name",
-                    k.url,
-                    k.model_name,
-                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                    "the server at {url} has no model '{name}'{} ({message}): check --model-name",
+                    version
+                        .map(|v| format!(" version {}", quote(v)))
+                        .unwrap_or_default()
                 )))
             }
             (Err(e), _) | (_, Err(e)) if Instant::now() >= deadline => {
                 return Err(bad(format!(
-                    "model '{}' at {} did not become ready within {timeout} s ({e})",
-                    k.model_name, k.url
+                    "model '{name}' at {url} did not become ready within {timeout} s ({e})"
                 )))
             }
             _ if Instant::now() >= deadline => {
                 return Err(bad(format!(
-                "model '{}' at {} did not become ready within {timeout} s (raise --ready-timeout)",
-                k.model_name, k.url
-            )))
+                    "model '{name}' at {url} did not become ready within {timeout} s (raise --ready-timeout)"
+                )))
             }
             _ => pause().await,
         }
@@ -372,6 +391,8 @@ fn plan_from(
         output: output.name.clone(),
         item_shape: item_shape.clone(),
         batched,
+        output_datatype: output.datatype.clone(),
+        output_shape: output.shape.clone(),
     };
     let info = ModelInfo {
         input_name: input.name.clone(),
@@ -391,7 +412,8 @@ fn test_request(shared: &Shared, n: usize, k: &KserveConfig) -> Result<(), Backe
     infer_blocking(shared, &data, n, &mut out).map_err(|e| {
         bad(format!(
             "a test request of {n} item(s) to model '{}' at {} failed: {e}",
-            k.model_name, k.url
+            quote(&k.model_name),
+            quote(&k.url)
         ))
     })
 }
@@ -403,16 +425,22 @@ fn infer_blocking(
     out: &mut Prediction,
 ) -> Result<(), BackendError> {
     let req = shared.client.prepare(&shared.plan, data, n);
-    let fut = shared.client.infer(&shared.plan, req);
+    let fut = shared.client.infer(&shared.plan, req, n);
     let t = shared
         .rt
-        .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, fut).await })
-        .map_err(|_| {
-            BackendError::Runtime(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))
-        })?
+        .block_on(async { tokio::time::timeout(shared.request_timeout, fut).await })
+        .map_err(|_| no_answer(shared.request_timeout))?
         .map_err(|e| BackendError::Runtime(e.to_string()))?;
     let scores = out.keep_scores.then_some(&mut out.scores);
-    wire::top1(&t, n, &mut out.top1, scores)
+    wire::top1(&shared.plan, &t, n, &mut out.top1, scores)
+}
+
+/// The error of an inference not answered within the request timeout.
+fn no_answer(limit: Duration) -> BackendError {
+    BackendError::Runtime(format!(
+        "no answer within {} s (--request-timeout)",
+        limit.as_secs_f64()
+    ))
 }
 
 impl Backend for KserveBackend {
@@ -432,6 +460,9 @@ impl Backend for KserveBackend {
             cancel: Arc::new(Cancel::default()),
             outstanding: Arc::new(AtomicUsize::new(0)),
         }))
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
     fn server_info(&self) -> Option<serde_json::Value> {
         let s = &self.shared;
@@ -507,14 +538,18 @@ impl AsyncSession for KserveSession {
             if cancel.flag.load(Ordering::Acquire) {
                 return;
             }
+            let limit = shared.request_timeout;
             let result = tokio::select! {
                 biased;
                 _ = &mut cancelled => return,
-                r = shared.client.infer(&shared.plan, req) => r,
+                r = tokio::time::timeout(limit, shared.client.infer(&shared.plan, req, n)) => r,
             };
-            let result = result
-                .map_err(|e| BackendError::Runtime(e.to_string()))
-                .and_then(|t| wire::check_items(&t, n));
+            let result = match result {
+                Ok(r) => r
+                    .map(|_| ())
+                    .map_err(|e| BackendError::Runtime(e.to_string())),
+                Err(_) => Err(no_answer(limit)),
+            };
             done(result);
         });
     }

@@ -78,6 +78,11 @@ pub struct Plan {
     /// Whether the model takes a leading batch dimension (`-1` in its metadata). If
     /// not, each request carries exactly one item.
     pub batched: bool,
+    /// The output's datatype and shape as the metadata declares them (`-1`: any
+    /// size). Every answer is checked against them ([`check_answer`]): a server whose
+    /// answers contradict its own metadata is not measured.
+    pub output_datatype: String,
+    pub output_shape: Vec<i64>,
 }
 
 impl Plan {
@@ -95,7 +100,48 @@ impl Plan {
     pub fn model_path(&self) -> String {
         model_path(&self.model_name, self.model_version.as_deref())
     }
+
+    /// The output shape an answer of `n` items must have: the metadata's, with a
+    /// leading `-1` of a batched model read as `n`.
+    pub fn answer_shape(&self, n: usize) -> Vec<i64> {
+        let mut s = self.output_shape.clone();
+        if let Some(first) = s.first_mut() {
+            if self.batched && *first == -1 {
+                *first = n as i64;
+            }
+        }
+        s
+    }
+
+    /// The most bytes an answer of `n` items may take before it is refused: the
+    /// values the metadata allows at [`MAX_VALUE_BYTES`] each (a JSON number's
+    /// text; raw values take 8 at most), plus [`ANSWER_SLACK`] for the JSON around
+    /// them. Where the metadata leaves an output dimension open, [`MAX_OPEN_ANSWER`].
+    /// Without a cap a server that announces 10 GB and sends it slowly fills memory.
+    pub fn answer_cap(&self, n: usize) -> usize {
+        let shape = self.answer_shape(n);
+        if shape.iter().any(|&d| d < 0) {
+            return MAX_OPEN_ANSWER;
+        }
+        shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+            .and_then(|v| v.checked_mul(MAX_VALUE_BYTES))
+            .and_then(|b| b.checked_add(ANSWER_SLACK))
+            .map_or(MAX_OPEN_ANSWER, |b| b.min(MAX_OPEN_ANSWER))
+    }
 }
+
+/// Bytes a value of an answer may take: a JSON number's text (`-1.2345678e-12,`
+/// is 15; 32 leaves room for any float's shortest form and spaces).
+pub const MAX_VALUE_BYTES: usize = 32;
+/// Bytes an answer may add around its values: the JSON header, names, parameters.
+pub const ANSWER_SLACK: usize = 64 << 10;
+/// The cap of an answer whose size the metadata leaves open, and of every answer.
+pub const MAX_OPEN_ANSWER: usize = 64 << 20;
+/// The cap of the readiness and metadata answers: a model's metadata lists its
+/// tensors, kilobytes even for models with hundreds of them.
+pub const MAX_METADATA_ANSWER: usize = 4 << 20;
 
 /// `/v2/models/{m}[/versions/{v}]`, names percent-encoded where needed.
 pub fn model_path(name: &str, version: Option<&str>) -> String {
@@ -244,6 +290,7 @@ pub enum Values {
 /// An output tensor taken out of a response.
 #[derive(Debug, PartialEq)]
 pub struct OutputTensor {
+    pub datatype: String,
     pub shape: Vec<i64>,
     pub values: Values,
 }
@@ -295,6 +342,7 @@ pub fn decode_http(
             }
         };
         return Ok(OutputTensor {
+            datatype: out.datatype.clone(),
             shape: out.shape.clone(),
             values,
         });
@@ -374,17 +422,49 @@ fn unsupported(name: &str, datatype: &str) -> BackendError {
     ))
 }
 
-/// Checks that an answer holds the same number of values for each of `n` items
-/// (the open loop keeps no classes, but a short answer is an error).
-pub fn check_items(t: &OutputTensor, n: usize) -> Result<(), BackendError> {
+/// Checks an answer of `n` items against the metadata: the datatype it declares,
+/// its shape (a batched model's leading `-1` being `n`) and as many values as that
+/// shape holds. A server that answers `[n, 10]` for a model declared `[-1, 1000]`,
+/// or `[n, 1000]` holding 10 values, is not serving the model it describes.
+pub fn check_answer(plan: &Plan, t: &OutputTensor, n: usize) -> Result<(), BackendError> {
+    let lie = |what: String| {
+        BackendError::Runtime(format!(
+            "the answer contradicts the model's metadata: output '{}' {what}",
+            plan.output
+        ))
+    };
+    if t.datatype != plan.output_datatype {
+        return Err(lie(format!(
+            "is {} where the metadata declares {}",
+            crate::base::text::quote(&t.datatype),
+            plan.output_datatype
+        )));
+    }
+    let want = plan.answer_shape(n);
+    let fits = t.shape.len() == want.len()
+        && t.shape
+            .iter()
+            .zip(&want)
+            .all(|(&got, &w)| got >= 0 && (w < 0 || got == w));
+    if !fits {
+        return Err(lie(format!(
+            "has shape {:?} for {n} item(s) where the metadata declares {:?}",
+            t.shape, plan.output_shape
+        )));
+    }
     let len = match &t.values {
         Values::F32(v) => v.len(),
         Values::I64(v) => v.len(),
     };
-    if n == 0 || len == 0 || len % n != 0 {
-        return Err(BackendError::Runtime(format!(
-            "the answer holds {len} values for {n} items (shape {:?})",
-            t.shape
+    let declared = t
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize));
+    if declared != Some(len) || len == 0 || !len.is_multiple_of(n.max(1)) {
+        return Err(lie(format!(
+            "holds {len} values where its shape {:?} holds {}",
+            t.shape,
+            declared.map_or_else(|| "too many".to_string(), |d| d.to_string())
         )));
     }
     Ok(())
@@ -394,12 +474,13 @@ pub fn check_items(t: &OutputTensor, n: usize) -> Result<(), BackendError> {
 /// `scores` is given). Float outputs are scores (argmax, first of equals); an integer
 /// output with one value per item is the class itself.
 pub fn top1(
+    plan: &Plan,
     t: &OutputTensor,
     n: usize,
     top1: &mut Vec<i64>,
     scores: Option<&mut Vec<f32>>,
 ) -> Result<(), BackendError> {
-    check_items(t, n)?;
+    check_answer(plan, t, n)?;
     let len = match &t.values {
         Values::F32(v) => v.len(),
         Values::I64(v) => v.len(),
@@ -444,14 +525,14 @@ pub fn error_text(body: &[u8]) -> String {
         error: String,
     }
     match serde_json::from_slice::<E>(body) {
-        Ok(e) => e.error,
+        Ok(e) => crate::base::text::quote(&e.error),
         Err(_) => {
             let s = String::from_utf8_lossy(body);
             let s = s.trim();
             if s.is_empty() {
                 "no message".into()
             } else {
-                s.chars().take(200).collect()
+                crate::base::text::quote(s)
             }
         }
     }
@@ -469,6 +550,16 @@ mod tests {
             output: "OUTPUT0".into(),
             item_shape: vec![2, 2],
             batched: true,
+            output_datatype: "FP32".into(),
+            output_shape: vec![-1, 3],
+        }
+    }
+
+    fn out_plan(datatype: &str, shape: &[i64]) -> Plan {
+        Plan {
+            output_datatype: datatype.into(),
+            output_shape: shape.to_vec(),
+            ..plan()
         }
     }
 
@@ -521,7 +612,7 @@ mod tests {
         let t = decode_http(&body, Some(header.len()), "OUTPUT0").unwrap();
         assert_eq!(t.values, Values::F32(vec![0.1, 0.7, 0.2]));
         let mut classes = Vec::new();
-        top1(&t, 1, &mut classes, None).unwrap();
+        top1(&plan(), &t, 1, &mut classes, None).unwrap();
         assert_eq!(classes, [1]);
     }
 
@@ -531,7 +622,7 @@ mod tests {
             br#"{"outputs":[{"name":"ArgMax","datatype":"INT64","shape":[2],"data":[4,9]}]}"#;
         let t = decode_http(body, None, "ArgMax").unwrap();
         let mut classes = Vec::new();
-        top1(&t, 2, &mut classes, None).unwrap();
+        top1(&out_plan("INT64", &[-1]), &t, 2, &mut classes, None).unwrap();
         assert_eq!(classes, [4, 9]);
     }
 
@@ -543,15 +634,77 @@ mod tests {
         let h = r#"{"outputs":[{"name":"x","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":400}}]}"#;
         assert!(decode_http(h.as_bytes(), Some(h.len()), "x").is_err());
         let t = OutputTensor {
+            datatype: "FP32".into(),
             shape: vec![3],
             values: Values::F32(vec![1.0, 2.0, 3.0]),
         };
         assert!(
-            top1(&t, 2, &mut Vec::new(), None).is_err(),
+            top1(&out_plan("FP32", &[-1]), &t, 2, &mut Vec::new(), None).is_err(),
             "3 values for 2 items"
         );
         assert!(raw_values("FP32", &[0u8; 5], "x").is_err());
         assert!(raw_values("BYTES", &[0u8; 4], "x").is_err());
+    }
+
+    #[test]
+    fn answers_that_contradict_the_metadata_are_named() {
+        let t = |datatype: &str, shape: &[i64], n: usize| OutputTensor {
+            datatype: datatype.into(),
+            shape: shape.to_vec(),
+            values: Values::F32(vec![0.5; n]),
+        };
+        // (declared datatype, declared shape, answer, items, Ok or a word of the error)
+        type Case<'a> = (&'a str, &'a [i64], OutputTensor, usize, Result<(), &'a str>);
+        let cases: &[Case] = &[
+            ("FP32", &[-1, 3], t("FP32", &[2, 3], 6), 2, Ok(())),
+            ("FP32", &[1, 3], t("FP32", &[1, 3], 3), 1, Ok(())),
+            ("FP32", &[-1, -1], t("FP32", &[2, 5], 10), 2, Ok(())),
+            (
+                "FP32",
+                &[-1, 1000],
+                t("FP32", &[2, 10], 20),
+                2,
+                Err("shape [2, 10]"),
+            ),
+            (
+                "FP32",
+                &[-1, 1000],
+                t("FP32", &[2, 1000], 10),
+                2,
+                Err("holds 10 values"),
+            ),
+            (
+                "FP32",
+                &[-1, 3],
+                t("FP32", &[3, 3], 9),
+                2,
+                Err("for 2 item(s)"),
+            ),
+            ("FP32", &[-1, 3], t("FP32", &[2, 3, 1], 6), 2, Err("shape")),
+            ("FP32", &[-1, 3], t("FP32", &[2, -3], 6), 2, Err("shape")),
+            ("FP32", &[-1, 3], t("INT64", &[2, 3], 6), 2, Err("is INT64")),
+            ("FP32", &[-1, 3], t("FP32", &[0, 3], 0), 2, Err("shape")),
+        ];
+        for (dt, shape, answer, n, want) in cases {
+            let got = check_answer(&out_plan(dt, shape), answer, *n);
+            match (want, got) {
+                (Ok(()), Ok(())) => {}
+                (Err(word), Err(e)) => assert!(e.to_string().contains(word), "{e} lacks {word}"),
+                (w, g) => panic!("{dt} {shape:?} {answer:?}: wanted {w:?}, got {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn answer_caps_follow_the_metadata() {
+        let p = out_plan("FP32", &[-1, 1000]);
+        assert_eq!(p.answer_cap(4), 4000 * MAX_VALUE_BYTES + ANSWER_SLACK);
+        assert_eq!(out_plan("FP32", &[-1, -1]).answer_cap(4), MAX_OPEN_ANSWER);
+        assert_eq!(
+            out_plan("FP32", &[-1, i64::MAX]).answer_cap(4),
+            MAX_OPEN_ANSWER,
+            "no overflow"
+        );
     }
 
     #[test]

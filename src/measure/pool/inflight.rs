@@ -41,15 +41,27 @@ const BUSY_SCAN: usize = 64;
 /// the next step does not start behind them. Then they are dropped.
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// Waits (bounded by [`SETTLE`], cut short by Ctrl-C) until the session has no
-/// request out, then drops any that are left.
+/// How long the settling waits without a single request ending: a server that has
+/// stopped answering would otherwise cost every step the whole [`SETTLE`] (a busy
+/// one ends a request far more often than this).
+const SETTLE_IDLE: Duration = Duration::from_secs(5);
+
+/// Waits (bounded by [`SETTLE`], and by [`SETTLE_IDLE`] without progress, cut short
+/// by Ctrl-C) until the session has no request out, then drops any that are left.
 fn settle(session: &mut dyn AsyncSession, interrupt: &AtomicBool) {
-    let deadline = Instant::now() + SETTLE;
-    while session.outstanding() > 0
-        && Instant::now() < deadline
+    let start = Instant::now();
+    let (mut left, mut moved) = (session.outstanding(), start);
+    while left > 0
+        && start.elapsed() < SETTLE
+        && moved.elapsed() < SETTLE_IDLE
         && !interrupt.load(Ordering::Relaxed)
     {
         std::thread::sleep(Duration::from_millis(2));
+        let now = session.outstanding();
+        if now < left {
+            moved = Instant::now();
+        }
+        left = now;
     }
     if session.outstanding() > 0 {
         session.cancel_all();

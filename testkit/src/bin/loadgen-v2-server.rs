@@ -4,16 +4,22 @@
 //!
 //! Usage: `loadgen-v2-server [--port P] [--shape 16] [--threads N] [--delay-us D]`
 //! serves HTTP on P and gRPC on P+1 (127.0.0.1), model `identity` (FP32 [-1, shape]).
+//!
+//! `loadgen-v2-server --hostile MODE [--port P]` serves instead, over HTTP on P only,
+//! the misbehaving server of the tests (`loadgen_testkit::hostile`, model `m`), to
+//! try loadgen against a server that is silent, trickles, dies, lies or talks garbage
+//! by hand.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use loadgen_testkit::hostile::{HostileServer, Mode};
 use loadgen_testkit::{TestModel, V2Server};
 
 fn usage(msg: &str) -> ! {
     eprintln!("loadgen-v2-server: {msg}");
     eprintln!(
-        "usage: loadgen-v2-server [--port P] [--shape D1,D2,...] [--threads N] [--delay-us D]"
+        "usage: loadgen-v2-server [--port P] [--shape D1,D2,...] [--threads N] [--delay-us D]\n       loadgen-v2-server --hostile MODE [--port P]   (MODE: good, silent, trickle-ready, trickle-answer,\n         dies-after:S, silent-after:S, flaky-after:S, wrong-shape, short-values, wrong-name, garbage)"
     );
     std::process::exit(2);
 }
@@ -23,6 +29,7 @@ fn main() {
     let mut shape: Vec<i64> = vec![16];
     let mut threads: usize = 1;
     let mut delay_us: u64 = 0;
+    let mut hostile: Option<Mode> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || {
@@ -51,6 +58,12 @@ fn main() {
                     .filter(|&t| t > 0)
                     .unwrap_or_else(|| usage("--threads takes a positive number"))
             }
+            "--hostile" => {
+                hostile = Some(
+                    Mode::parse(&value())
+                        .unwrap_or_else(|| usage("--hostile takes one of the modes below")),
+                )
+            }
             "--delay-us" => {
                 delay_us = value()
                     .parse()
@@ -70,6 +83,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| usage(&format!("could not start the runtime: {e}")));
+    if let Some(mode) = hostile {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        rt.block_on(async move {
+            match HostileServer::start_on(mode, addr).await {
+                Ok(s) => println!("ready: http://{} (hostile: {mode:?}, model m)", s.addr),
+                Err(e) => usage(&format!("could not listen on 127.0.0.1:{port}: {e}")),
+            }
+            std::future::pending::<()>().await;
+        });
+    }
     let mut model = TestModel::identity("identity", &shape);
     if delay_us > 0 {
         model.delay = Some(Duration::from_micros(delay_us));
