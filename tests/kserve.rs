@@ -191,6 +191,26 @@ fn a_wrong_model_input_shape_or_a_down_server_is_one_sentence() {
     assert_eq!(s.info.stats.in_flight.load(Ordering::SeqCst), 0);
 }
 
+#[test]
+fn an_answer_beyond_its_size_cap_is_refused_over_both_protocols() {
+    // 8 MiB for an answer the metadata sizes at 2 × 16 values: over the cap of
+    // 32 values × 32 bytes + 64 KiB, on HTTP (the body) and gRPC (the message).
+    let mut m = TestModel::identity("big", &[16]);
+    m.oversize = Some(8 << 20);
+    let s = start(vec![m]);
+    for u in [
+        format!("http://{}", s.info.http),
+        format!("grpc://{}", s.info.grpc),
+    ] {
+        let msg = bad_input(&config(u.clone(), "big"));
+        assert!(
+            msg.contains("test request")
+                && (msg.contains("larger than") || msg.contains("too large")),
+            "{u}: {msg}"
+        );
+    }
+}
+
 fn samples(shape: &[usize], n: usize) -> Arc<dyn SampleLibrary> {
     Arc::new(Dataset::synthetic_in_range(shape, Layout::Nchw, n, 1, (0.0, 1.0)).unwrap())
 }

@@ -49,6 +49,9 @@ pub struct TestModel {
     pub delay: Option<Duration>,
     /// Answer every inference after the first this many with an error.
     pub fail_after: Option<u64>,
+    /// Answer with this many bytes of output (shape unchanged): an answer far larger
+    /// than the metadata allows, for the client's size cap.
+    pub oversize: Option<usize>,
     served: Arc<AtomicU64>,
 }
 
@@ -62,6 +65,7 @@ impl TestModel {
             item_shape: item_shape.to_vec(),
             delay: None,
             fail_after: None,
+            oversize: None,
             served: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -108,7 +112,10 @@ impl TestModel {
                 self.name
             ));
         }
-        Ok((shape.to_vec(), raw))
+        match self.oversize {
+            Some(n) => Ok((shape.to_vec(), Bytes::from(vec![0u8; n]))),
+            None => Ok((shape.to_vec(), raw)),
+        }
     }
 
     fn check(&self, name: &str, datatype: &str, shape: &[i64], bytes: usize) -> Result<(), String> {
