@@ -1047,6 +1047,87 @@ fn a_cache_folder_that_is_a_fifo_is_refused_before_measuring() {
 
 #[test]
 #[ignore = "needs ONNX Runtime and the project's model: run scripts/test.sh"]
+fn a_damaged_cache_file_is_named_once_and_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_set(&data, &["1", "2", "3"]);
+    let pass = |dump: &str| {
+        wait(
+            loadgen()
+                .args([
+                    "accuracy",
+                    "--backend",
+                    "onnxruntime",
+                    "--cache",
+                    "1",
+                    "--json",
+                ])
+                .arg("--model")
+                .arg(root().join("models/resnet50_v1.onnx"))
+                .arg("--dataset-path")
+                .arg(&data)
+                .args(["--dump", dump])
+                .current_dir(tmp.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            dump,
+        )
+    };
+    let damage_lines = |r: &Ran| -> Vec<String> {
+        r.stderr
+            .lines()
+            .filter(|l| l.contains("was damaged"))
+            .map(str::to_string)
+            .collect()
+    };
+    let first = pass("d1");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert!(damage_lines(&first).is_empty(), "{}", first.stderr);
+    let mut files: Vec<_> = std::fs::read_dir(tmp.path().join("out/cache"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3);
+    // The middle of one item's values overwritten, its header intact.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 4096].fill(0xFF);
+    std::fs::write(&files[0], &bytes).unwrap();
+
+    let second = pass("d2");
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let lines = damage_lines(&second);
+    assert_eq!(lines.len(), 1, "{}", second.stderr);
+    let line = &lines[0];
+    assert!(
+        line.starts_with("loadgen: warning: the cached image ")
+            && line.contains(&files[0].file_name().unwrap().to_string_lossy()[..])
+            && line.contains("(checksum mismatch); rebuilt from ")
+            && line.contains(".JPEG"),
+        "{line}"
+    );
+    // The model saw what it saw from a sound cache: same inputs, same answers.
+    for f in ["inputs.npy", "top1.npy"] {
+        let a = std::fs::read(tmp.path().join("d1").join(f)).unwrap();
+        let b = std::fs::read(tmp.path().join("d2").join(f)).unwrap();
+        assert!(a == b, "{f} differs after the rebuild");
+    }
+    let last =
+        |r: &Ran| -> Value { serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap() };
+    assert_eq!(last(&second)["good_items"], last(&first)["good_items"]);
+    assert_eq!(last(&second)["total_items"], 3);
+
+    // Rebuilt means rewritten: the next run reads it without a word.
+    let third = pass("d3");
+    assert_eq!(third.code, Some(0), "{}", third.stderr);
+    assert!(damage_lines(&third).is_empty(), "{}", third.stderr);
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime and the project's model: run scripts/test.sh"]
 fn a_signal_ends_the_accuracy_pass_with_its_exit_code() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

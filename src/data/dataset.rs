@@ -279,6 +279,7 @@ pub struct Dataset {
     names: Vec<String>,
     skipped: Vec<SkippedItem>,
     cache_hits: usize,
+    cache_rebuilt: usize,
     synthetic: bool,
 }
 
@@ -286,6 +287,8 @@ pub struct Dataset {
 enum Outcome {
     Computed,
     FromCache,
+    /// Its cache file was damaged; recomputed from the image (and the file rewritten).
+    Rebuilt,
     Skipped(String),
 }
 
@@ -393,6 +396,7 @@ impl Dataset {
         let mut names = Vec::with_capacity(n);
         let mut skipped = Vec::new();
         let mut cache_hits = 0;
+        let mut cache_rebuilt = 0;
         for (i, (outcome, entry)) in outcomes.into_iter().zip(entries).enumerate() {
             match outcome {
                 Outcome::Skipped(reason) => skipped.push(SkippedItem {
@@ -400,8 +404,10 @@ impl Dataset {
                     reason,
                 }),
                 ok => {
-                    if matches!(ok, Outcome::FromCache) {
-                        cache_hits += 1;
+                    match ok {
+                        Outcome::FromCache => cache_hits += 1,
+                        Outcome::Rebuilt => cache_rebuilt += 1,
+                        _ => {}
                     }
                     if kept != i {
                         data.copy_within(i * item_len..(i + 1) * item_len, kept * item_len);
@@ -433,6 +439,7 @@ impl Dataset {
             names,
             skipped,
             cache_hits,
+            cache_rebuilt,
             synthetic: false,
         })
     }
@@ -495,6 +502,7 @@ impl Dataset {
             names: Vec::new(),
             skipped: Vec::new(),
             cache_hits: 0,
+            cache_rebuilt: 0,
             synthetic: true,
         })
     }
@@ -512,6 +520,7 @@ impl Dataset {
             names: Vec::new(),
             skipped: Vec::new(),
             cache_hits: 0,
+            cache_rebuilt: 0,
             synthetic: true,
         }
     }
@@ -589,6 +598,12 @@ impl Dataset {
     /// How many items were read from the disk cache instead of being decoded.
     pub fn cache_hits(&self) -> usize {
         self.cache_hits
+    }
+
+    /// How many cache files were found damaged (each named on stderr) and rebuilt from
+    /// their image.
+    pub fn cache_rebuilt(&self) -> usize {
+        self.cache_rebuilt
     }
 
     pub fn is_synthetic(&self) -> bool {
@@ -674,9 +689,12 @@ impl Worker {
             let key = cache_key(entry, &meta, ctx);
             (c, c.file_for(&key), key)
         });
+        let mut damaged = None;
         if let Some((_, file, key)) = &cached {
-            if read_cache(file, key, out, &mut self.buf) {
-                return Ok(Outcome::FromCache);
+            match read_cache(file, key, out, &mut self.buf) {
+                CacheRead::Hit => return Ok(Outcome::FromCache),
+                CacheRead::Miss => {}
+                CacheRead::Damaged(why) => damaged = Some(why),
             }
         }
         self.buf.clear();
@@ -698,6 +716,10 @@ impl Worker {
             Err(_) => return Err("the image decoder crashed on it".to_string()),
         }
         if let Some((cache, file, key)) = &cached {
+            if let Some(why) = damaged {
+                ctx.pb
+                    .suspend(|| eprintln!("{}", damaged_cache_warning(file, why, path)));
+            }
             if let Err(e) = write_cache(file, key, out, &mut self.buf) {
                 if !cache.warned.swap(true, Ordering::Relaxed) {
                     ctx.pb.suspend(|| {
@@ -709,19 +731,57 @@ impl Worker {
                 }
             }
         }
-        Ok(Outcome::Computed)
+        Ok(if damaged.is_some() {
+            Outcome::Rebuilt
+        } else {
+            Outcome::Computed
+        })
     }
 }
 
-/// The on-disk cache: one file per item, `<hash of the key>.f32`, holding a header with
-/// the full key (checked on read, so a hash collision only costs a recomputation) and
-/// the item as raw little-endian f32.
+/// The stderr line for a cache file that failed its check: without it a damaged cache
+/// is either used silently (garbage fed to the model, as before the checksum) or
+/// rebuilt silently (a failing disk goes unnoticed).
+fn damaged_cache_warning(file: &Path, why: &str, source: &Path) -> String {
+    format!(
+        "loadgen: warning: the cached image {} was damaged ({why}); rebuilt from {}",
+        file.display(),
+        source.display()
+    )
+}
+
+/// The on-disk cache: one file per item, `<hash of the key>.f32`, holding
+/// [`CACHE_MAGIC`], the CRC-32 of everything after it (u32), the key's length (u32)
+/// and the full key (checked on read, so a hash collision only costs a recomputation),
+/// the number of values (u64) and the item as raw f32; integers and floats are little
+/// endian. The checksum is what catches a file changed after it was written (a bad
+/// disk, another program writing into it): before it, such a file fed the model
+/// whatever its bytes made (8,184 NaN inputs, in one report).
 struct Cache {
     dir: PathBuf,
     warned: AtomicBool,
 }
 
-const CACHE_MAGIC: &[u8; 8] = b"LGCACHE1";
+/// Version 2: the checksum. Files of an older version (`LGCACHE1`) are rebuilt without
+/// a warning: they are not damaged, only older.
+const CACHE_MAGIC: &[u8; 8] = b"LGCACHE2";
+
+/// What every version of the cache format starts with.
+const CACHE_FAMILY: &[u8; 7] = b"LGCACHE";
+
+/// Bytes before the checksummed part: the magic and the checksum.
+const CACHE_HEAD: usize = 8 + 4;
+
+/// How a cache file read turned out.
+#[derive(Debug, PartialEq, Eq)]
+enum CacheRead {
+    /// The item was filled from the file.
+    Hit,
+    /// No usable file for this key (none, an older format, another key's): compute it.
+    Miss,
+    /// The file failed its check (why); `out` holds garbage and must be recomputed.
+    Damaged(&'static str),
+}
 
 impl Cache {
     fn file_for(&self, key: &str) -> PathBuf {
@@ -756,45 +816,86 @@ fn cache_key(entry: &ListEntry, meta: &fs::Metadata, ctx: &LoadCtx<'_>) -> Strin
     )
 }
 
-/// Fills `out` from a cache file if it is complete and made for `key`.
-fn read_cache(file: &Path, key: &str, out: &mut [f32], buf: &mut Vec<u8>) -> bool {
+/// Fills `out` from the cache file made for `key`, checking it ([`check_cache`]).
+fn read_cache(file: &Path, key: &str, out: &mut [f32], buf: &mut Vec<u8>) -> CacheRead {
     buf.clear();
     // Only a regular file: opening a FIFO planted there would block.
     if !fs::metadata(file).is_ok_and(|m| m.is_file()) {
-        return false;
+        return CacheRead::Miss;
     }
     let Ok(mut f) = fs::File::open(file) else {
-        return false;
+        return CacheRead::Miss;
     };
     if f.read_to_end(buf).is_err() {
-        return false;
+        return CacheRead::Miss;
     }
-    let head = CACHE_MAGIC.len() + 4 + key.len() + 8;
-    if buf.len() != head + out.len() * 4
-        || &buf[..8] != CACHE_MAGIC
-        || buf[8..12] != (key.len() as u32).to_le_bytes()
-        || &buf[12..12 + key.len()] != key.as_bytes()
-        || buf[12 + key.len()..head] != (out.len() as u64).to_le_bytes()
-    {
-        return false;
-    }
-    for (o, b) in out.iter_mut().zip(buf[head..].chunks_exact(4)) {
-        *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    }
-    true
+    check_cache(buf, key, out)
 }
 
-/// Writes a cache file atomically (temporary file, then rename).
-fn write_cache(file: &Path, key: &str, item: &[f32], buf: &mut Vec<u8>) -> io::Result<()> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
+/// Checks the bytes of a cache file against `key` and its checksum, decoding the item
+/// into `out` in the same pass: each block is checksummed and converted while it is
+/// in the processor's cache, so the check costs next to nothing on top of the read.
+fn check_cache(bytes: &[u8], key: &str, out: &mut [f32]) -> CacheRead {
+    const BLOCK: usize = 16 << 10;
+    if bytes.len() >= CACHE_MAGIC.len()
+        && bytes.starts_with(CACHE_FAMILY)
+        && !bytes.starts_with(CACHE_MAGIC)
+    {
+        return CacheRead::Miss;
+    }
+    if bytes.len() < CACHE_HEAD || !bytes.starts_with(CACHE_MAGIC) {
+        return CacheRead::Damaged("not a loadgen cache file");
+    }
+    let stored = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let body = &bytes[CACHE_HEAD..];
+    let head = 4 + key.len() + 8;
+    let ours = body.len() == head + out.len() * 4
+        && body[..4] == (key.len() as u32).to_le_bytes()
+        && &body[4..4 + key.len()] == key.as_bytes()
+        && body[4 + key.len()..head] == (out.len() as u64).to_le_bytes();
+    if !ours {
+        // A sound file made for another key (the names' hashes collided) is no damage.
+        return if crc32fast::hash(body) == stored {
+            CacheRead::Miss
+        } else {
+            CacheRead::Damaged("checksum mismatch")
+        };
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&body[..head]);
+    for (o, b) in out.chunks_mut(BLOCK / 4).zip(body[head..].chunks(BLOCK)) {
+        crc.update(b);
+        for (v, c) in o.iter_mut().zip(b.chunks_exact(4)) {
+            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
+    if crc.finalize() == stored {
+        CacheRead::Hit
+    } else {
+        CacheRead::Damaged("checksum mismatch")
+    }
+}
+
+/// The bytes of the cache file of `item` under `key` (format: [`Cache`]).
+fn encode_cache(key: &str, item: &[f32], buf: &mut Vec<u8>) {
     buf.clear();
+    buf.reserve(CACHE_HEAD + 4 + key.len() + 8 + item.len() * 4);
     buf.extend_from_slice(CACHE_MAGIC);
+    buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
     buf.extend_from_slice(key.as_bytes());
     buf.extend_from_slice(&(item.len() as u64).to_le_bytes());
     for v in item {
         buf.extend_from_slice(&v.to_le_bytes());
     }
+    let crc = crc32fast::hash(&buf[CACHE_HEAD..]);
+    buf[8..CACHE_HEAD].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Writes a cache file atomically (temporary file, then rename).
+fn write_cache(file: &Path, key: &str, item: &[f32], buf: &mut Vec<u8>) -> io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    encode_cache(key, item, buf);
     // Never rename over something that is not a regular file (a FIFO planted there).
     if fs::symlink_metadata(file).is_ok_and(|m| !m.is_file()) {
         return Err(io::Error::other("a non-regular file is in the way"));
@@ -1078,7 +1179,7 @@ mod tests {
         assert_eq!(fs::read_dir(&cache).unwrap().count(), 6);
         o.layout = Layout::Nchw;
 
-        // A truncated or scribbled cache file is ignored and rewritten.
+        // A truncated cache file is found damaged and rewritten.
         for f in fs::read_dir(&cache).unwrap() {
             let p = f.unwrap().path();
             let bytes = fs::read(&p).unwrap();
@@ -1086,9 +1187,11 @@ mod tests {
         }
         let third = Dataset::load(&o).unwrap();
         assert_eq!(third.cache_hits(), 0);
+        assert_eq!(third.cache_rebuilt(), 3);
         assert_eq!(third.data(), first.data());
         let fourth = Dataset::load(&o).unwrap();
         assert_eq!(fourth.cache_hits(), 3);
+        assert_eq!(fourth.cache_rebuilt(), 0);
 
         // A changed image (size/mtime) is not served from the cache.
         let img = pattern(50, 50, 9);
@@ -1098,6 +1201,113 @@ mod tests {
         let fifth = Dataset::load(&o).unwrap();
         assert_eq!(fifth.cache_hits(), 2);
         assert_ne!(fifth.item(0), first.item(0));
+    }
+
+    /// The cache files of `dir`, sorted.
+    fn cache_files(dir: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_cache_item_overwritten_in_its_data_is_rebuilt_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        make_set(dir.path());
+        let cache = dir.path().join("cache");
+        let mut o = opts(dir.path());
+        o.cache_dir = Some(cache.clone());
+        let first = Dataset::load(&o).unwrap();
+        // Bytes in the middle of one item's values replaced (here by NaNs), its header
+        // intact: the case that once reached the model unnoticed.
+        let victim = &cache_files(&cache)[1];
+        let mut bytes = fs::read(victim).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 64].fill(0xFF);
+        fs::write(victim, &bytes).unwrap();
+        let second = Dataset::load(&o).unwrap();
+        assert_eq!(second.cache_hits(), 2);
+        assert_eq!(second.cache_rebuilt(), 1);
+        assert_eq!(second.data(), first.data());
+        assert!(second.data().iter().all(|v| v.is_finite()));
+        // The rebuilt file was rewritten sound.
+        let third = Dataset::load(&o).unwrap();
+        assert_eq!((third.cache_hits(), third.cache_rebuilt()), (3, 0));
+        assert_eq!(third.data(), first.data());
+    }
+
+    #[test]
+    fn a_cache_file_of_the_older_format_is_rebuilt_without_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        make_set(dir.path());
+        let cache = dir.path().join("cache");
+        let mut o = opts(dir.path());
+        o.cache_dir = Some(cache.clone());
+        let first = Dataset::load(&o).unwrap();
+        for p in cache_files(&cache) {
+            let mut bytes = fs::read(&p).unwrap();
+            bytes[..8].copy_from_slice(b"LGCACHE1");
+            fs::write(&p, &bytes).unwrap();
+        }
+        let second = Dataset::load(&o).unwrap();
+        assert_eq!((second.cache_hits(), second.cache_rebuilt()), (0, 0));
+        assert_eq!(second.data(), first.data());
+        assert_eq!(Dataset::load(&o).unwrap().cache_hits(), 3);
+    }
+
+    #[test]
+    fn the_cache_check_finds_every_changed_byte() {
+        let key = "loadgen preprocessed item v1\npath=a.PNG\n";
+        let item: Vec<f32> = (0..300).map(|i| i as f32 * 0.5 - 20.0).collect();
+        let mut bytes = Vec::new();
+        encode_cache(key, &item, &mut bytes);
+        let mut out = vec![0.0; item.len()];
+        assert_eq!(check_cache(&bytes, key, &mut out), CacheRead::Hit);
+        assert_eq!(out, item);
+        // One flipped bit anywhere after the magic: header, key, length, values, checksum.
+        for at in (8..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert_eq!(
+                check_cache(&bad, key, &mut out),
+                CacheRead::Damaged("checksum mismatch"),
+                "byte {at}"
+            );
+        }
+        let cut = &bytes[..bytes.len() - 4];
+        assert_eq!(
+            check_cache(cut, key, &mut out),
+            CacheRead::Damaged("checksum mismatch")
+        );
+        for junk in [&b""[..], b"LGCA", b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"] {
+            assert_eq!(
+                check_cache(junk, key, &mut out),
+                CacheRead::Damaged("not a loadgen cache file")
+            );
+        }
+        // Another key's sound file (a collision of the names' hashes) is only a miss.
+        let mut other = Vec::new();
+        encode_cache("another key", &item, &mut other);
+        assert_eq!(check_cache(&other, key, &mut out), CacheRead::Miss);
+        let mut old = bytes.clone();
+        old[..8].copy_from_slice(b"LGCACHE1");
+        assert_eq!(check_cache(&old, key, &mut out), CacheRead::Miss);
+    }
+
+    #[test]
+    fn the_damage_warning_is_one_line_naming_both_files() {
+        let w = damaged_cache_warning(
+            Path::new("out/cache/0123.f32"),
+            "checksum mismatch",
+            Path::new("/data/a.JPEG"),
+        );
+        assert_eq!(
+            w,
+            "loadgen: warning: the cached image out/cache/0123.f32 was damaged (checksum mismatch); rebuilt from /data/a.JPEG"
+        );
     }
 
     #[test]
