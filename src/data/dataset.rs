@@ -292,10 +292,49 @@ enum Outcome {
     Skipped(String),
 }
 
+/// The memory a load fills at a time beyond the items it has kept: one batch of
+/// preprocessed items. Large enough that a batch holds many items per thread (the
+/// threads wait for each other only once per batch), small next to a dataset.
+const BATCH_BYTES: usize = 64 << 20;
+
+/// Items per batch: [`BATCH_BYTES`] worth, and at least four per thread.
+fn batch_items(item_len: usize, threads: usize, batch_bytes: usize) -> usize {
+    let item_bytes = item_len.saturating_mul(4).max(1);
+    (batch_bytes / item_bytes)
+        .max(threads.saturating_mul(4))
+        .max(1)
+}
+
+/// Makes room for `extra` more values in `data`, doubling its capacity when it must
+/// grow (so each value is moved O(1) times) but never past `limit`, what every listed
+/// item would take: the buffer tracks the items loaded, never the list's length.
+fn grow(
+    data: &mut Vec<f32>,
+    extra: usize,
+    limit: usize,
+) -> Result<(), std::collections::TryReserveError> {
+    let need = data.len().saturating_add(extra);
+    if need <= data.capacity() {
+        return Ok(());
+    }
+    let target = data.capacity().saturating_mul(2).min(limit).max(need);
+    data.try_reserve_exact(target - data.len())
+}
+
 impl Dataset {
     /// Loads and preprocesses the listed images (see the module docs). Unreadable images
-    /// are reported on stderr, counted in [`Dataset::skipped`] and left out.
+    /// are reported on stderr, counted in [`Dataset::skipped`] and left out. Memory
+    /// follows the images loaded, not the length of the list or `--count`.
     pub fn load(opts: &DatasetOptions) -> Result<Dataset, DatasetError> {
+        let mut ds = Self::load_batched(opts, None)?;
+        // The doubling may have left up to twice the data's size reserved.
+        ds.data.shrink_to_fit();
+        Ok(ds)
+    }
+
+    /// [`Dataset::load`], preprocessing `batch` items at a time (`None`:
+    /// [`batch_items`]), without giving back the spare capacity (the tests look at it).
+    fn load_batched(opts: &DatasetOptions, batch: Option<usize>) -> Result<Dataset, DatasetError> {
         match fs::metadata(&opts.root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -324,11 +363,6 @@ impl Dataset {
         }
         let item_len = 3 * h * w;
         let n = entries.len();
-        let too_large = || DatasetError::TooLarge { count: n, item_len };
-        let total = n.checked_mul(item_len).ok_or_else(too_large)?;
-        let mut data: Vec<f32> = Vec::new();
-        data.try_reserve_exact(total).map_err(|_| too_large())?;
-        data.resize(total, 0.0);
 
         let cache = match &opts.cache_dir {
             Some(dir) => {
@@ -362,6 +396,10 @@ impl Dataset {
                 threads,
                 reason: e.to_string(),
             })?;
+        let batch = batch
+            .unwrap_or_else(|| batch_items(item_len, pool.current_num_threads(), BATCH_BYTES))
+            .min(n)
+            .max(1);
 
         let pb = progress_bar(n as u64, opts.quiet);
         let ctx = LoadCtx {
@@ -372,62 +410,82 @@ impl Dataset {
             cache: cache.as_ref(),
             pb: &pb,
         };
-        let outcomes: Vec<Outcome> = pool.install(|| {
-            data.par_chunks_mut(item_len)
-                .zip(entries.par_iter())
-                .map_init(
-                    || Worker {
-                        pp: Preprocessor::new(opts.preprocess, opts.layout, h, w),
-                        buf: Vec::new(),
-                    },
-                    |worker, (chunk, entry)| {
-                        let outcome = worker.run(&ctx, entry, chunk);
-                        pb.inc(1);
-                        outcome
-                    },
-                )
-                .collect()
-        });
-        pb.finish_and_clear();
-
-        // Keep the good items, in list order, moving them down over the skipped ones.
-        let mut kept = 0;
-        let mut labels = Vec::with_capacity(n);
-        let mut names = Vec::with_capacity(n);
+        // Items are preprocessed a batch at a time straight into the tail of `data`,
+        // which grows with the images actually loaded: a list of 20,000 missing files
+        // costs one batch of memory, not 20,000 items (it once took 11.8 GB).
+        let limit = n.saturating_mul(item_len);
+        let mut data: Vec<f32> = Vec::new();
+        let mut labels = Vec::new();
+        let mut names = Vec::new();
         let mut skipped = Vec::new();
         let mut cache_hits = 0;
         let mut cache_rebuilt = 0;
-        for (i, (outcome, entry)) in outcomes.into_iter().zip(entries).enumerate() {
-            match outcome {
-                Outcome::Skipped(reason) => skipped.push(SkippedItem {
-                    name: entry.name,
-                    reason,
-                }),
-                ok => {
-                    match ok {
-                        Outcome::FromCache => cache_hits += 1,
-                        Outcome::Rebuilt => cache_rebuilt += 1,
-                        _ => {}
+        // Items kept so far: the first `kept * item_len` values of `data`. What lies
+        // beyond is the last batch's slots, overwritten by the next batch (every kept
+        // item is written whole), so each value is zero-filled once, not once a batch.
+        let mut kept = 0;
+        for part in entries.chunks_mut(batch) {
+            let start = kept * item_len;
+            let end = start + part.len() * item_len;
+            if end > data.len() {
+                let extra = end - data.len();
+                grow(&mut data, extra, limit).map_err(|_| DatasetError::TooLarge {
+                    count: kept + part.len(),
+                    item_len,
+                })?;
+                data.resize(end, 0.0);
+            }
+            let outcomes: Vec<Outcome> = pool.install(|| {
+                data[start..end]
+                    .par_chunks_mut(item_len)
+                    .zip(part.par_iter())
+                    .map_init(
+                        || Worker {
+                            pp: Preprocessor::new(opts.preprocess, opts.layout, h, w),
+                            buf: Vec::new(),
+                        },
+                        |worker, (chunk, entry)| {
+                            let outcome = worker.run(&ctx, entry, chunk);
+                            pb.inc(1);
+                            outcome
+                        },
+                    )
+                    .collect()
+            });
+            // Keep the good items, in list order, moving them down over the skipped ones.
+            let first = kept;
+            for (i, (outcome, entry)) in outcomes.into_iter().zip(part.iter_mut()).enumerate() {
+                let name = std::mem::take(&mut entry.name);
+                match outcome {
+                    Outcome::Skipped(reason) => skipped.push(SkippedItem { name, reason }),
+                    ok => {
+                        match ok {
+                            Outcome::FromCache => cache_hits += 1,
+                            Outcome::Rebuilt => cache_rebuilt += 1,
+                            _ => {}
+                        }
+                        let slot = first + i;
+                        if kept != slot {
+                            data.copy_within(
+                                slot * item_len..(slot + 1) * item_len,
+                                kept * item_len,
+                            );
+                        }
+                        labels.push(entry.label);
+                        names.push(name);
+                        kept += 1;
                     }
-                    if kept != i {
-                        data.copy_within(i * item_len..(i + 1) * item_len, kept * item_len);
-                    }
-                    labels.push(entry.label);
-                    names.push(entry.name);
-                    kept += 1;
                 }
             }
         }
+        pb.finish_and_clear();
+        data.truncate(kept * item_len);
         if kept == 0 {
             return Err(DatasetError::NoUsableItems {
                 list: list_path,
                 tried: n,
                 skipped: skipped.len(),
             });
-        }
-        if kept < n {
-            data.truncate(kept * item_len);
-            data.shrink_to_fit();
         }
         Ok(Dataset {
             data,
@@ -1308,6 +1366,82 @@ mod tests {
             w,
             "loadgen: warning: the cached image out/cache/0123.f32 was damaged (checksum mismatch); rebuilt from /data/a.JPEG"
         );
+    }
+
+    #[test]
+    fn missing_files_cost_no_memory() {
+        // 1,000 lines, one real image among 999 missing files, batches of 8 items:
+        // the buffer never holds more than a few batches, where the whole list once
+        // was allocated (and zero-filled) before any file was looked at.
+        let dir = tempfile::tempdir().unwrap();
+        make_set(dir.path());
+        let mut list = String::new();
+        for i in 0..1000 {
+            if i == 500 {
+                list.push_str("c.png 3\n");
+            } else {
+                list.push_str(&format!("missing{i}.JPEG 1\n"));
+            }
+        }
+        fs::write(dir.path().join("val_map.txt"), list).unwrap();
+        let o = opts(dir.path());
+        let item_len = 3 * 16 * 16;
+        let ds = Dataset::load_batched(&o, Some(8)).unwrap();
+        assert_eq!((ds.len(), ds.skipped()), (1, 999));
+        assert_eq!(ds.name(0), "c.png");
+        assert!(
+            ds.data.capacity() <= 2 * 8 * item_len,
+            "capacity {} values",
+            ds.data.capacity()
+        );
+        assert_eq!(
+            ds.skipped_items()[999 - 1].reason,
+            "file not found",
+            "missing files are still named"
+        );
+    }
+
+    #[test]
+    fn batches_keep_the_list_order_and_skip_across_their_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        make_set(dir.path());
+        fs::write(
+            dir.path().join("val_map.txt"),
+            "a.PNG 7\nnope1.JPEG 1\nb.JPEG 65\nnope2.JPEG 2\nnope3.JPEG 2\nc.png 999\n",
+        )
+        .unwrap();
+        let whole = Dataset::load(&opts(dir.path())).unwrap();
+        assert_eq!(whole.len(), 3);
+        for per_batch in [1, 2, 3, 4, 7] {
+            let ds = Dataset::load_batched(&opts(dir.path()), Some(per_batch)).unwrap();
+            assert_eq!(ds.data(), whole.data(), "batches of {per_batch}");
+            assert_eq!(ds.labels(), Some(&[7, 65, 999][..]));
+            assert_eq!(
+                (ds.name(0), ds.name(1), ds.name(2)),
+                ("a.PNG", "b.JPEG", "c.png")
+            );
+            let skipped: Vec<_> = ds.skipped_items().iter().map(|s| &s.name[..]).collect();
+            assert_eq!(skipped, ["nope1.JPEG", "nope2.JPEG", "nope3.JPEG"]);
+        }
+    }
+
+    #[test]
+    fn growth_doubles_up_to_the_list_and_no_further() {
+        assert_eq!(batch_items(768, 2, 64 << 20), (64 << 20) / 3072);
+        assert_eq!(batch_items(150_528, 64, 64 << 20), 256);
+        assert_eq!(batch_items(usize::MAX, 1, 1), 4);
+        let mut v: Vec<f32> = Vec::new();
+        grow(&mut v, 10, 1000).unwrap();
+        assert_eq!(v.capacity(), 10);
+        v.resize(10, 0.0);
+        grow(&mut v, 5, 1000).unwrap();
+        assert_eq!(v.capacity(), 20);
+        v.resize(20, 0.0);
+        grow(&mut v, 5, 22).unwrap();
+        assert_eq!(v.capacity(), 25, "the limit never starves what is needed");
+        v.truncate(2);
+        grow(&mut v, 5, 1000).unwrap();
+        assert_eq!(v.capacity(), 25, "room enough: nothing reserved");
     }
 
     #[test]
