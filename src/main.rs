@@ -2,7 +2,7 @@
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use loadgen::config::cli::{Cli, Command};
+use loadgen::config::cli::{usage_sentence, Cli, Command};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -30,8 +30,8 @@ fn main() {
     }
 }
 
-/// A bad command line: clap's message and tip on one line (exit 2), like every other
-/// bad input; `--help` and `--version` print as usual.
+/// A bad command line: one line (exit 2), like every other bad input (see
+/// [`usage_sentence`]); `--help` and `--version` print as usual.
 fn usage_error(e: clap::Error) -> ! {
     if matches!(
         e.kind(),
@@ -41,18 +41,6 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit();
     }
-    let text = e.render().to_string();
-    let parts: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty()
-                && !l.starts_with("Usage:")
-                && !l.starts_with("For more information")
-                && !l.starts_with("loadgen ")
-        })
-        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
-        .collect();
-    eprintln!("loadgen: {} (see --help)", parts.join("; "));
+    eprintln!("loadgen: {}", usage_sentence(&e));
     std::process::exit(2);
 }

@@ -307,10 +307,23 @@ const CASES: &[Case] = &[
     c(&["run", SIM, "--time", "86401"], "limit of 86400 s"),
     c(&["run", SIM, "--time", "0"], "positive"),
     c(&["run", SIM, "--time=-1"], "positive"),
-    c(&["run", SIM, "--time", "nan"], "not a number of seconds"),
-    c(&["run", SIM, "--time", "inf"], "not a number of seconds"),
+    c(
+        &["run", SIM, "--time", "nan"],
+        "--time takes positive seconds",
+    ),
+    c(
+        &["run", SIM, "--time", "inf"],
+        "--time takes positive seconds",
+    ),
+    c(
+        &["run", SIM, "--time", "-1"],
+        "--time takes positive seconds",
+    ),
     c(&["run", SIM, "--warmup", "1e20"], "limit of 86400 s"),
-    c(&["run", SIM, "--warmup=-1"], "not a number of seconds"),
+    c(
+        &["run", SIM, "--warmup=-1"],
+        "--warmup takes zero or more seconds",
+    ),
     c(
         &["run", SIM, "--max-latency", "1e20"],
         "largest target of an hour",
@@ -329,16 +342,28 @@ const CASES: &[Case] = &[
     ),
     c(&["run", SIM, "--max-latency", "1e-9"], "smallest target"),
     c(&["run", SIM, "--max-latency", "0.1,0.1"], "twice"),
+    // A bad value is named before a missing backend.
+    c(&["run", "--max-latency", "-inf"], "--max-latency takes"),
     c(&["run", SIM, "--max-latency", "0.050,5e-2"], "twice"),
     c(&["run", SIM, "--max-latency", ""], "at least one latency"),
     c(&["run", SIM, "--max-latency", ",,"], "at least one latency"),
-    c(&["run", SIM, "--max-latency", "0"], "not a latency"),
-    c(&["run", SIM, "--max-latency", "nan"], "not a latency"),
+    c(
+        &["run", SIM, "--max-latency", "0"],
+        "--max-latency takes positive seconds",
+    ),
+    c(
+        &["run", SIM, "--max-latency", "nan"],
+        "--max-latency takes positive seconds",
+    ),
+    c(
+        &["run", SIM, "--max-latency", "-inf"],
+        "--max-latency takes positive seconds, e.g. 0.05",
+    ),
     c(&["run", SIM, "--threads", "0"], "must be at least 1"),
     c(&["run", SIM, "--threads", "100000"], "workers (64 per core"),
     c(&["run", SIM, "--threads", "1025"], "workers (64 per core"),
-    c(&["run", SIM, "--threads", "1e3"], "not a whole number"),
-    c(&["run", SIM, "--threads=-3"], "not a whole number"),
+    c(&["run", SIM, "--threads", "1e3"], "takes a whole number"),
+    c(&["run", SIM, "--threads=-3"], "takes a whole number"),
     c(
         &["throughput", SIM, "--intra-threads", "100000"],
         "threads per session",
@@ -352,7 +377,7 @@ const CASES: &[Case] = &[
         &["run", SIM, "--min-queries", "100000000000"],
         "limit of 10000000",
     ),
-    c(&["run", SIM, "--min-queries=-1"], "not a whole number"),
+    c(&["run", SIM, "--min-queries=-1"], "takes a whole number"),
     c(&["run", SIM, "--count", "0"], "must be at least 1"),
     c(
         &["run", SIM, "--count", "100000000"],
@@ -408,7 +433,7 @@ const CASES: &[Case] = &[
     ),
     c(&["run", SIM, "--seed=-1"], "--seed"),
     c(&["run", SIM, "--seed", "18446744073709551616"], "--seed"),
-    c(&["run", SIM, "--cache", "2"], "not 0 or 1"),
+    c(&["run", SIM, "--cache", "2"], "--cache takes 0 or 1"),
     c(&["run", SIM, "--tme", "3"], "unexpected argument '--tme'"),
     c(&["run"], "say which backend"),
     // Numbers out of range: scenario files.
@@ -704,6 +729,87 @@ fn the_table_of_hostile_inputs() {
     });
     let failed = failed.into_inner().unwrap();
     assert!(failed.is_empty(), "failed cases (see above): {failed:?}");
+}
+
+/// Runs loadgen with `args` in the project folder (its scenario file) and returns
+/// its exit code and stderr, checking that nothing went to stdout.
+fn refused(args: &[&str]) -> (Option<i32>, String) {
+    let r = wait(
+        loadgen()
+            .args(args)
+            .current_dir(root())
+            .env_remove("ORT_DYLIB_PATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        &format!(
+            "{:?}",
+            args.iter()
+                .map(|a| &a[..a.len().min(40)])
+                .collect::<Vec<_>>()
+        ),
+    );
+    assert!(r.stdout.is_empty(), "stdout {}", r.stdout);
+    (r.code, r.stderr)
+}
+
+/// Issue 41: `--max-latency -inf` was an unknown argument `-i`. Every flag that takes
+/// a number (or a list or law of them) hands a negative-looking value to its own
+/// parser, which names the flag and the value in one sentence.
+#[test]
+fn negative_looking_values_are_bad_values_of_their_own_flag() {
+    const FLAGS: &[(&[&str], &str)] = &[
+        (&["run", SIM], "--batch_size"),
+        (&["run", SIM], "--batch-size"),
+        (&["run", SIM], "--threads"),
+        (&["run", SIM], "--intra-threads"),
+        (&["run", SIM], "--inter-threads"),
+        (&["run", SIM], "--count"),
+        (&["run", SIM], "--cache"),
+        (&["run", SIM], "--seed"),
+        (&["run", SIM], "--confidence"),
+        (&["run", SIM], "--connections"),
+        (&["run", SIM], "--concurrency"),
+        (&["run", SIM], "--ready-timeout"),
+        (&["run", SIM], "--io-threads"),
+        (&["run", SIM], "--warmup"),
+        (&["run", SIM], "--time"),
+        (&["run", SIM], "--min-queries"),
+        (&["run", SIM], "--search-time"),
+        (&["run", SIM], "--max-latency"),
+        (&["run", SIM], "--configs"),
+        (&["run", SIM], "--sim-service-time"),
+        (&["fixed", SIM], "--qps"),
+        (&["fixed", SIM, "--qps", "10"], "--time"),
+        (&["fixed", SIM, "--qps", "10"], "--max-latency"),
+        (&["fixed", SIM, "--qps", "10"], "--min-queries"),
+        (&["throughput", SIM], "--time"),
+    ];
+    for &(before, flag) in FLAGS {
+        for v in ["-inf", "-1", "-0.5", "-1e3", "-nan"] {
+            let mut args = before.to_vec();
+            args.extend([flag, v]);
+            let (code, err) = refused(&args);
+            let err = err.trim();
+            let ctx = format!("{args:?}");
+            assert_eq!(code, Some(2), "{ctx}: {err}");
+            assert_eq!(err.lines().count(), 1, "{ctx}: {err}");
+            // The flag's own name (an alias reports the flag's main spelling).
+            let name = if flag == "--batch-size" {
+                "--batch_size"
+            } else {
+                flag
+            };
+            assert!(
+                err.starts_with(&format!("loadgen: {name} ")),
+                "{ctx}: {err}"
+            );
+            assert!(err.contains(&format!("'{v}'")), "{ctx}: {err}");
+            assert!(!err.contains("unexpected argument"), "{ctx}: {err}");
+        }
+    }
 }
 
 // ------------------------------------------------------------------ real runs

@@ -510,7 +510,7 @@ fn bad_input_gets_one_sentence_and_exit_code_2() {
     let _guard = serial();
     bad_usage(
         &["run", "--backend", "sim", "--max-latency", "abc"],
-        "'abc' is not a latency",
+        "--max-latency takes positive seconds, e.g. 0.05 (or a list: 0.01,0.05,0.1,0.2); got 'abc'",
     );
     bad_usage(
         &["run", "--backend", "sim", "--threads", "0"],

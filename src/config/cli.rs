@@ -1,12 +1,21 @@
 //! The command line. Flags keep the old tool's names (`--batch_size`, `--max-latency`,
 //! …); values are checked here where clap can say what is wrong in one sentence, and
 //! in [`crate::config::settings`] where the check needs the scenario file.
+//!
+//! Every flag that takes a number (or a list of them) allows values that start with a
+//! hyphen: otherwise clap reads `--max-latency -inf` or `--qps -1` as an unknown flag
+//! `-i` / `-1`, and the user learns nothing about the value. With it, such a value
+//! reaches the flag's own parser and its sentence (`--qps takes a positive number of
+//! queries per second, e.g. 100; got '-1'`). The cost is that a forgotten value
+//! (`--time --quiet`) is reported as a bad value of `--time`, which still names the
+//! flag.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::base::limits;
+use crate::base::text::{quote, QUOTE_MAX};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,32 +77,32 @@ pub struct CommonArgs {
     #[arg(long)]
     pub outputs: Option<String>,
     /// Queries per batch sent to the backend.
-    #[arg(long = "batch_size", alias = "batch-size", value_parser = batch_size)]
+    #[arg(long = "batch_size", alias = "batch-size", allow_hyphen_values = true, value_parser = batch_size)]
     pub batch_size: Option<usize>,
     /// Worker threads, each with its own session (default: one per core).
-    #[arg(long, value_parser = threads)]
+    #[arg(long, allow_hyphen_values = true, value_parser = threads)]
     pub threads: Option<usize>,
     /// Intra-op threads per session (default: cores / threads).
-    #[arg(long = "intra-threads", value_parser = runtime_threads)]
+    #[arg(long = "intra-threads", allow_hyphen_values = true, value_parser = runtime_threads)]
     pub intra_threads: Option<usize>,
     /// Inter-op threads per session (default: 1).
-    #[arg(long = "inter-threads", value_parser = runtime_threads)]
+    #[arg(long = "inter-threads", allow_hyphen_values = true, value_parser = runtime_threads)]
     pub inter_threads: Option<usize>,
     /// Dataset items loaded into memory; queries cycle over them.
-    #[arg(long, value_parser = count)]
+    #[arg(long, allow_hyphen_values = true, value_parser = count)]
     pub count: Option<usize>,
     /// 1 keeps preprocessed images under out/cache/ for the next run.
-    #[arg(long, value_parser = zero_or_one)]
+    #[arg(long, allow_hyphen_values = true, value_parser = zero_or_one)]
     pub cache: Option<bool>,
     /// Seed of the exponential schedule and of synthetic data.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = seed)]
     pub seed: Option<u64>,
     /// Service-time law of the sim backend: fixed:5ms, exp:5ms, lognormal:5ms:0.5, uniform:2ms:8ms.
-    #[arg(long = "sim-service-time")]
+    #[arg(long = "sim-service-time", allow_hyphen_values = true)]
     pub sim_service_time: Option<String>,
     /// Confidence of a step's verdict (MLPerf early-stopping rule): 0.5 < c < 1,
     /// default 0.99.
-    #[arg(long, value_parser = confidence_level)]
+    #[arg(long, allow_hyphen_values = true, value_parser = confidence_level)]
     pub confidence: Option<f64>,
     /// kserve: the server, http://HOST:PORT or grpc://HOST:PORT.
     #[arg(long)]
@@ -115,23 +124,23 @@ pub struct CommonArgs {
     #[arg(long = "tensor-format")]
     pub tensor_format: Option<String>,
     /// kserve: HTTP connections (= HTTP requests in flight) or gRPC HTTP/2 connections.
-    #[arg(long, value_parser = kserve_connections)]
+    #[arg(long, allow_hyphen_values = true, value_parser = kserve_connections)]
     pub connections: Option<usize>,
     /// kserve: requests in flight in closed-loop runs (warm-up, capacity probe, throughput).
-    #[arg(long, value_parser = kserve_connections)]
+    #[arg(long, allow_hyphen_values = true, value_parser = kserve_connections)]
     pub concurrency: Option<usize>,
     /// kserve: seconds to wait for the server and the model to be ready (default 30).
-    #[arg(long = "ready-timeout", value_parser = ready_timeout)]
+    #[arg(long = "ready-timeout", allow_hyphen_values = true, value_parser = ready_timeout)]
     pub ready_timeout: Option<f64>,
     /// kserve: seconds one inference may wait for its answer before it counts as an
     /// error (default 30).
     #[arg(long = "request-timeout", value_parser = request_timeout)]
     pub request_timeout: Option<f64>,
     /// kserve: threads of the client's I/O runtime (default: one per core, at most 4).
-    #[arg(long = "io-threads", value_parser = io_threads)]
+    #[arg(long = "io-threads", allow_hyphen_values = true, value_parser = io_threads)]
     pub io_threads: Option<usize>,
     /// Closed-loop warm-up seconds before timing.
-    #[arg(long, value_parser = warmup_seconds)]
+    #[arg(long, allow_hyphen_values = true, value_parser = warmup_seconds)]
     pub warmup: Option<f64>,
     /// No progress bar.
     #[arg(long)]
@@ -146,20 +155,24 @@ pub struct RunArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Seconds per search step.
-    #[arg(long, value_parser = step_seconds)]
+    #[arg(long, allow_hyphen_values = true, value_parser = step_seconds)]
     pub time: Option<f64>,
     /// Target p99 latencies in seconds, comma separated: 0.01,0.05,0.1,0.2.
-    #[arg(long = "max-latency", alias = "max_latency")]
+    #[arg(
+        long = "max-latency",
+        alias = "max_latency",
+        allow_hyphen_values = true
+    )]
     pub max_latency: Option<String>,
     /// Distributions to search, comma separated: linear,exponential.
     #[arg(long)]
     pub distributions: Option<String>,
     /// Fewest queries in a step.
-    #[arg(long = "min-queries", value_parser = min_queries)]
+    #[arg(long = "min-queries", allow_hyphen_values = true, value_parser = min_queries)]
     pub min_queries: Option<u64>,
     /// Seconds of steps all searches may take, shared equally per distribution and
     /// target; 0: no limit (default: 32 × --time).
-    #[arg(long = "search-time", value_parser = search_seconds)]
+    #[arg(long = "search-time", allow_hyphen_values = true, value_parser = search_seconds)]
     pub search_time: Option<f64>,
     /// Skip the accuracy pass.
     #[arg(long = "no-accuracy")]
@@ -169,7 +182,7 @@ pub struct RunArgs {
     pub no_tune: bool,
     /// Configurations to tune over, comma separated WORKERSxINTRA[xINTER[xBATCH]]
     /// (default: every split of the cores, and batch 4 where the model allows).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub configs: Option<String>,
     /// Internal: a tuned TensorFlow run's child. It calibrates the --configs given
     /// (which share one thread setting), writes them to --output, then searches what
@@ -183,18 +196,22 @@ pub struct FixedArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Offered queries per second.
-    #[arg(long, value_parser = qps)]
+    #[arg(long, allow_hyphen_values = true, value_parser = qps)]
     pub qps: f64,
     /// linear or exponential.
     #[arg(long, default_value = "linear")]
     pub distribution: String,
     /// Seconds to offer load.
-    #[arg(long, value_parser = step_seconds)]
+    #[arg(long, allow_hyphen_values = true, value_parser = step_seconds)]
     pub time: Option<f64>,
     /// A p99 target in seconds to judge the step against (and stop it early).
-    #[arg(long = "max-latency", alias = "max_latency")]
+    #[arg(
+        long = "max-latency",
+        alias = "max_latency",
+        allow_hyphen_values = true
+    )]
     pub max_latency: Option<String>,
-    #[arg(long = "min-queries", value_parser = min_queries)]
+    #[arg(long = "min-queries", allow_hyphen_values = true, value_parser = min_queries)]
     pub min_queries: Option<u64>,
     /// Print the step summary as JSON on the last line.
     #[arg(long)]
@@ -206,7 +223,7 @@ pub struct ThroughputArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Seconds to run.
-    #[arg(long, value_parser = step_seconds)]
+    #[arg(long, allow_hyphen_values = true, value_parser = step_seconds)]
     pub time: Option<f64>,
     /// Print the step summary as JSON on the last line.
     #[arg(long)]
@@ -226,14 +243,20 @@ pub struct AccuracyArgs {
     pub dump: Option<PathBuf>,
 }
 
-/// A whole number in `lo..=hi`; `what` names the unit in the sentence.
-fn whole_in(s: &str, lo: u64, hi: u64, what: &str) -> Result<u64, String> {
+/// `got '<value>'`, the value quoted as a prefix when long.
+fn got(s: &str) -> String {
+    format!("got '{}'", quote(s))
+}
+
+/// A whole number in `lo..=hi`; `what` names the unit and the limit in the sentence,
+/// `example` is a value that works.
+fn whole_in(s: &str, lo: u64, hi: u64, what: &str, example: &str) -> Result<u64, String> {
     let n: u64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("'{s}' is not a whole number"))?;
+        .map_err(|_| format!("takes a whole number, e.g. {example}; {}", got(s)))?;
     if n < lo {
-        return Err(format!("must be at least {lo}"));
+        return Err(format!("must be at least {lo}; got {n}"));
     }
     if n > hi {
         return Err(format!("{n} is more than the limit of {hi} {what}"));
@@ -241,26 +264,31 @@ fn whole_in(s: &str, lo: u64, hi: u64, what: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-/// A number of seconds in `lo..=hi` (`lo` itself allowed only when `zero_ok`).
-fn seconds_in(s: &str, zero_ok: bool, hi: f64, what: &str) -> Result<f64, String> {
-    let v: f64 = match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() => v,
-        _ => return Err(format!("'{s}' is not a number of seconds")),
+/// A number of seconds in `0..=hi` (0 itself only when `zero_ok`); `what` names the
+/// limit in words, `example` is a value that works.
+fn seconds_in(s: &str, zero_ok: bool, hi: f64, what: &str, example: &str) -> Result<f64, String> {
+    let kind = if zero_ok {
+        "zero or more seconds"
+    } else {
+        "positive seconds"
     };
-    if v < 0.0 || (v == 0.0 && !zero_ok) {
-        return Err(format!(
-            "'{s}' is not a {}number of seconds",
-            if zero_ok { "" } else { "positive " }
-        ));
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (v > 0.0 || (v == 0.0 && zero_ok)) => {
+            if v > hi {
+                Err(format!(
+                    "{} s is more than the limit of {hi} s ({what})",
+                    quote(s)
+                ))
+            } else {
+                Ok(v)
+            }
+        }
+        _ => Err(format!("takes {kind}, e.g. {example}; {}", got(s))),
     }
-    if v > hi {
-        return Err(format!("{s} s is more than the limit of {hi} s ({what})"));
-    }
-    Ok(v)
 }
 
-fn usize_in(s: &str, lo: usize, hi: usize, what: &str) -> Result<usize, String> {
-    whole_in(s, lo as u64, hi as u64, what).map(|n| n as usize)
+fn usize_in(s: &str, lo: usize, hi: usize, what: &str, example: &str) -> Result<usize, String> {
+    whole_in(s, lo as u64, hi as u64, what, example).map(|n| n as usize)
 }
 
 fn threads(s: &str) -> Result<usize, String> {
@@ -273,6 +301,7 @@ fn threads(s: &str) -> Result<usize, String> {
             limits::MAX_THREADS_PER_CORE,
             limits::cores()
         ),
+        "4",
     )
 }
 
@@ -287,46 +316,59 @@ fn runtime_threads(s: &str) -> Result<usize, String> {
             limits::MAX_RUNTIME_THREADS_PER_CORE,
             limits::cores()
         ),
+        "2",
     )
 }
 
 fn batch_size(s: &str) -> Result<usize, String> {
-    usize_in(s, 1, limits::MAX_BATCH, "queries per batch")
+    usize_in(s, 1, limits::MAX_BATCH, "queries per batch", "4")
 }
 
 fn count(s: &str) -> Result<usize, String> {
-    usize_in(s, 1, limits::MAX_COUNT, "items")
+    usize_in(s, 1, limits::MAX_COUNT, "items", "500")
 }
 
 fn min_queries(s: &str) -> Result<u64, String> {
-    whole_in(s, 0, limits::MAX_MIN_QUERIES, "queries")
+    whole_in(s, 0, limits::MAX_MIN_QUERIES, "queries", "100")
+}
+
+/// `--seed`: any 64-bit unsigned number (clap's own parser would say only "invalid
+/// digit found in string").
+fn seed(s: &str) -> Result<u64, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "takes a whole number from 0 to {}, e.g. 42; {}",
+            u64::MAX,
+            got(s)
+        )
+    })
 }
 
 fn step_seconds(s: &str) -> Result<f64, String> {
-    seconds_in(s, false, limits::MAX_STEP_SECONDS, "a day")
+    seconds_in(s, false, limits::MAX_STEP_SECONDS, "a day", "10")
 }
 
 fn search_seconds(s: &str) -> Result<f64, String> {
-    seconds_in(s, true, limits::MAX_SEARCH_SECONDS, "thirty days")
+    seconds_in(s, true, limits::MAX_SEARCH_SECONDS, "thirty days", "320")
 }
 
 fn warmup_seconds(s: &str) -> Result<f64, String> {
-    seconds_in(s, true, limits::MAX_STEP_SECONDS, "a day")
+    seconds_in(s, true, limits::MAX_STEP_SECONDS, "a day", "2")
 }
 
 /// `--connections` / `--concurrency` of kserve.
 fn kserve_connections(s: &str) -> Result<usize, String> {
-    usize_in(s, 1, 65_536, "requests in flight")
+    usize_in(s, 1, 65_536, "requests in flight", "64")
 }
 
 /// `--io-threads` of kserve.
 fn io_threads(s: &str) -> Result<usize, String> {
-    usize_in(s, 1, 256, "I/O threads")
+    usize_in(s, 1, 256, "I/O threads", "4")
 }
 
 /// `--ready-timeout` of kserve.
 fn ready_timeout(s: &str) -> Result<f64, String> {
-    seconds_in(s, true, 3600.0, "an hour")
+    seconds_in(s, true, 3600.0, "an hour", "30")
 }
 
 /// `--request-timeout` of kserve: a positive time (0 would fail every request).
@@ -338,20 +380,23 @@ fn qps(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= limits::MAX_QPS => Ok(v),
         Ok(v) if v.is_finite() && v > limits::MAX_QPS => Err(format!(
-            "{s} queries/s is more than the limit of {} queries/s",
+            "{} queries/s is more than the limit of {} queries/s",
+            quote(s),
             limits::MAX_QPS
         )),
         _ => Err(format!(
-            "'{s}' is not a positive number of queries per second"
+            "takes a positive number of queries per second, e.g. 100; {}",
+            got(s)
         )),
     }
 }
 
 fn confidence_level(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
+    match s.trim().parse::<f64>() {
         Ok(v) if v > 0.5 && v <= 0.9999 => Ok(v),
         _ => Err(format!(
-            "'{s}' is not a confidence level: use a number above 0.5 and at most 0.9999, such as 0.99"
+            "takes a confidence level above 0.5 and at most 0.9999, e.g. 0.99; {}",
+            got(s)
         )),
     }
 }
@@ -360,8 +405,63 @@ fn zero_or_one(s: &str) -> Result<bool, String> {
     match s {
         "0" | "false" => Ok(false),
         "1" | "true" => Ok(true),
-        _ => Err(format!("'{s}' is not 0 or 1")),
+        _ => Err(format!("takes 0 or 1; {}", got(s))),
     }
+}
+
+/// A command-line error as one line for `main` to print after `loadgen: ` (exit 2).
+///
+/// A bad value names its flag first and quotes the value as the flag's parser does
+/// (clap's own wording, `invalid value '…' for '--time <TIME>': …`, would echo the
+/// whole value and then the parser's sentence). Other errors keep clap's message and
+/// tip on one line, with every value from the command line longer than
+/// [`QUOTE_MAX`] cut to a prefix: a 50 KB argument must not fill the terminal.
+pub fn usage_sentence(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use std::error::Error as _;
+    if e.kind() == ErrorKind::ValueValidation {
+        if let (Some(ContextValue::String(arg)), Some(why)) =
+            (e.get(ContextKind::InvalidArg), e.source())
+        {
+            // `--time <TIME>`: the flag as the user may type it.
+            let flag = arg.split(' ').next().unwrap_or(arg);
+            return format!("{flag} {why} (see --help)");
+        }
+    }
+    let mut text = e.render().to_string();
+    for (_, value) in e.context() {
+        let values: Vec<&str> = match value {
+            ContextValue::String(s) => vec![s.as_str()],
+            ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for v in values {
+            if v.chars().count() > QUOTE_MAX {
+                text = text.replace(v, &quote(v));
+            }
+        }
+    }
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Usage:")
+                && !l.starts_with("For more information")
+                && !l.starts_with("loadgen ")
+        })
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    // Lines joined with "; ", except after a line that introduces the next
+    // ("the following required arguments were not provided:").
+    let mut line = String::new();
+    for p in parts {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(p);
+    }
+    format!("{line} (see --help)")
 }
 
 #[cfg(test)]
@@ -408,6 +508,165 @@ mod tests {
             panic!("run")
         };
         assert_eq!(r.common.batch_size, Some(2));
+    }
+
+    /// Every flag that takes a number, with the subcommand that has it. `--max-latency`,
+    /// `--configs` and `--sim-service-time` are lists or laws checked by the settings:
+    /// here they need only reach them.
+    const NUMERIC: &[(&str, &str)] = &[
+        ("run", "--batch_size"),
+        ("run", "--threads"),
+        ("run", "--intra-threads"),
+        ("run", "--inter-threads"),
+        ("run", "--count"),
+        ("run", "--cache"),
+        ("run", "--seed"),
+        ("run", "--confidence"),
+        ("run", "--connections"),
+        ("run", "--concurrency"),
+        ("run", "--ready-timeout"),
+        ("run", "--io-threads"),
+        ("run", "--warmup"),
+        ("run", "--time"),
+        ("run", "--min-queries"),
+        ("run", "--search-time"),
+        ("fixed", "--qps"),
+        ("fixed", "--time"),
+        ("fixed", "--min-queries"),
+        ("throughput", "--time"),
+    ];
+    const CHECKED_LATER: &[(&str, &str)] = &[
+        ("run", "--max-latency"),
+        ("fixed", "--max-latency"),
+        ("run", "--configs"),
+        ("run", "--sim-service-time"),
+    ];
+    const NEGATIVE: [&str; 6] = ["-inf", "-1", "-0.5", "-1e3", "-nan", "-x"];
+
+    fn parse(sub: &str, flag: &str, value: &str) -> Result<Cli, clap::Error> {
+        let mut args = vec!["loadgen", sub, flag, value];
+        if sub == "fixed" && flag != "--qps" {
+            args.extend(["--qps", "10"]);
+        }
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn a_negative_looking_value_is_a_bad_value_of_its_own_flag() {
+        for &(sub, flag) in NUMERIC {
+            for v in NEGATIVE {
+                let e = parse(sub, flag, v).expect_err(&format!("{sub} {flag} {v}"));
+                assert_eq!(
+                    e.kind(),
+                    clap::error::ErrorKind::ValueValidation,
+                    "{sub} {flag} {v}: {e}"
+                );
+                let line = usage_sentence(&e);
+                assert!(line.starts_with(&format!("{flag} ")), "{line}");
+                assert!(line.contains(&format!("got '{v}'")), "{line}");
+                assert!(!line.contains('\n'), "{line}");
+            }
+        }
+        for &(sub, flag) in CHECKED_LATER {
+            for v in NEGATIVE {
+                let cli = parse(sub, flag, v).unwrap_or_else(|e| panic!("{sub} {flag} {v}: {e}"));
+                let got = match cli.command {
+                    Command::Run(r) => [r.max_latency, r.configs, r.common.sim_service_time],
+                    Command::Fixed(f) => [f.max_latency, None, None],
+                    _ => unreachable!(),
+                };
+                assert!(got.contains(&Some(v.to_string())), "{sub} {flag} {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_values_say_what_the_flag_takes() {
+        for (sub, flag, v, says) in [
+            (
+                "run",
+                "--time",
+                "0",
+                "--time takes positive seconds, e.g. 10; got '0'",
+            ),
+            (
+                "run",
+                "--time",
+                "1e20",
+                "--time 1e20 s is more than the limit of 86400 s (a day)",
+            ),
+            (
+                "run",
+                "--warmup",
+                "nan",
+                "--warmup takes zero or more seconds, e.g. 2; got 'nan'",
+            ),
+            (
+                "run",
+                "--threads",
+                "0",
+                "--threads must be at least 1; got 0",
+            ),
+            (
+                "run",
+                "--threads",
+                "2.5",
+                "--threads takes a whole number, e.g. 4; got '2.5'",
+            ),
+            ("run", "--cache", "2", "--cache takes 0 or 1; got '2'"),
+            (
+                "run",
+                "--seed",
+                "18446744073709551616",
+                "--seed takes a whole number from 0 to 18446744073709551615",
+            ),
+            (
+                "fixed",
+                "--qps",
+                "1e12",
+                "--qps 1e12 queries/s is more than the limit of 10000000 queries/s",
+            ),
+        ] {
+            let line = usage_sentence(&parse(sub, flag, v).unwrap_err());
+            assert!(line.starts_with(says), "{line}");
+            assert!(line.ends_with(" (see --help)"), "{line}");
+        }
+        // A forgotten value is a bad value of its flag, which still names it.
+        let e = Cli::try_parse_from(["loadgen", "run", "--time", "--quiet"]).unwrap_err();
+        assert!(usage_sentence(&e).starts_with("--time takes positive seconds"));
+    }
+
+    #[test]
+    fn long_values_are_quoted_as_a_prefix() {
+        let long = "9".repeat(50_000);
+        let flag = format!("--{}", "x".repeat(50_000));
+        let cases: [Vec<&str>; 4] = [
+            vec!["loadgen", "run", "--time", &long],
+            vec!["loadgen", "fixed", "--qps", &long],
+            vec!["loadgen", "run", &flag, "1"],
+            vec!["loadgen", &long],
+        ];
+        for args in cases {
+            let line = usage_sentence(&Cli::try_parse_from(&args).unwrap_err());
+            assert!(line.len() < 300, "{} bytes: {line}", line.len());
+            assert!(
+                line.contains("(50000 bytes in all)") || line.contains("(50002 bytes in all)"),
+                "{line}"
+            );
+        }
+        let e = Cli::try_parse_from(["loadgen", "fixed", "--backend", "sim"]).unwrap_err();
+        assert_eq!(
+            usage_sentence(&e),
+            "the following required arguments were not provided: --qps <QPS> (see --help)"
+        );
+        // Short unknown flags keep clap's words and suggestion.
+        let e = Cli::try_parse_from(["loadgen", "run", "--tme", "3"]).unwrap_err();
+        let line = usage_sentence(&e);
+        assert!(
+            line.starts_with("unexpected argument '--tme' found"),
+            "{line}"
+        );
+        assert!(line.contains("--time"), "{line}");
     }
 
     #[test]

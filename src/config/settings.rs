@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::kserve::KserveConfig;
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
 use crate::base::limits;
+use crate::base::text::quote;
 use crate::config::cli::CommonArgs;
 use crate::config::profile::{self, Profile};
 use crate::measure::schedule::Distribution;
@@ -165,9 +166,15 @@ pub fn parse_latencies(s: &str) -> Result<Vec<f64>, SettingsError> {
         match part.parse::<f64>() {
             Ok(v) if v.is_finite() && v > 0.0 => out.push(v),
             _ => {
+                let within = if part == s.trim() {
+                    String::new()
+                } else {
+                    format!(" in '{}'", quote(s))
+                };
                 return bad(format!(
-                    "--max-latency '{s}': '{part}' is not a latency in seconds (example: --max-latency 0.01,0.05,0.1,0.2)"
-                ))
+                    "--max-latency takes positive seconds, e.g. 0.05 (or a list: 0.01,0.05,0.1,0.2); got '{}'{within}",
+                    quote(part)
+                ));
             }
         }
     }
@@ -261,11 +268,25 @@ impl Settings {
     pub fn resolve(c: &CommonArgs, o: &RunOverrides) -> Result<Settings, SettingsError> {
         let (sc, scenario_file) = Scenario::resolve(c.scenario.as_deref())?;
         let defaults = Scenario::cloud_defaults();
+        // First: a bad value of a flag is reported as such whatever else is missing
+        // (`run --max-latency -inf` names the value before asking for a backend).
+        let max_latency = match &o.max_latency {
+            Some(s) => parse_latencies(s)?,
+            None => sc
+                .max_latency
+                .clone()
+                .or(defaults.max_latency)
+                .unwrap_or_default(),
+        };
+        if o.max_latency.is_none() {
+            check_latencies(&max_latency, "max_latency in the scenario file")?;
+        }
 
         let profile_info = match &c.profile {
             Some(name) => Some(profile::find(name).ok_or_else(|| {
                 SettingsError(format!(
-                    "unknown profile '{name}': use one of {}",
+                    "unknown profile '{}': use one of {}",
+                    quote(name),
                     profile::names()
                 ))
             })?),
@@ -297,17 +318,6 @@ impl Settings {
             (None, Some(p)) if backend.needs_model() => Some(default_model_path(p.model_file)),
             _ => None,
         };
-        let max_latency = match &o.max_latency {
-            Some(s) => parse_latencies(s)?,
-            None => sc
-                .max_latency
-                .clone()
-                .or(defaults.max_latency)
-                .unwrap_or_default(),
-        };
-        if o.max_latency.is_none() {
-            check_latencies(&max_latency, "max_latency in the scenario file")?;
-        }
         let distributions = match &o.distributions {
             Some(s) => parse_distributions(&s.split(',').map(String::from).collect::<Vec<_>>())?,
             None => parse_distributions(
@@ -706,7 +716,10 @@ mod tests {
         let e = Settings::resolve(&common("sim"), &o)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("'abc' is not a latency"), "{e}");
+        assert!(
+            e.contains("--max-latency takes positive seconds") && e.contains("got 'abc'"),
+            "{e}"
+        );
         assert!(!e.contains('\n'));
         let e = Settings::resolve(&common("mxnet"), &RunOverrides::default())
             .unwrap_err()
