@@ -812,6 +812,63 @@ fn negative_looking_values_are_bad_values_of_their_own_flag() {
     }
 }
 
+/// Issue 41: a message that echoes a user's value quotes at most a prefix of it.
+#[test]
+fn a_50_kb_value_gives_a_short_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m".repeat(50_000));
+    let model = model.to_string_lossy().into_owned();
+    let nines = "9".repeat(50_000);
+    let xs = "x".repeat(50_000);
+    let flag = format!("--{xs}");
+    let cases: &[&[&str]] = &[
+        &["run", "--backend", "onnxruntime", "--model", &model],
+        &["throughput", "--backend", "tf", "--model", &model],
+        &["run", SIM, "--max-latency", &xs],
+        &["run", SIM, "--max-latency", &nines],
+        &["fixed", SIM, "--qps", "10", "--max-latency", &xs],
+        &["run", SIM, "--time", &nines],
+        &["fixed", SIM, "--qps", &xs],
+        &["run", SIM, &flag],
+        &["run", SIM, &format!("{flag}=1")],
+        &[&xs],
+        &["run", "--profile", &xs],
+        &["run", "--backend", &xs],
+        &["run", SIM, "--device", &xs],
+        &["run", SIM, "--data-format", &xs],
+        &["run", SIM, "--distributions", &xs],
+        &["run", SIM, "--configs", &xs],
+        &["run", SIM, "--sim-service-time", &xs],
+        &[
+            "run",
+            SIM,
+            "--sim-service-time",
+            &format!("uniform:{xs}:{xs}"),
+        ],
+        &["run", "--max-latency", &xs],
+        &["run", SIM, "--dataset-path", &model],
+        &["fixed", SIM, "--qps", "10", "--distribution", &xs],
+    ];
+    for args in cases {
+        let (code, err) = refused(args);
+        let ctx = format!(
+            "{:?}",
+            args.iter()
+                .map(|a| &a[..a.len().min(30)])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(code, Some(2), "{ctx}: {}", &err[..err.len().min(400)]);
+        assert!(
+            err.len() < 300,
+            "{ctx}: {} bytes: {}",
+            err.len(),
+            &err[..err.len().min(400)]
+        );
+        assert!(err.contains("bytes in all)"), "{ctx}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{ctx}: {err}");
+    }
+}
+
 // ------------------------------------------------------------------ real runs
 
 /// A short sim run: one 2 ms server, one or two targets, one-second steps.

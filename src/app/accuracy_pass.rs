@@ -86,12 +86,21 @@ pub const DUMP_FILES: &[&str] = &[
 /// `inputs.npy` (the preprocessed tensors), `top1.npy` (raw class indices),
 /// `labels.npy`, `names.txt` and, when the backend gave them, `scores.npy`.
 pub fn dump(dir: &Path, dataset: &Dataset, run: &AccuracyRun, classes: usize) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create --dump folder {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create --dump folder {}",
+            crate::base::text::quote_path(dir)
+        )
+    })?;
     let n = dataset.len();
     let mut shape = vec![n];
     shape.extend_from_slice(dataset.item_shape());
-    let ctx = |f: &str| format!("cannot write {}", dir.join(f).display());
+    let ctx = |f: &str| {
+        format!(
+            "cannot write {}",
+            crate::base::text::quote_path(&dir.join(f))
+        )
+    };
     crate::data::npy::write_npy_f32(dir.join("inputs.npy"), &shape, dataset.data())
         .with_context(|| ctx("inputs.npy"))?;
     crate::data::npy::write_npy_i64(dir.join("top1.npy"), &[n], &run.top1)

@@ -16,7 +16,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     let dist = Distribution::parse(&args.distribution).ok_or_else(|| {
         SettingsError(format!(
             "unknown distribution '{}': use linear or exponential",
-            args.distribution
+            crate::base::text::quote(&args.distribution)
         ))
     })?;
     let target = match &args.max_latency {

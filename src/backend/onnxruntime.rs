@@ -23,6 +23,7 @@ use crate::backend::config::BackendConfig;
 use crate::base::model::{Device, Layout, ModelInfo};
 use crate::base::paths;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
+use crate::base::text::quote_path;
 
 /// The fix we suggest whenever the runtime library cannot be found.
 const SETUP_HINT: &str =
@@ -49,7 +50,7 @@ pub fn find_library(
             Err(BackendError::LibraryNotFound(format!(
                 "ORT_DYLIB_PATH is {} but there is no such file: point it at libonnxruntime.so.<version>, \
                  or unset it and run scripts/setup.sh onnxruntime",
-                p.display()
+                quote_path(&p)
             )))
         };
     }
@@ -122,7 +123,7 @@ fn pin_library(lib: &Path) -> Result<(), String> {
     let library = unsafe { Library::open(Some(lib), flags) }.map_err(|e| {
         format!(
             "{} could not be loaded as a shared library ({}); {SETUP_HINT}",
-            lib.display(),
+            quote_path(lib),
             e.to_string().replace('\n', " ")
         )
     })?;
@@ -133,7 +134,7 @@ fn pin_library(lib: &Path) -> Result<(), String> {
     if !found {
         return Err(format!(
             "{} is not an ONNX Runtime library (it does not export OrtGetApiBase); {SETUP_HINT}",
-            lib.display()
+            quote_path(lib)
         ));
     }
     Ok(())
@@ -159,7 +160,7 @@ fn runtime() -> Result<&'static Runtime, BackendError> {
         let builder = ort::init_from(&lib).map_err(|e| {
             format!(
                 "the ONNX Runtime library {} could not be loaded ({e}); {SETUP_HINT}",
-                lib.display()
+                quote_path(&lib)
             )
         })?;
         let env = builder
@@ -169,7 +170,7 @@ fn runtime() -> Result<&'static Runtime, BackendError> {
             .map_err(|e| {
                 format!(
                     "ONNX Runtime from {} could not start its environment ({e}); {SETUP_HINT}",
-                    lib.display()
+                    quote_path(&lib)
                 )
             })?;
         let version = version_from_path(&lib).unwrap_or_else(|| "unknown".to_string());
@@ -219,7 +220,7 @@ fn image_input(
     let bad = |extra: &str| {
         BackendError::BadInput(format!(
             "model {} input '{name}' has shape [{shown}]{extra}; loadgen needs an image tensor [N,3,H,W] or [N,H,W,3]",
-            model.display()
+            quote_path(model)
         ))
     };
     if !is_float {
@@ -250,7 +251,7 @@ fn image_input(
                 "--data-format {} does not fit model {} input '{name}' of shape [{shown}]: its channels \
                  would be {c}; drop the flag or give the other layout",
                 l.as_str(),
-                model.display()
+                quote_path(model)
             )),
             None => bad(""),
         });
@@ -292,7 +293,7 @@ fn pick<'a>(
         .map(str::to_string);
     match wanted {
         None => outlets.first().ok_or_else(|| {
-            BackendError::BadInput(format!("model {} has no {what}s", model.display()))
+            BackendError::BadInput(format!("model {} has no {what}s", quote_path(model)))
         }),
         Some(w) => outlets
             .iter()
@@ -306,7 +307,7 @@ fn pick<'a>(
             .ok_or_else(|| {
                 BackendError::BadInput(format!(
                     "{flag} '{w}' names no {what} of model {}: its {what}s are {}",
-                    model.display(),
+                    quote_path(model),
                     names()
                 ))
             }),
@@ -370,13 +371,13 @@ impl OrtBackend {
             return Err(BackendError::BadInput(format!(
                 "model file {} does not exist: run scripts/setup.sh onnxruntime to make the default model, \
                  or pass --model PATH (or MODEL_DIR) with an ONNX model",
-                path.display()
+                quote_path(&path)
             )));
         }
         if !path.is_file() {
             return Err(BackendError::BadInput(format!(
                 "model {} is not a file: pass --model with the path of an .onnx file",
-                path.display()
+                quote_path(&path)
             )));
         }
         let rt = runtime()?;
@@ -410,7 +411,7 @@ impl OrtBackend {
                 .collect();
             return Err(BackendError::BadInput(format!(
                 "model {} has {} inputs ({}); loadgen feeds a single image tensor",
-                path.display(),
+                quote_path(&path),
                 names.len(),
                 names.join(", ")
             )));
@@ -438,7 +439,7 @@ impl OrtBackend {
         let (out_ty, out_dims) = tensor_parts(output.dtype()).ok_or_else(|| {
             BackendError::BadInput(format!(
                 "model {} output '{}' is not a tensor; pick a class-score or class-index output with --outputs",
-                path.display(),
+                quote_path(&path),
                 output.name()
             ))
         })?;
@@ -449,7 +450,7 @@ impl OrtBackend {
             other => {
                 return Err(BackendError::BadInput(format!(
                     "model {} output '{}' holds {other}; loadgen reads float32 class scores or int32/int64 class indices",
-                    path.display(),
+                    quote_path(&path),
                     output.name()
                 )))
             }
@@ -546,17 +547,17 @@ fn open_session(
         if device == Device::Gpu && e.code() == ort::ErrorCode::ExecutionProviderFailure {
             BackendError::DeviceUnavailable(format!(
                 "--device gpu: the CUDA execution provider failed on model {} ({e}); use --device cpu",
-                path.display()
+                quote_path(path)
             ))
         } else if e.code() == ort::ErrorCode::InvalidProtobuf {
             BackendError::BadInput(format!(
                 "{} is not an ONNX model (it does not parse as one): pass --model with an .onnx file",
-                path.display()
+                quote_path(path)
             ))
         } else {
             BackendError::BadInput(format!(
                 "ONNX Runtime could not load model {}: {e}",
-                path.display()
+                quote_path(path)
             ))
         }
     })

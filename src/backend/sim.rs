@@ -13,6 +13,7 @@ use crate::base::clock;
 use crate::base::limits;
 use crate::base::model::ModelInfo;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
+use crate::base::text::quote_up_to;
 
 /// A service-time law, parsed from `--sim-service-time`.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,13 +32,21 @@ impl ServiceTime {
     /// Parses `fixed:5ms`, `exp:5ms`, `lognormal:5ms:0.5`, `uniform:2ms:8ms`.
     pub fn parse(spec: &str) -> Result<ServiceTime, String> {
         let parts: Vec<&str> = spec.split(':').collect();
+        // Values are quoted as a prefix: a 50 KB flag must not fill the terminal. A
+        // law is a few characters, so 60 of the whole and of a part say enough.
+        let quote = |v: &str| quote_up_to(v, 60);
+        let whole = quote(spec);
         let dur = |s: &str| {
             let d = clock::parse_duration(s).ok_or_else(|| {
-                format!("'{s}' in --sim-service-time '{spec}' is not a duration (try 5ms, 250us, 0.01s)")
+                format!(
+                    "--sim-service-time '{whole}': '{}' is not a duration (try 5ms, 250us, 0.01s)",
+                    quote(s)
+                )
             })?;
             if d.as_secs_f64() > limits::MAX_SERVICE_SECONDS {
                 return Err(format!(
-                    "'{s}' in --sim-service-time '{spec}' is longer than the limit of an hour"
+                    "--sim-service-time '{whole}': '{}' is longer than the limit of an hour",
+                    quote(s)
                 ));
             }
             Ok(d)
@@ -50,26 +59,26 @@ impl ServiceTime {
                     .parse()
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= limits::MAX_SIGMA)
-                    .ok_or_else(|| format!("sigma '{sigma}' in --sim-service-time '{spec}' must be a positive number, at most {}", limits::MAX_SIGMA))?;
+                    .ok_or_else(|| format!("--sim-service-time '{whole}': sigma '{}' must be a positive number, at most {}", quote(sigma), limits::MAX_SIGMA))?;
                 ServiceTime::LogNormal(dur(d)?, sigma)
             }
             ["uniform", lo, hi] => {
                 let (lo, hi) = (dur(lo)?, dur(hi)?);
                 if lo > hi {
                     return Err(format!(
-                        "--sim-service-time '{spec}': the lower bound is above the upper bound"
+                        "--sim-service-time '{whole}': the lower bound is above the upper bound"
                     ));
                 }
                 ServiceTime::Uniform(lo, hi)
             }
             _ => {
                 return Err(format!(
-                    "--sim-service-time '{spec}' is not a law: use fixed:5ms, exp:5ms, lognormal:5ms:0.5 or uniform:2ms:8ms"
+                    "--sim-service-time '{whole}' is not a law: use fixed:5ms, exp:5ms, lognormal:5ms:0.5 or uniform:2ms:8ms"
                 ))
             }
         };
         if law.mean().is_zero() {
-            return Err(format!("--sim-service-time '{spec}' has a zero mean"));
+            return Err(format!("--sim-service-time '{whole}' has a zero mean"));
         }
         Ok(law)
     }

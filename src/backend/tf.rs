@@ -24,6 +24,7 @@ use crate::backend::tf_capi::{
 use crate::base::model::{Device, Layout, ModelInfo};
 use crate::base::paths;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
+use crate::base::text::quote_path;
 
 /// The library's file name.
 const LIB_FILE: &str = "libtensorflow.so";
@@ -94,7 +95,7 @@ pub fn find_library_dir(
         }
         return Err(format!(
             "TENSORFLOW_DIR={} holds no {LIB_FILE}: run scripts/setup.sh tf, or point TENSORFLOW_DIR at a folder with {LIB_FILE} and libtensorflow_framework.so.2",
-            dir.display()
+            quote_path(dir)
         ));
     }
     for venv in venvs {
@@ -158,11 +159,11 @@ fn load_library() -> Result<(&'static Api, String), BackendError> {
             let api = Api::open(&path).map_err(|e| {
                 format!(
                     "the TensorFlow library {} could not be loaded ({e}): run scripts/setup.sh tf (or set TENSORFLOW_DIR to a folder holding {LIB_FILE} and libtensorflow_framework.so.2)",
-                    path.display()
+                    quote_path(&path)
                 )
             })?;
             let version = api.version().map_err(|e| {
-                format!("the TensorFlow library {} gave no readable version ({e})", path.display())
+                format!("the TensorFlow library {} gave no readable version ({e})", quote_path(&path))
             })?;
             Ok((api, version))
         })
@@ -390,11 +391,11 @@ impl TfBackend {
         if !path.is_file() {
             return Err(BackendError::BadInput(format!(
                 "the TensorFlow model {} does not exist: run scripts/setup.sh tf to make it, or pass --model PATH to a frozen GraphDef (.pb)",
-                path.display()
+                quote_path(&path)
             )));
         }
         let bytes = std::fs::read(&path).map_err(|e| {
-            BackendError::BadInput(format!("cannot read the model {}: {e}", path.display()))
+            BackendError::BadInput(format!("cannot read the model {}: {e}", quote_path(&path)))
         })?;
         let (api, version) = load_library()?;
 
@@ -402,7 +403,7 @@ impl TfBackend {
         let not_graph = |why: String| {
             BackendError::BadInput(format!(
                 "{} is not a TensorFlow GraphDef (.pb) ({why}); give --model a frozen graph such as resnet50_v1.pb",
-                path.display()
+                quote_path(&path)
             ))
         };
         graph

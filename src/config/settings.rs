@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::kserve::KserveConfig;
 use crate::backend::{BackendConfig, BackendKind, Device, Layout};
 use crate::base::limits;
-use crate::base::text::quote;
+use crate::base::text::{quote, quote_path, quote_up_to};
 use crate::config::cli::CommonArgs;
 use crate::config::profile::{self, Profile};
 use crate::measure::schedule::Distribution;
@@ -56,18 +56,23 @@ impl Scenario {
             if !m.is_file() {
                 return bad(format!(
                     "scenario file {} is not a regular file; name a .toml file",
-                    path.display()
+                    quote_path(path)
                 ));
             }
         }
         let text = std::fs::read_to_string(path).map_err(|e| {
-            SettingsError(format!("cannot read scenario file {}: {e}", path.display()))
+            SettingsError(format!(
+                "cannot read scenario file {}: {e}",
+                quote_path(path)
+            ))
         })?;
         toml::from_str(&text).map_err(|e| {
-            let msg = e.message().to_string();
+            // The parser's message may carry a key or value from the file; its own
+            // words (the keys it expected) fit in 400 characters.
+            let msg = quote_up_to(e.message(), 400);
             SettingsError(format!(
                 "scenario file {} is not valid: {msg}",
-                path.display()
+                quote_path(path)
             ))
         })
     }
@@ -237,7 +242,8 @@ pub fn parse_distributions(items: &[String]) -> Result<Vec<Distribution>, Settin
             Some(_) => {}
             None => {
                 return bad(format!(
-                "unknown distribution '{d}': use linear, exponential or both (linear,exponential)"
+                "unknown distribution '{}': use linear, exponential or both (linear,exponential)",
+                quote(d)
             ))
             }
         }
@@ -294,7 +300,10 @@ impl Settings {
         };
         let backend = match (&c.backend, profile_info) {
             (Some(b), _) => BackendKind::parse(b).ok_or_else(|| {
-                SettingsError(format!("unknown backend '{b}': use onnxruntime, tf, kserve, sim or null"))
+                SettingsError(format!(
+                    "unknown backend '{}': use onnxruntime, tf, kserve, sim or null",
+                    quote(b)
+                ))
             })?,
             (None, Some(p)) => p.backend,
             (None, None) => {
@@ -305,12 +314,15 @@ impl Settings {
         let device = match c.device.as_deref() {
             None | Some("cpu") => Device::Cpu,
             Some("gpu") => Device::Gpu,
-            Some(d) => return bad(format!("unknown device '{d}': use cpu or gpu")),
+            Some(d) => return bad(format!("unknown device '{}': use cpu or gpu", quote(d))),
         };
         let data_format = match c.data_format.as_deref() {
             None => None,
             Some(f) => Some(Layout::parse(f).ok_or_else(|| {
-                SettingsError(format!("unknown --data-format '{f}': use NCHW or NHWC"))
+                SettingsError(format!(
+                    "unknown --data-format '{}': use NCHW or NHWC",
+                    quote(f)
+                ))
             })?),
         };
         let model = match (&c.model, profile_info) {
@@ -427,7 +439,7 @@ impl Settings {
                 if !md.is_file() && !md.is_dir() {
                     return bad(format!(
                         "--model {} is not a regular file; name the model file",
-                        m.display()
+                        quote_path(m)
                     ));
                 }
             }
@@ -436,7 +448,7 @@ impl Settings {
             if l.is_dir() {
                 return bad(format!(
                     "--dataset-list {} is a folder; it must name the image list file (a val_map.txt of `<relative path> <label>` lines)",
-                    l.display()
+                    quote_path(l)
                 ));
             }
         }
@@ -445,7 +457,7 @@ impl Settings {
             if !p.is_dir() {
                 return bad(format!(
                     "--dataset-path {} is not a folder (expected an ImageNet-layout folder with val_map.txt)",
-                    p.display()
+                    quote_path(p)
                 ));
             }
         }
@@ -595,7 +607,10 @@ fn kserve_config(
     let tensor_format = match c.tensor_format.as_deref() {
         None => TensorFormat::Binary,
         Some(f) => TensorFormat::parse(f).ok_or_else(|| {
-            SettingsError(format!("unknown --tensor-format '{f}': use binary or json"))
+            SettingsError(format!(
+                "unknown --tensor-format '{}': use binary or json",
+                quote(f)
+            ))
         })?,
     };
     if c.tensor_format.is_some() && parsed.protocol == client::Protocol::Grpc {

@@ -12,7 +12,10 @@ use serde_json::Value;
 
 /// Could not write an output file (exit code 2: the user chose the path).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {reason} ({fix})")]
+#[error(
+    "cannot write {}: {reason} ({fix})",
+    crate::base::text::quote_path(path)
+)]
 pub struct WriteError {
     pub path: PathBuf,
     pub reason: String,
@@ -64,7 +67,7 @@ fn make_folder(dir: &Path) -> Result<(), String> {
             Ok(_) => {
                 return Err(format!(
                     "{} is a file, not a folder, so nothing can be written under it",
-                    a.display()
+                    crate::base::text::quote_path(a)
                 ))
             }
             Err(_) => continue,

@@ -76,9 +76,12 @@ pub fn default_candidates(cores: usize, dynamic_batch: bool) -> Vec<Candidate> {
 pub fn parse_candidates(spec: &str) -> Result<Vec<Candidate>, CandidateError> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim) {
+        // An item is a few characters (`2x1x0x4`): 40 of a long one say enough, and
+        // leave the sentence room for the fix.
         let bad = |why: &str| {
             CandidateError(format!(
-                "--configs item '{item}' {why}; write WORKERSxINTRA[xINTER[xBATCH]] (INTER 0: the runtime's default), e.g. 2x1,1x2,2x1x0x4"
+                "--configs item '{}' {why}; write WORKERSxINTRA[xINTER[xBATCH]] (INTER 0: the runtime's default), e.g. 2x1,1x2,2x1x0x4",
+                crate::base::text::quote_up_to(item, 40)
             ))
         };
         if item.is_empty() {
