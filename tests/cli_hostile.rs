@@ -406,6 +406,15 @@ const CASES: &[Case] = &[
         &["fixed", SIM, "--qps", "10", "--distribution", "poisson"],
         "unknown distribution",
     ),
+    // A rate whose next query falls beyond the step's time cap measures nothing.
+    c(
+        &["fixed", "--backend=null", "--qps", "1e-9", "--time", "1"],
+        "--qps 1e-9 is below 0.25 queries/s",
+    ),
+    c(
+        &["fixed", SIM, "--qps", "0.9", "--time", "0.001"],
+        "--qps 0.9 is below 1 queries/s",
+    ),
     c(&["throughput", SIM, "--time", "1e20"], "limit of 86400 s"),
     c(
         &["run", SIM, "--sim-service-time", "fixed:1e20s"],

@@ -202,10 +202,16 @@ pub(crate) fn prepare(
     o: &RunOverrides,
 ) -> Result<(Settings, Sut, Progress)> {
     let settings = Settings::resolve(common, o)?;
-    let sut = load_sut(&settings)?;
-    let mut progress = Progress::new(settings.quiet);
-    warm_up(&sut, &settings, &mut progress)?;
+    let (sut, progress) = load_and_warm_up(&settings)?;
     Ok((settings, sut, progress))
+}
+
+/// [`prepare`] for settings already resolved (and checked further by the caller).
+pub(crate) fn load_and_warm_up(settings: &Settings) -> Result<(Sut, Progress)> {
+    let sut = load_sut(settings)?;
+    let mut progress = Progress::new(settings.quiet);
+    warm_up(&sut, settings, &mut progress)?;
+    Ok((sut, progress))
 }
 
 /// After a single step: an interrupted one reports no figure (it would read like a

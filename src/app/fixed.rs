@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::config::cli::FixedArgs;
-use crate::config::settings::{parse_latencies, RunOverrides, SettingsError};
+use crate::config::settings::{check_rate, parse_latencies, RunOverrides, SettingsError};
 use crate::measure::schedule::Distribution;
 use crate::measure::step::{self, StepSpec};
 use crate::output::lines;
@@ -28,7 +28,10 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         min_queries: args.min_queries,
         ..RunOverrides::default()
     };
-    let (settings, sut, mut progress) = prepare(&args.common, &o)?;
+    let settings = Settings::resolve(&args.common, &o)?;
+    // Before loading anything: a rate too low for the step is bad input.
+    check_rate(args.qps, settings.time)?;
+    let (sut, mut progress) = load_and_warm_up(&settings)?;
     let spec = StepSpec::judged(
         dist,
         args.qps,

@@ -14,6 +14,7 @@ use crate::base::text::{quote, quote_path, quote_up_to};
 use crate::config::cli::CommonArgs;
 use crate::config::profile::{self, Profile};
 use crate::measure::schedule::Distribution;
+use crate::measure::step::StepSpec;
 use crate::tune::candidates::{self, Candidate};
 
 /// A bad flag or scenario value: one sentence, exit code 2.
@@ -552,6 +553,52 @@ impl Settings {
     }
 }
 
+/// Refuses an offered rate (`fixed --qps`) too low for a step of `time` seconds: its
+/// first query is planned at the step's start and the next a mean gap (1/rate) later,
+/// so below [`StepSpec::min_usable_qps`] the next query falls beyond the step's time
+/// cap and the step would print one query's latency as if it were a measurement.
+///
+/// `run` needs no such check: its rates come from the measured capacity, never from
+/// a flag.
+pub fn check_rate(qps: f64, time: f64) -> Result<(), SettingsError> {
+    let least = StepSpec::min_usable_qps(time);
+    if qps >= least {
+        return Ok(());
+    }
+    // Rounded up, so that the rate the sentence names is itself accepted.
+    let shown = round_up_3(least);
+    bad(format!(
+        "--qps {} is below {shown} queries/s, the lowest rate at which a step of --time {} s plans a second query within its time cap of {} s (4 × --time, at least 1 s): raise --qps or --time",
+        show_number(qps),
+        show_number(time),
+        show_number(StepSpec::time_cap_seconds(time)),
+    ))
+}
+
+/// `v` rounded up to three significant digits (`0.08333…` → `0.0834`).
+fn round_up_3(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return v;
+    }
+    let scale = 10f64.powi(2 - v.log10().floor() as i32);
+    let up = (v * scale).ceil() / scale;
+    // The division may land a hair below `v`; one more step up keeps it above.
+    if up < v {
+        up + 1.0 / scale
+    } else {
+        up
+    }
+}
+
+/// A number as a sentence shows it: plain in a readable range, else `1e-9`.
+fn show_number(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// `value` within `lo..=hi`, else a sentence naming the setting and its limits.
 fn within(name: &str, value: u64, lo: u64, hi: u64) -> Result<(), SettingsError> {
     if value < lo || value > hi {
@@ -787,6 +834,36 @@ mod tests {
             .to_string();
         assert!(e.contains("0.05 s twice"), "{e}");
         assert!(check_latencies(&[], "x").is_err());
+    }
+
+    #[test]
+    fn a_rate_whose_next_query_falls_beyond_the_time_cap_is_refused() {
+        // (qps, --time, accepted): the time cap is 4 × --time, at least 1 s.
+        for (qps, time, ok) in [
+            (0.25, 1.0, true),
+            (0.2499, 1.0, false),
+            (1e-9, 1.0, false),
+            (1.0, 0.001, true),
+            (0.99, 0.001, false),
+            (0.025, 10.0, true),
+            (0.024, 10.0, false),
+            (1e-5, limits::MAX_STEP_SECONDS, true),
+        ] {
+            assert_eq!(check_rate(qps, time).is_ok(), ok, "{qps} at --time {time}");
+        }
+        let e = check_rate(1e-9, 1.0).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--qps 1e-9 is below 0.25 queries/s,") && e.contains("time cap of 4 s"),
+            "{e}"
+        );
+        // The smallest rate named is itself accepted (rounded up, never down).
+        let e = check_rate(0.01, 3.0).unwrap_err().to_string();
+        assert!(e.contains("below 0.0834 queries/s"), "{e}");
+        assert!(check_rate(0.0834, 3.0).is_ok());
+        for t in [0.3, 3.0, 7.0, 11.0, 1e3, 12345.0] {
+            let least = round_up_3(StepSpec::min_usable_qps(t));
+            assert!(check_rate(least, t).is_ok(), "{least} at --time {t}");
+        }
     }
 
     #[test]

@@ -74,6 +74,19 @@ impl StepSpec {
         self.target.unwrap_or(Duration::ZERO).max(arrivals)
     }
 
+    /// The time cap of a step of `seconds`: [`EXTENSION`] × `seconds`, at least
+    /// [`MIN_TIME_CAP_S`].
+    pub fn time_cap_seconds(seconds: f64) -> f64 {
+        (EXTENSION as f64 * seconds).max(MIN_TIME_CAP_S)
+    }
+
+    /// The lowest rate a step of `seconds` can measure: the first query is planned at
+    /// the step's start and the next one a mean gap (1/rate) later, so below this the
+    /// next query falls beyond the time cap and the step has one query, not a rate.
+    pub fn min_usable_qps(seconds: f64) -> f64 {
+        1.0 / Self::time_cap_seconds(seconds)
+    }
+
     /// Queries for a step of `seconds` at `qps`, at least `min_queries` (and 1).
     pub fn query_count(qps: f64, seconds: f64, min_queries: u64) -> u64 {
         let n = (qps * seconds).ceil();
@@ -108,7 +121,7 @@ impl StepSpec {
         // The time cap depends on `--time` alone, so no step outlives it whatever the
         // rate or the minimum query count (a step that cannot gather its planned
         // queries by then is judged on what it has, and says so).
-        let limit = (EXTENSION as f64 * seconds).max(MIN_TIME_CAP_S);
+        let limit = Self::time_cap_seconds(seconds);
         StepSpec {
             distribution,
             offered_qps,
