@@ -878,6 +878,70 @@ fn a_50_kb_value_gives_a_short_message() {
     }
 }
 
+/// Issue 41: a step in which no query finished (every request still at a slow server
+/// when the step stopped, certain of its failure) printed the dropped queries' ages as
+/// its latency percentiles, as small as the gap between a send and the stop, and
+/// zeros as its uncorrected ones. Its step line now says that no query finished.
+#[test]
+fn a_step_in_which_no_query_finished_says_so() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut slow = loadgen_testkit::TestModel::identity("slow", &[16]);
+    // No answer comes within a second; the step stops on its first query older than
+    // its 10 ms target.
+    slow.delay = Some(Duration::from_secs(1));
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = rt
+        .block_on(loadgen_testkit::V2Server::start(vec![slow], any, any))
+        .unwrap();
+    let url = format!("http://{}", server.http);
+    let r = wait(
+        loadgen()
+            .args(["fixed", "--backend", "kserve", "--url", &url])
+            .args(["--model-name", "slow", "--qps", "200", "--time", "0.05"])
+            .args([
+                "--max-latency",
+                "0.01",
+                "--min-queries",
+                "0",
+                "--warmup",
+                "0",
+            ])
+            .args(["--quiet", "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        "a step with no answer",
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let out: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(out.len(), 2, "{}", r.stdout);
+    assert!(
+        out[0].starts_with("linear/0.01/200 qps=0.00, no query finished: ")
+            && out[0].ends_with("dropped unanswered when the step stopped"),
+        "{}",
+        out[0]
+    );
+    let step: Value = serde_json::from_str(out[1]).unwrap();
+    assert_eq!(step["count"], 0, "{step}");
+    assert_eq!(step["verdict"], "too_many_late", "{step}");
+    assert!(step["percentiles_uncorrected"].is_null(), "{step}");
+    assert_eq!(step["percentiles_include_abandoned"], true, "{step}");
+    let root: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schema/results.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let schema =
+        serde_json::json!({"definitions": root["definitions"], "$ref": "#/definitions/step"});
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&step), "{step}");
+}
+
 // ------------------------------------------------------------------ real runs
 
 /// A short sim run: one 2 ms server, one or two targets, one-second steps.

@@ -78,8 +78,15 @@ pub fn step_name(dist: Distribution, target: Option<f64>, qps: f64) -> String {
     format!("{}/{t}/{}", dist.as_str(), py_rate(qps))
 }
 
-/// `linear/0.01/129 qps=128.72, mean=0.008433, time=3.89, tiles=50:0.0083,…`
+/// `linear/0.01/129 qps=128.72, mean=0.008433, time=3.89, tiles=50:0.0083,…`; for a
+/// step in which no query finished, `linear/0.01/129 qps=0.00, no query finished: …`
+/// instead: its percentiles would be the ages of dropped queries alone (lower bounds,
+/// as small as the time between a query's send and the stop), or nothing, and read
+/// like answers a server never gave.
 pub fn step_line(name: &str, s: &StepSummary) -> String {
+    if s.count == 0 {
+        return format!("{name} qps={:.2}, {}", s.qps, no_query_finished(s));
+    }
     let tiles: Vec<String> = PERCENTILES
         .iter()
         .map(|&p| format!("{p}:{:.4}", s.percentiles.get(p)))
@@ -91,6 +98,24 @@ pub fn step_line(name: &str, s: &StepSummary) -> String {
         s.runtime,
         tiles.join(",")
     )
+}
+
+/// What became of a step's queries when none finished.
+fn no_query_finished(s: &StepSummary) -> String {
+    let mut what = Vec::new();
+    if s.abandoned > 0 {
+        what.push(format!(
+            "{} dropped unanswered when the step stopped",
+            s.abandoned
+        ));
+    }
+    if s.errors > 0 {
+        what.push(format!("{} failed", s.errors));
+    }
+    if what.is_empty() {
+        what.push(format!("{} sent", s.issued));
+    }
+    format!("no query finished: {}", what.join(", "))
 }
 
 /// How sure a verdict is, in words.
@@ -334,5 +359,27 @@ mod tests {
         );
         f.set(Distribution::Exponential, 0.01, -1.0);
         assert!(f.line().ends_with("'exponential': {'0.01': -1}}"));
+    }
+
+    #[test]
+    fn a_step_in_which_no_query_finished_shows_no_latencies() {
+        let mut s = crate::measure::step::example_step(1000.0);
+        // All dropped when the step stopped, their ages in the percentiles.
+        s.count = 0;
+        s.qps = 0.0;
+        s.abandoned = 4;
+        s.judged = 4;
+        let name = step_name(Distribution::Linear, Some(1e-4), 1000.0);
+        assert_eq!(
+            step_line(&name, &s),
+            "linear/0.0001/1000 qps=0.00, no query finished: 4 dropped unanswered when the step stopped"
+        );
+        s.errors = 2;
+        assert!(step_line(&name, &s).ends_with("when the step stopped, 2 failed"));
+        s.abandoned = 0;
+        assert!(step_line(&name, &s).ends_with("no query finished: 2 failed"));
+        s.errors = 0;
+        s.issued = 0;
+        assert!(step_line(&name, &s).ends_with("no query finished: 0 sent"));
     }
 }

@@ -311,7 +311,9 @@ struct StepRecord<'a> {
     runtime: f64,
     mean: f64,
     percentiles: &'a BTreeMap<String, f64>,
-    percentiles_uncorrected: &'a BTreeMap<String, f64>,
+    /// `None` (null) when no query finished: the histogram is empty, and zeros would
+    /// read as answers given at once.
+    percentiles_uncorrected: Option<&'a BTreeMap<String, f64>>,
     /// The percentiles include abandoned queries at their age when dropped.
     percentiles_include_abandoned: bool,
     lateness: LatenessRecord,
@@ -379,7 +381,7 @@ pub fn step_json(s: &StepSummary) -> Value {
         runtime: s.runtime,
         mean: s.mean,
         percentiles: &s.percentiles.0,
-        percentiles_uncorrected: &s.percentiles_uncorrected.0,
+        percentiles_uncorrected: (s.count > 0).then_some(&s.percentiles_uncorrected.0),
         percentiles_include_abandoned: s.abandoned > 0,
         lateness: (&s.lateness).into(),
         stalls: (&s.stalls).into(),
@@ -424,5 +426,33 @@ mod tests {
             crate::measure::step::example_step(5.0),
         );
         assert_ne!(a, b);
+    }
+
+    /// The schema's step definition, as a schema of its own.
+    fn step_validator() -> jsonschema::Validator {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/results.schema.json");
+        let root: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let schema = json!({"definitions": root["definitions"], "$ref": "#/definitions/step"});
+        jsonschema::validator_for(&schema).unwrap()
+    }
+
+    #[test]
+    fn a_step_in_which_no_query_finished_has_no_uncorrected_latencies() {
+        let validator = step_validator();
+        let done = step_json(&crate::measure::step::example_step(100.0));
+        assert!(validator.is_valid(&done), "{done}");
+        assert!(done["percentiles_uncorrected"]["99.0"].as_f64().unwrap() > 0.0);
+        // Every query dropped when the step stopped: the percentiles are their ages
+        // (and say so); the uncorrected ones have nothing and are null, not zeros.
+        let mut s = crate::measure::step::example_step(100.0);
+        s.count = 0;
+        s.abandoned = 500;
+        s.percentiles_uncorrected = crate::measure::stats::Percentiles::default();
+        let none = step_json(&s);
+        assert!(validator.is_valid(&none), "{none}");
+        assert!(none["percentiles_uncorrected"].is_null(), "{none}");
+        assert_eq!(none["percentiles_include_abandoned"], true);
+        assert!(none["percentiles"]["50.0"].as_f64().unwrap() > 0.0);
     }
 }
