@@ -28,4 +28,8 @@ pub struct BackendConfig {
     pub seed: u64,
     /// Where and how to reach a `kserve` server.
     pub kserve: Option<KserveConfig>,
+    /// `--verbose`: leave the runtimes' own log lines on. Off, ONNX Runtime logs only
+    /// fatal errors and TensorFlow none of its C++ lines, so that a failure reads as
+    /// loadgen's one sentence instead of coloured runtime lines before it.
+    pub verbose: bool,
 }

@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
 use ort::ep::ExecutionProvider;
+use ort::logging::LogLevel;
 use ort::session::builder::SessionBuilder;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
 use ort::value::{Outlet, TensorElementType, TensorRef, ValueType};
@@ -179,6 +180,20 @@ fn runtime() -> Result<&'static Runtime, BackendError> {
     match init {
         Ok(rt) => Ok(rt),
         Err(msg) => Err(BackendError::LibraryNotFound(msg.clone())),
+    }
+}
+
+/// ONNX Runtime's log level for a run: `None` keeps the one the user chose with
+/// `ORT_LOG` (which ort reads when it creates the environment); else warnings and
+/// above with `--verbose`, and fatal errors only without it. ORT logs a failed
+/// session as coloured error lines on stderr before loadgen's one sentence says the
+/// same (ort's error carries ORT's message), so by default they are off.
+fn log_level(verbose: bool, ort_log: Option<&str>) -> Option<LogLevel> {
+    const CHOSEN: [&str; 5] = ["fatal", "error", "warning", "info", "verbose"];
+    match ort_log {
+        Some(v) if CHOSEN.contains(&v) => None,
+        _ if verbose => Some(LogLevel::Warning),
+        _ => Some(LogLevel::Fatal),
     }
 }
 
@@ -381,6 +396,9 @@ impl OrtBackend {
             )));
         }
         let rt = runtime()?;
+        if let Some(level) = log_level(cfg.verbose, std::env::var("ORT_LOG").ok().as_deref()) {
+            rt.env.set_log_level(level);
+        }
         let workers = cfg.workers.max(1);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let intra_threads = cfg.intra_threads.unwrap_or(cores / workers).max(1);
@@ -704,6 +722,23 @@ fn check_classes(got: usize, n: usize) -> Result<(), BackendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_log_lines_are_off_unless_verbose_or_chosen() {
+        for (verbose, ort_log, want) in [
+            (false, None, Some(LogLevel::Fatal)),
+            (true, None, Some(LogLevel::Warning)),
+            // A value ort does not know is not a choice: ort would use error.
+            (false, Some("loud"), Some(LogLevel::Fatal)),
+            (true, Some(""), Some(LogLevel::Warning)),
+            // The user's own ORT_LOG stands, with or without --verbose.
+            (false, Some("info"), None),
+            (true, Some("error"), None),
+            (false, Some("verbose"), None),
+        ] {
+            assert_eq!(log_level(verbose, ort_log), want, "{verbose} {ort_log:?}");
+        }
+    }
 
     fn fake_wheel(venv: &Path, files: &[&str]) {
         let capi = venv.join("lib/python3.11/site-packages/onnxruntime/capi");

@@ -127,10 +127,22 @@ fn system_library() -> Option<PathBuf> {
         .find(|lib| lib.is_file())
 }
 
+/// `TF_CPP_MIN_LOG_LEVEL` to set before TensorFlow loads, if any: `None` when the user
+/// set it (their choice stands) or asked for `--verbose`; else `3`, all of TF's C++
+/// log lines off. They come before loadgen's one sentence on a failure, which already
+/// carries TF's own status message; `--verbose` shows them.
+fn tf_log_level(verbose: bool, user_set: Option<&std::ffi::OsStr>) -> Option<&'static str> {
+    match user_set {
+        Some(_) => None,
+        None if verbose => None,
+        None => Some("3"),
+    }
+}
+
 /// Loads the C API once per process and returns it with its version. Loading twice
 /// would map a second copy of TF beside live objects of the first, hence the
-/// `OnceLock`.
-fn load_library() -> Result<(&'static Api, String), BackendError> {
+/// `OnceLock`. `verbose` is the first load's `--verbose` (one run, one setting).
+fn load_library(verbose: bool) -> Result<(&'static Api, String), BackendError> {
     static LOADED: OnceLock<Result<(&'static Api, String), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
@@ -150,11 +162,14 @@ fn load_library() -> Result<(&'static Api, String), BackendError> {
                 Err(e) if env_dir.is_some() => return Err(e),
                 Err(e) => system_library().ok_or(e)?,
             };
-            // Keep TF's C++ info logs off stderr unless the user chose a level (its
-            // oneDNN start-up line goes through absl and still shows). Read when the
-            // library loads, so set first; still before any worker thread.
-            if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
-                std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "2");
+            // Keep TF's C++ logs off stderr unless the user chose a level or
+            // --verbose (its oneDNN start-up line goes through absl and still shows).
+            // Read when the library loads, so set first; still before any worker
+            // thread. Child processes (a tuned run's) inherit it.
+            if let Some(level) =
+                tf_log_level(verbose, std::env::var_os("TF_CPP_MIN_LOG_LEVEL").as_deref())
+            {
+                std::env::set_var("TF_CPP_MIN_LOG_LEVEL", level);
             }
             let api = Api::open(&path).map_err(|e| {
                 format!(
@@ -397,7 +412,7 @@ impl TfBackend {
         let bytes = std::fs::read(&path).map_err(|e| {
             BackendError::BadInput(format!("cannot read the model {}: {e}", quote_path(&path)))
         })?;
-        let (api, version) = load_library()?;
+        let (api, version) = load_library(cfg.verbose)?;
 
         let mut graph = Graph::new(api);
         let not_graph = |why: String| {
@@ -789,6 +804,25 @@ fn push_argmax(scores: &[f32], n: usize, out: &mut Prediction) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tf_log_lines_are_off_unless_verbose_or_chosen() {
+        use std::ffi::OsStr;
+        for (verbose, user, want) in [
+            (false, None, Some("3")),
+            (true, None, None),
+            (false, Some("0"), None),
+            (true, Some("1"), None),
+            // Set, even empty, is the user's choice.
+            (false, Some(""), None),
+        ] {
+            assert_eq!(
+                tf_log_level(verbose, user.map(OsStr::new)),
+                want,
+                "{verbose} {user:?}"
+            );
+        }
+    }
 
     #[test]
     fn config_proto_matches_protobuf() {

@@ -145,6 +145,9 @@ pub struct CommonArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Show the runtimes' own log lines (ONNX Runtime, TensorFlow).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -144,6 +144,10 @@ pub struct Settings {
     pub search_time: f64,
     pub accuracy: bool,
     pub quiet: bool,
+    /// `--verbose`: leave the runtimes' own log lines on (see
+    /// [`BackendConfig::verbose`]).
+    #[serde(skip)]
+    pub verbose: bool,
     /// Whether `run` calibrates configurations and chooses one per target (SPEC §5.4).
     #[serde(skip)]
     pub tune: Tune,
@@ -518,6 +522,7 @@ impl Settings {
             min_queries,
             accuracy: !o.no_accuracy && sc.accuracy.or(defaults.accuracy).unwrap_or(true),
             quiet: c.quiet,
+            verbose: c.verbose,
             tune,
             kserve,
             profile_info,
@@ -537,6 +542,7 @@ impl Settings {
             sim_service_time: self.sim_service_time.clone(),
             seed: self.seed,
             kserve: self.kserve.clone(),
+            verbose: self.verbose,
         }
     }
 
