@@ -782,6 +782,7 @@ fn negative_looking_values_are_bad_values_of_their_own_flag() {
         (&["run", SIM], "--connections"),
         (&["run", SIM], "--concurrency"),
         (&["run", SIM], "--ready-timeout"),
+        (&["run", SIM], "--request-timeout"),
         (&["run", SIM], "--io-threads"),
         (&["run", SIM], "--warmup"),
         (&["run", SIM], "--time"),

@@ -70,16 +70,16 @@ fn run(url: &str, extra: &[&str], limit: Duration) -> Run {
         "0.5",
         "--distributions",
         "linear",
-        "--warmup",
-        "0.2",
         "--count",
         "8",
         "--quiet",
         "--output",
         out.to_str().unwrap(),
     ];
-    if !extra.contains(&"--time") {
-        args.extend_from_slice(&["--time", "1"]);
+    for (flag, default) in [("--time", "1"), ("--warmup", "0.2")] {
+        if !extra.contains(&flag) {
+            args.extend_from_slice(&[flag, default]);
+        }
     }
     args.extend_from_slice(extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -176,15 +176,20 @@ fn ended_while_measuring(r: &Run, url: &str, words: &[&str]) {
     }
     assert!(!r.stdout.contains("FINAL_RESULT"), "{}", r.stdout);
     assert!(!r.stdout.contains("qps=FAIL"), "{}", r.stdout);
-    if let Some(doc) = &r.results {
-        // The probe may have found the fault before any step: then the file is the
-        // accuracy pass's and carries no search; after a step it says why it ended.
-        if doc["scan"].as_object().is_some_and(|s| !s.is_empty()) {
-            assert_eq!(doc["failed"]["unfinished"][0]["distribution"], "linear");
-            assert!(doc["failed"]["error"].as_str().unwrap().contains(url));
-            schema_check(doc);
-        }
-    }
+    // Found by the probe or by a step, results.json says why the run ended and that
+    // the target was left without an answer.
+    let doc = r.results.as_ref().expect("results.json");
+    assert_eq!(
+        doc["failed"]["unfinished"][0]["distribution"], "linear",
+        "{doc}"
+    );
+    assert!(doc["failed"]["error"].as_str().unwrap().contains(url));
+    assert_eq!(
+        doc["final_results"]["linear"],
+        serde_json::json!({}),
+        "{doc}"
+    );
+    schema_check(doc);
 }
 
 fn schema_check(doc: &Value) {
@@ -203,9 +208,11 @@ const BEFORE: Duration = Duration::from_secs(30);
 /// 1 s step, then the fault's step (at most its 4 s cap) or the request timeout of
 /// 5 s, twice at most, plus the process; 60 s is the issue's own bound.
 ///
-/// The faults below start 1.5 s after the server's first inference (the test
-/// request): after the warm-up and during the probe (1.2 s after the test request
-/// at the earliest) or the search's first steps, and always before the run's end.
+/// The faults of the `…After` modes start 1.5 s after the server's first inference
+/// (the test request), within the 3 s warm-up these runs are given (`--warmup 3`,
+/// a closed loop of fixed length that ignores errors): the capacity probe after it
+/// always meets them. The search meets a fault in
+/// [`a_server_that_fails_under_open_loop_load_ends_the_search_with_exit_1`].
 const WHILE: Duration = Duration::from_secs(60);
 
 #[test]
@@ -271,29 +278,62 @@ fn metadata_naming_another_model_is_a_warning() {
 #[test]
 fn a_server_that_dies_mid_run_ends_it_with_exit_1_and_no_answer() {
     let s = start(Mode::DiesAfter(Duration::from_millis(1500)));
-    let r = run(&s.url, &[], WHILE);
-    ended_while_measuring(&r, &s.url, &["failed", "it is down or failing"]);
+    let r = run(&s.url, &["--warmup", "3"], WHILE);
+    ended_while_measuring(
+        &r,
+        &s.url,
+        &[
+            "failed",
+            "of the capacity probe",
+            "Connection refused",
+            "it is down or failing",
+        ],
+    );
 }
 
 #[test]
 fn a_server_that_answers_one_request_in_ten_ends_the_run_with_exit_1() {
-    // Later than the others (4 s) and with longer steps: the search's steps, not
-    // the probe, usually meet the fault here (either ends the run the same way).
-    let s = start(Mode::FlakyAfter(Duration::from_secs(4)));
-    let r = run(&s.url, &["--time", "2"], WHILE);
+    let s = start(Mode::FlakyAfter(Duration::from_millis(1500)));
+    let r = run(&s.url, &["--warmup", "3"], WHILE);
     ended_while_measuring(&r, &s.url, &["failed", "failing on purpose"]);
 }
 
 #[test]
 fn a_server_that_falls_silent_mid_run_ends_it_with_exit_1() {
     let s = start(Mode::SilentAfter(Duration::from_millis(1500)));
-    let r = run(&s.url, &["--request-timeout", "5"], WHILE);
+    let r = run(&s.url, &["--warmup", "3", "--request-timeout", "5"], WHILE);
     let last = sentence(&r).to_string();
-    // Silent during a step: two steps answer nothing; during the probe: its
-    // requests time out. Either way the server is named and the run ends.
+    // The probe's last requests get no answer within the request timeout (5 s),
+    // or the server holds them after the probe without answering any.
     assert!(
         last.contains("stopped answering") || last.contains("--request-timeout"),
         "{last}"
     );
     ended_while_measuring(&r, &s.url, &[]);
+}
+
+#[test]
+fn a_server_that_fails_under_open_loop_load_ends_the_search_with_exit_1() {
+    // One request at a time in the warm-up and the probe: a sound server of about
+    // 150 queries/s. The search's first step offers about that, open loop, so
+    // requests overlap and most overlapping ones fail: the step is spoiled by
+    // errors, and the run ends there.
+    let s = start(Mode::FailsWhenBusy);
+    let r = run(&s.url, &["--concurrency", "1"], WHILE);
+    ended_while_measuring(
+        &r,
+        &s.url,
+        &["of step linear/0.5/", "busy, failing on purpose"],
+    );
+    let doc = r.results.as_ref().expect("results.json");
+    let steps = doc["scan"]["linear"].as_object().expect("the step is kept");
+    assert!(steps.values().any(|s| s["verdict"] == "errors"), "{doc}");
+    assert!(doc["failed"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("of step linear/0.5/"));
+    assert!(
+        doc["results"]["linear"]["0.5"].is_null(),
+        "no answer: {doc}"
+    );
 }

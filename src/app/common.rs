@@ -158,17 +158,17 @@ pub(crate) fn fault_subject(settings: &Settings, sut: &Sut) -> String {
     }
 }
 
-/// After a single step (`fixed`, `throughput`): a step spoiled by errors, or one
-/// that got no answer at all, measured a broken system ([`crate::measure::fault`]),
-/// so the command ends with exit 1 and a sentence instead of a figure.
+/// After a single step (`fixed`, `throughput`): a step spoiled by errors, or after
+/// which the server held its requests without answering, measured a broken system
+/// ([`crate::measure::fault`]), so the command ends with exit 1 and a sentence
+/// instead of a figure.
 pub(crate) fn single_step_fault(
     settings: &Settings,
     sut: &Sut,
     summary: &StepSummary,
     name: &str,
 ) -> Result<()> {
-    // One step is all there is: a silent one counts as silent twice.
-    match crate::measure::fault::of(summary, summary.issued) {
+    match crate::measure::fault::of(summary) {
         Some(f) => {
             Err(crate::error::ServerFault(f.describe(&fault_subject(settings, sut), name)).into())
         }

@@ -54,6 +54,6 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
         ));
     }
     println!("{}", lines::step_line(&name, &summary));
-    single_step_fault(&settings, &sut, &summary, &name)?;
+    single_step_fault(&settings, &sut, &summary, &format!("step {name}"))?;
     finish_single(&summary, args.json)
 }

@@ -41,9 +41,6 @@ struct PoolRunner<'a> {
     /// The capacity probe's call times, against which a failed step's are judged
     /// (in-process runtimes; see [`StepSpec::service_ref`]).
     service_ref: Option<ServiceTimes>,
-    /// Queries the previous step sent into silence (no answer, no error), 0 when it
-    /// got answers: a second such step in a row ends the run ([`fault::of`]).
-    silent_before: &'a mut u64,
 }
 
 impl StepRunner for PoolRunner<'_> {
@@ -108,15 +105,13 @@ impl StepRunner for PoolRunner<'_> {
                 lines::verdict_text(&summary)
             ));
         }
-        let fault = fault::of(&summary, *self.silent_before);
-        *self.silent_before = if fault::silent(&summary) {
-            summary.issued
-        } else {
-            0
-        };
+        let fault = fault::of(&summary);
         self.results.add_step(dist, name.clone(), summary.clone());
         if let Some(f) = fault {
-            let sentence = f.describe(&fault_subject(self.settings, self.sut), &name);
+            let sentence = f.describe(
+                &fault_subject(self.settings, self.sut),
+                &format!("step {name}"),
+            );
             return Err(SearchStop::Failed(ServerFault(sentence).into()));
         }
         Ok(summary)
@@ -173,6 +168,11 @@ fn end_interrupted(path: &std::path::Path, results: &mut Results) -> anyhow::Err
     }
 }
 
+/// Every distribution and target of the run, in the procedure's order.
+fn all_targets(settings: &Settings) -> impl Iterator<Item = (Distribution, f64)> + '_ {
+    (settings.distributions.iter()).flat_map(|&d| settings.max_latency.iter().map(move |&t| (d, t)))
+}
+
 /// An answer of a distribution's search, kept to bound looser targets' answers.
 struct Answered {
     target: f64,
@@ -199,8 +199,6 @@ struct Searcher<'a> {
     progress: &'a mut Progress,
     results: &'a mut Results,
     output: &'a Path,
-    /// Queries the last step sent into silence (see [`PoolRunner::silent_before`]).
-    silent_before: u64,
 }
 
 impl Searcher<'_> {
@@ -234,7 +232,6 @@ impl Searcher<'_> {
             results: self.results,
             label: arm.candidate.map(|c| c.to_string()),
             service_ref: slowdown_reference(&settings_here, &arm.probe),
-            silent_before: &mut self.silent_before,
         };
         let task = search::Search {
             dist,
@@ -343,9 +340,8 @@ impl Searcher<'_> {
             Err(SearchStop::Interrupted) => Err(end_interrupted(self.output, self.results)),
             Err(SearchStop::Failed(e)) => {
                 self.progress.finish();
-                let targets = (self.settings.distributions.iter())
-                    .flat_map(|&d| self.settings.max_latency.iter().map(move |&t| (d, t)));
-                self.results.mark_failed(format!("{e:#}"), targets);
+                self.results
+                    .mark_failed(format!("{e:#}"), all_targets(self.settings));
                 write_results(self.output, self.results)?;
                 Err(e)
             }
@@ -486,7 +482,17 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     let mut arms: Vec<tune::Arm> = Vec::new();
     if candidates.is_empty() {
         warm_up(&sut, &settings, &mut progress)?;
-        let probe = tune::probe(&sut, &settings, &mut progress, "probe")?;
+        let probe = match tune::probe(&sut, &settings, &mut progress, "probe") {
+            Ok(p) => p,
+            // A broken server found by the probe: results.json says so too.
+            Err(e) if e.is::<ServerFault>() => {
+                progress.finish();
+                results.mark_failed(format!("{e:#}"), all_targets(&settings));
+                write_results(&output, &results)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if signals::interrupted() {
             return Err(end_interrupted(&output, &mut results));
         }
@@ -566,7 +572,6 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         progress: &mut progress,
         results: &mut results,
         output: &output,
-        silent_before: 0,
     };
     if args.tune_child {
         return searcher.serve_parent(&arms);

@@ -25,7 +25,7 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
     )?;
     cut_short(&mut progress, "throughput run")?;
     progress.finish();
-    single_step_fault(&settings, &sut, &summary, "throughput")?;
+    single_step_fault(&settings, &sut, &summary, "the throughput run")?;
     println!("Throughput: {:.2} images/sec", summary.qps);
     finish_single(&summary, args.json)
 }

@@ -75,15 +75,10 @@ pub(crate) fn probe(
             &format!("{extra:.0} s more closed loop: the calls' times vary"),
         );
     })?;
-    if crate::measure::fault::errors_spoil(probe.errors, probe.count + probe.errors)
-        && !signals::interrupted()
-    {
-        return Err(crate::error::ServerFault(format!(
-            "{} failed {} of the {} queries of the capacity probe (first error: {}): it is down or failing, so loadgen measured nothing",
-            super::common::fault_subject(settings, sut),
-            probe.errors,
-            probe.count + probe.errors,
-            probe.error.as_deref().unwrap_or("none given")
+    if let Some(f) = crate::measure::fault::of(&probe).filter(|_| !signals::interrupted()) {
+        return Err(crate::error::ServerFault(f.describe(
+            &super::common::fault_subject(settings, sut),
+            "the capacity probe",
         ))
         .into());
     }

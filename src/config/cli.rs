@@ -134,7 +134,7 @@ pub struct CommonArgs {
     pub ready_timeout: Option<f64>,
     /// kserve: seconds one inference may wait for its answer before it counts as an
     /// error (default 30).
-    #[arg(long = "request-timeout", value_parser = request_timeout)]
+    #[arg(long = "request-timeout", allow_hyphen_values = true, value_parser = request_timeout)]
     pub request_timeout: Option<f64>,
     /// kserve: threads of the client's I/O runtime (default: one per core, at most 4).
     #[arg(long = "io-threads", allow_hyphen_values = true, value_parser = io_threads)]
@@ -376,7 +376,7 @@ fn ready_timeout(s: &str) -> Result<f64, String> {
 
 /// `--request-timeout` of kserve: a positive time (0 would fail every request).
 fn request_timeout(s: &str) -> Result<f64, String> {
-    seconds_in(s, false, 3600.0, "an hour")
+    seconds_in(s, false, 3600.0, "an hour", "30")
 }
 
 fn qps(s: &str) -> Result<f64, String> {
@@ -528,6 +528,7 @@ mod tests {
         ("run", "--connections"),
         ("run", "--concurrency"),
         ("run", "--ready-timeout"),
+        ("run", "--request-timeout"),
         ("run", "--io-threads"),
         ("run", "--warmup"),
         ("run", "--time"),

@@ -1,6 +1,6 @@
 //! When the system under test itself is broken rather than slow: a step whose queries
-//! failed beyond [`ERROR_FRACTION`], or a server that answered nothing at all, twice in
-//! a row. Such a step says nothing about latency, and the search must not descend
+//! failed beyond [`ERROR_FRACTION`], or a server that, after a step, held its requests
+//! without answering any of them for seconds. Such a step says nothing about latency, and the search must not descend
 //! through it (a dead server would otherwise read as "this model cannot meet its
 //! target at any rate"): the run ends, naming what was seen. A pure decision over the
 //! steps' counts, tested by a table.
@@ -31,20 +31,15 @@ pub enum Fault {
         issued: u64,
         first: String,
     },
-    /// Neither this step nor the one before got a single answer, not even an error.
-    Silent { issued: u64, before: u64 },
+    /// After the step, the server held this many requests without answering any of
+    /// them for [`crate::measure::pool::settle_idle`].
+    Stalled { held: u64, idle_s: f64 },
 }
 
-/// A step that sent queries and got nothing back: no answer, no error.
-pub fn silent(s: &StepSummary) -> bool {
-    s.issued > 0 && s.count == 0 && s.errors == 0
-}
-
-/// The fault step `s` shows, given how many queries the step before it sent into
-/// silence (`silent_before`, 0 when it got answers). One silent step is not yet a
-/// fault: a step that fails at once on its first late queries may stop before the
-/// slowest server's first answer; a second one in a row is.
-pub fn of(s: &StepSummary, silent_before: u64) -> Option<Fault> {
+/// The fault step `s` shows, if any. A step that failed at once on its first late
+/// queries may end before a slow server's first answer; the wait after it tells a
+/// slow server (it ends a request now and then) from one that stopped answering.
+pub fn of(s: &StepSummary) -> Option<Fault> {
     if errors_spoil(s.errors, s.issued) {
         return Some(Fault::Errors {
             errors: s.errors,
@@ -52,9 +47,13 @@ pub fn of(s: &StepSummary, silent_before: u64) -> Option<Fault> {
             first: s.error.clone().unwrap_or_default(),
         });
     }
-    (silent(s) && silent_before > 0).then_some(Fault::Silent {
-        issued: s.issued,
-        before: silent_before,
+    let idle = crate::measure::pool::settle_idle(
+        s.target_latency
+            .map_or(std::time::Duration::ZERO, crate::base::limits::duration),
+    );
+    (s.stalled > 0).then_some(Fault::Stalled {
+        held: s.stalled,
+        idle_s: idle.as_secs_f64(),
     })
 }
 
@@ -68,10 +67,10 @@ impl Fault {
                 issued,
                 first,
             } => format!(
-                "{who} failed {errors} of the {issued} queries of step {step} (first error: {first}): it is down or failing, so loadgen measured nothing more"
+                "{who} failed {errors} of the {issued} queries of {step} (first error: {first}): it is down or failing, so loadgen measured nothing more"
             ),
-            Fault::Silent { issued, before } => format!(
-                "{who} answered none of the {issued} queries of step {step}, nor any of the {before} of the step before: it stopped answering, so loadgen measured nothing more"
+            Fault::Stalled { held, idle_s } => format!(
+                "{who} held {held} requests after {step} without answering any of them for {idle_s} s: it stopped answering, so loadgen measured nothing more"
             ),
         }
     }
@@ -81,20 +80,22 @@ impl Fault {
 mod tests {
     use super::*;
 
-    fn step(issued: u64, count: u64, errors: u64) -> StepSummary {
+    fn step(issued: u64, count: u64, errors: u64, stalled: u64) -> StepSummary {
         StepSummary {
             issued,
             count,
             errors,
             abandoned: issued - count - errors,
+            stalled,
+            target_latency: Some(0.5),
             error: (errors > 0).then(|| "connection refused".into()),
             ..StepSummary::default()
         }
     }
 
     #[test]
-    fn errors_beyond_the_fraction_and_silence_twice_are_faults() {
-        // (issued, answered, errors, silent before, fault?)
+    fn errors_beyond_the_fraction_and_a_stalled_server_are_faults() {
+        // (issued, answered, errors, held without an answer after the step, fault?)
         let cases: &[(u64, u64, u64, u64, Option<&str>)] = &[
             (1000, 1000, 0, 0, None),
             (1000, 990, 10, 0, None), // 1 %: counted as late, not a fault
@@ -103,21 +104,27 @@ mod tests {
             (1000, 100, 900, 0, Some("failed 900")), // answers one in ten
             (50, 48, 2, 0, None),                    // two errors never spoil
             (50, 47, 3, 0, Some("failed 3 of the 50")),
-            (40, 0, 0, 0, None), // silent once: not yet
-            (40, 0, 0, 25, Some("none of the 40 queries")),
-            (40, 1, 0, 25, None), // one answer: alive (slow)
-            (0, 0, 0, 25, None),  // sent nothing
+            (40, 0, 0, 0, None), // nothing answered in the step, but later: slow
+            (
+                40,
+                0,
+                0,
+                25,
+                Some("held 25 requests after step x without answering any of them for 5 s"),
+            ),
+            (40, 30, 0, 10, Some("held 10")), // fell silent mid-step
+            (0, 0, 0, 0, None),
         ];
-        for &(issued, count, errors, before, want) in cases {
-            let got = of(&step(issued, count, errors), before);
+        for &(issued, count, errors, stalled, want) in cases {
+            let got = of(&step(issued, count, errors, stalled));
             match (want, got) {
                 (None, None) => {}
                 (Some(word), Some(f)) => {
-                    let text = f.describe("the server at http://x:1", "linear/0.5/10");
+                    let text = f.describe("the server at http://x:1", "step x");
                     assert!(text.contains(word), "{text} lacks {word}");
                     assert!(text.starts_with("the server at http://x:1 "), "{text}");
                 }
-                (w, g) => panic!("{issued}/{count}/{errors}/{before}: wanted {w:?}, got {g:?}"),
+                (w, g) => panic!("{issued}/{count}/{errors}/{stalled}: wanted {w:?}, got {g:?}"),
             }
         }
     }

@@ -138,6 +138,10 @@ pub struct WorkerStats {
     pub censored: NsHistogram,
     /// Exact count of those ages above each of `thresholds`.
     pub censored_late: Vec<u64>,
+    /// Requests the server still held when, after the step, none of them had been
+    /// answered for [`crate::measure::pool::settle_idle`]: a server that stopped
+    /// answering (see [`crate::measure::fault`]). 0 when it kept answering.
+    pub stalled: u64,
 }
 
 /// Running mean and spread of the time one backend call takes (whatever its batch),
@@ -270,6 +274,7 @@ impl WorkerStats {
             *a += b;
         }
         self.stalls.add(&other.stalls);
+        self.stalled += other.stalled;
         self.service.add(&other.service);
         self.last_completion_ns = self.last_completion_ns.max(other.last_completion_ns);
         if self.first_error.is_none() {

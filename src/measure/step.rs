@@ -443,6 +443,9 @@ pub struct StepSummary {
     pub seed: u64,
     /// First backend error, if any.
     pub error: Option<String>,
+    /// Requests a server held without answering any after the step (see
+    /// [`crate::measure::fault`]).
+    pub stalled: u64,
 }
 
 impl Default for StepSummary {
@@ -479,6 +482,7 @@ impl Default for StepSummary {
             carried_from: None,
             seed: 0,
             error: None,
+            stalled: 0,
         }
     }
 }
@@ -859,6 +863,7 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         carried_from: None,
         seed: spec.seed,
         error: s.first_error.clone(),
+        stalled: s.stalled,
     }
 }
 
@@ -1149,6 +1154,7 @@ fn closed_summary(s: &WorkerStats, runtime: f64, interrupt: &AtomicBool) -> Step
         },
         service: s.service,
         error: s.first_error.clone(),
+        stalled: s.stalled,
         ..StepSummary::default()
     }
 }

@@ -45,6 +45,11 @@ pub enum Mode {
     /// Answers for this long after its first inference, then only one in ten (the
     /// others: 500).
     FlakyAfter(Duration),
+    /// Answers each inference after 5 ms, and fails (500) one that arrives while
+    /// another is in progress: closed loops of one request at a time (the warm-up
+    /// and probe with `--concurrency 1`) see a sound server, open-loop steps near
+    /// its capacity a failing one.
+    FailsWhenBusy,
     /// Answers `[n, 3]` for the declared `[-1, 10]`.
     WrongShape,
     /// Answers `[n, 10]` holding 3 values.
@@ -80,6 +85,7 @@ impl Mode {
                 "short-values" => Mode::ShortValues,
                 "wrong-name" => Mode::WrongName,
                 "garbage" => Mode::Garbage,
+                "fails-when-busy" => Mode::FailsWhenBusy,
                 _ => return None,
             },
         })
@@ -98,6 +104,8 @@ struct State {
     inferences: Arc<AtomicU64>,
     /// When the first inference came: the `…After` modes count from it.
     first: OnceLock<Instant>,
+    /// Inferences in progress.
+    busy: AtomicU64,
     /// Turns true when a [`Mode::DiesAfter`] server dies.
     dead: watch::Sender<bool>,
 }
@@ -118,6 +126,7 @@ impl HostileServer {
             mode,
             inferences: Arc::clone(&inferences),
             first: OnceLock::new(),
+            busy: AtomicU64::new(0),
             dead,
         });
         tokio::spawn(async move {
@@ -313,6 +322,17 @@ async fn infer(st: &State, head: &Head, body: &[u8], stream: &mut TcpStream) -> 
         Mode::TrickleAnswer => {
             trickle(stream, "application/octet-stream", Some(64)).await;
             return None;
+        }
+        Mode::FailsWhenBusy => {
+            let others = st.busy.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            st.busy.fetch_sub(1, Ordering::SeqCst);
+            if others > 0 {
+                return Some(json_answer(
+                    500,
+                    &json!({"error": "busy, failing on purpose"}),
+                ));
+            }
         }
         _ => {}
     }

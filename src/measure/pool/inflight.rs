@@ -41,19 +41,17 @@ const BUSY_SCAN: usize = 64;
 /// the next step does not start behind them. Then they are dropped.
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// How long the settling waits without a single request ending: a server that has
-/// stopped answering would otherwise cost every step the whole [`SETTLE`] (a busy
-/// one ends a request far more often than this).
-const SETTLE_IDLE: Duration = Duration::from_secs(5);
-
-/// Waits (bounded by [`SETTLE`], and by [`SETTLE_IDLE`] without progress, cut short
-/// by Ctrl-C) until the session has no request out, then drops any that are left.
-fn settle(session: &mut dyn AsyncSession, interrupt: &AtomicBool) {
+/// Waits (bounded by [`SETTLE`], and by `idle` without a single request ending, cut
+/// short by Ctrl-C) until the session has no request out, then drops any that are
+/// left. Returns how many it dropped because none had ended for `idle`: the server
+/// stopped answering (a live one, however slow, ends a request now and then; a
+/// silent one would otherwise cost every step the whole [`SETTLE`]).
+fn settle(session: &mut dyn AsyncSession, interrupt: &AtomicBool, idle: Duration) -> u64 {
     let start = Instant::now();
     let (mut left, mut moved) = (session.outstanding(), start);
     while left > 0
         && start.elapsed() < SETTLE
-        && moved.elapsed() < SETTLE_IDLE
+        && moved.elapsed() < idle
         && !interrupt.load(Ordering::Relaxed)
     {
         std::thread::sleep(Duration::from_millis(2));
@@ -63,9 +61,15 @@ fn settle(session: &mut dyn AsyncSession, interrupt: &AtomicBool) {
         }
         left = now;
     }
+    let stalled = if left > 0 && moved.elapsed() >= idle {
+        left as u64
+    } else {
+        0
+    };
     if session.outstanding() > 0 {
         session.cancel_all();
     }
+    stalled
 }
 
 /// The queries of one request: one inline (batch 1, the usual case), more on the heap.
@@ -285,8 +289,9 @@ impl WorkerCtx {
         // Everything was claimed: wait for the answers until the step is ended (the
         // step's drain decides how long), then drop what is still out.
         sink.wait_room(1, || stop.load(Ordering::Relaxed));
-        let (stats, _) = sink.close();
-        settle(session, self.interrupt);
+        let (mut stats, _) = sink.close();
+        let target = Duration::from_nanos(thresholds.first().copied().unwrap_or(0));
+        stats.stalled = settle(session, self.interrupt, super::settle_idle(target));
         self.stats = stats;
     }
 
@@ -330,11 +335,11 @@ impl WorkerCtx {
             let deadline = Instant::now() + CLOSED_DRAIN;
             sink.wait_room(1, || interrupted() || Instant::now() >= deadline);
         }
-        let (stats, _) = sink.close();
+        let (mut stats, _) = sink.close();
         if interrupted() {
             session.cancel_all();
         }
-        settle(session, self.interrupt);
+        stats.stalled = settle(session, self.interrupt, super::settle_idle(Duration::ZERO));
         self.stats = stats;
     }
 }

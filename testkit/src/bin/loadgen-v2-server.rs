@@ -19,7 +19,7 @@ use loadgen_testkit::{TestModel, V2Server};
 fn usage(msg: &str) -> ! {
     eprintln!("loadgen-v2-server: {msg}");
     eprintln!(
-        "usage: loadgen-v2-server [--port P] [--shape D1,D2,...] [--threads N] [--delay-us D]\n       loadgen-v2-server --hostile MODE [--port P]   (MODE: good, silent, trickle-ready, trickle-answer,\n         dies-after:S, silent-after:S, flaky-after:S, wrong-shape, short-values, wrong-name, garbage)"
+        "usage: loadgen-v2-server [--port P] [--shape D1,D2,...] [--threads N] [--delay-us D]\n       loadgen-v2-server --hostile MODE [--port P]   (MODE: good, silent, trickle-ready, trickle-answer,\n         dies-after:S, silent-after:S, flaky-after:S, fails-when-busy, wrong-shape, short-values, wrong-name, garbage)"
     );
     std::process::exit(2);
 }
