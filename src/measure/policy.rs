@@ -31,7 +31,7 @@
 //! from the highest rate shown to pass with the stated confidence to the lowest shown
 //! to fail; an end nothing showed is `None`, with what it would take.
 
-use crate::measure::step::{StepSummary, StopReason, Verdict};
+use crate::measure::step::{StepSpec, StepSummary, StopReason, Verdict};
 use crate::measure::verdict::{Evidence, Rule, LATE_FRACTION};
 
 /// How many times a step spoiled by the generator or the machine is run again.
@@ -150,12 +150,15 @@ pub struct Bounds {
 
 impl Bounds {
     /// Floor: the larger of capacity / 2^MAX_HALVINGS and the rate at which a step
-    /// gathers `min_queries` within 4 × `step_seconds`.
+    /// gathers `min_queries` within 4 × `step_seconds`, and never below the lowest
+    /// rate a step can measure at all ([`StepSpec::min_usable_qps`]: a slower one puts
+    /// a single query in its time cap).
     pub fn new(capacity: f64, min_queries: u64, step_seconds: f64) -> Bounds {
         let by_time = min_queries as f64 / (4.0 * step_seconds);
         Bounds {
             capacity,
-            floor: round_rate((capacity / f64::from(1u32 << MAX_HALVINGS)).max(by_time)),
+            floor: round_rate((capacity / f64::from(1u32 << MAX_HALVINGS)).max(by_time))
+                .max(StepSpec::min_usable_qps(step_seconds)),
         }
     }
 
@@ -1213,5 +1216,22 @@ mod tests {
         let steps = [st(40.0, 400, 100)];
         let e = ev(&steps, &[Capacity], &carried);
         assert_eq!(next(&e), measure(25.0, Bisect));
+    }
+    #[test]
+    fn the_floor_is_a_rate_a_step_can_measure() {
+        // (capacity, min queries, step seconds, floor at least)
+        for &(cap, minq, secs) in &[(1.0, 0, 0.01), (0.5, 0, 10.0), (100.0, 0, 0.2)] {
+            let b = Bounds::new(cap, minq, secs);
+            assert!(
+                b.floor >= StepSpec::min_usable_qps(secs),
+                "{cap}/{minq}/{secs}: floor {}",
+                b.floor
+            );
+        }
+        // Where it is higher anyway, the usual floor stands.
+        assert_eq!(
+            Bounds::new(1024.0, 0, 10.0).floor,
+            round_rate(1024.0 / f64::from(1u32 << MAX_HALVINGS))
+        );
     }
 }
