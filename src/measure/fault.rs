@@ -6,21 +6,7 @@
 //! steps' counts, tested by a table.
 
 use crate::measure::step::StepSummary;
-
-/// The share of a step's queries that may fail before the step is spoiled by errors
-/// and the run ends. Up to it, each failed query counts as a late one (an answer the
-/// user never got is not an answer within the target); beyond it, the errors alone
-/// would fail the step, which would then measure the errors, not the latency.
-pub const ERROR_FRACTION: f64 = 0.01;
-
-/// Fewer failed queries than this never spoil a step: one reset connection in a
-/// step of fifty queries is a late answer, not a broken server.
-pub const MIN_SPOILING_ERRORS: u64 = 3;
-
-/// Whether `errors` failed queries of `issued` spoil a step.
-pub fn errors_spoil(errors: u64, issued: u64) -> bool {
-    errors >= MIN_SPOILING_ERRORS && errors as f64 > ERROR_FRACTION * issued as f64
-}
+pub use crate::measure::step::{errors_spoil, ERROR_FRACTION, MIN_SPOILING_ERRORS};
 
 /// What broke.
 #[derive(Clone, Debug, PartialEq)]

@@ -292,11 +292,15 @@ pub struct Lateness {
 }
 
 impl Lateness {
+    /// The histogram's figures, with its floor of 1 ns (it cannot hold 0, so an
+    /// on-time release is recorded as 1 ns) read back as the 0 it stands for: a
+    /// `1e-9` in results.json read as a time something took.
     pub fn from_histogram(h: &NsHistogram) -> Lateness {
+        let zero_floor = |s: f64| if s <= 1e-9 { 0.0 } else { s };
         Lateness {
-            p50: h.percentile_s(50.0),
-            p99: h.percentile_s(99.0),
-            max: h.max_s(),
+            p50: zero_floor(h.percentile_s(50.0)),
+            p99: zero_floor(h.percentile_s(99.0)),
+            max: zero_floor(h.max_s()),
         }
     }
 }
@@ -389,5 +393,14 @@ mod tests {
         h.record(u64::MAX);
         h.record(0);
         assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn on_time_releases_read_as_zero_lateness_not_one_nanosecond() {
+        let mut h = NsHistogram::new();
+        h.record(0);
+        assert_eq!(Lateness::from_histogram(&h).max, 0.0);
+        h.record(2_000);
+        assert!(Lateness::from_histogram(&h).max > 1.9e-6);
     }
 }

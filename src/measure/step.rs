@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::base::sut::BackendError;
-use crate::measure::fault::errors_spoil;
 use crate::measure::issuer::{self, BacklogProbe, StopCheck};
 use crate::measure::pool::{unpack_busy, LiveCounters, WorkerPool};
 use crate::measure::schedule::{Distribution, Schedule};
@@ -278,6 +277,21 @@ pub enum Spoiler {
     GeneratorLate,
     /// The backend's calls ran clearly slower than in the capacity probe.
     MachineSlow,
+}
+
+/// The share of a step's queries that may fail before the step is spoiled by errors
+/// (and the run ends: [`crate::measure::fault`]). Up to it, each failed query counts as a late one (an answer the
+/// user never got is not an answer within the target); beyond it, the errors alone
+/// would fail the step, which would then measure the errors, not the latency.
+pub const ERROR_FRACTION: f64 = 0.01;
+
+/// Fewer failed queries than this never spoil a step: one reset connection in a
+/// step of fifty queries is a late answer, not a broken server.
+pub const MIN_SPOILING_ERRORS: u64 = 3;
+
+/// Whether `errors` failed queries of `issued` spoil a step.
+pub fn errors_spoil(errors: u64, issued: u64) -> bool {
+    errors >= MIN_SPOILING_ERRORS && errors as f64 > ERROR_FRACTION * issued as f64
 }
 
 /// How one step ended: the one record of its verdict, why it stopped and how sure it
