@@ -66,8 +66,12 @@ fn a_short_cloud_run_over_http_and_grpc_passes_a_rate() {
             "linear",
             "--warmup",
             "1",
+            // The floor the search may descend to is min-queries / (4 × --time):
+            // 0.67 qps, where an inference of up to 1.5 s still passes 2 s. With 30
+            // (2.5 qps) a machine slowed by the suite's TF tuning test beside it and a
+            // busy core (Triton's capacity 2.9 qps) left the search no passing rate.
             "--min-queries",
-            "30",
+            "8",
             "--quiet",
             "--output",
             out.to_str().unwrap(),
