@@ -70,7 +70,7 @@ async fn bounded<T>(
     let limit = left.clamp(Duration::from_secs(1), CALL_TIMEOUT);
     tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
         Err(CallError::Unreachable(format!(
-            "the connection was accepted but its {what} got no answer within {} s",
+            "the connection was accepted but its {what} got no answer within {:.1} s",
             limit.as_secs_f64()
         )))
     })
