@@ -920,15 +920,19 @@ fn a_step_in_which_no_query_finished_says_so() {
         "a step with no answer",
     );
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let out: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(out.len(), 2, "{}", r.stdout);
+    // With --json stdout is the JSON document alone; the step line is on stderr.
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("linear/0.01/200 qps="))
+        .unwrap_or_default();
     assert!(
-        out[0].starts_with("linear/0.01/200 qps=0.00, no query finished: ")
-            && out[0].ends_with("dropped unanswered when the step stopped"),
+        line.starts_with("linear/0.01/200 qps=0.00, no query finished: ")
+            && line.ends_with("dropped unanswered when the step stopped"),
         "{}",
-        out[0]
+        r.stderr
     );
-    let step: Value = serde_json::from_str(out[1]).unwrap();
+    let step: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(step["count"], 0, "{step}");
     assert_eq!(step["verdict"], "too_many_late", "{step}");
     assert!(step["percentiles_uncorrected"].is_null(), "{step}");

@@ -200,20 +200,19 @@ fn null_fixed_step_completes_every_planned_query() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
-    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let last: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(last["count"], 20000);
     assert_eq!(last["planned"], 20000);
     assert_eq!(last["errors"], 0);
     assert_eq!(last["offered_qps"], 20000.0);
     let qps = last["qps"].as_f64().unwrap();
     assert!((qps - 20000.0).abs() < 200.0, "achieved {qps}");
+    // With --json the step line goes to stderr.
+    let err = stderr(&o);
     assert!(
-        out.lines()
-            .next()
-            .unwrap()
-            .starts_with("linear/fixed/20000 qps="),
-        "{out}"
+        err.lines()
+            .any(|l| l.starts_with("linear/fixed/20000 qps=")),
+        "{err}"
     );
 }
 
@@ -235,8 +234,11 @@ fn throughput_reports_closed_loop_capacity() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
-    let line = out
+    // With --json stdout is the JSON document alone and the line goes to stderr.
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(doc["qps"].as_f64().unwrap() > 0.0, "{doc}");
+    let err = stderr(&o);
+    let line = err
         .lines()
         .find(|l| l.starts_with("Throughput: "))
         .expect("Throughput line");
@@ -246,6 +248,44 @@ fn throughput_reports_closed_loop_capacity() {
         .unwrap();
     // Two servers at 2 ms: at most 1000/s.
     assert!((900.0..=1001.0).contains(&x), "{line}");
+}
+
+/// Issue 42: with `--json`, stdout is one JSON document and nothing else, so that
+/// `loadgen fixed --json … | python3 -m json.tool` works; the human line is on stderr.
+#[test]
+fn json_stdout_is_one_json_document() {
+    let _guard = serial();
+    for (cmd, extra, human) in [
+        (
+            "fixed",
+            &["--qps", "100", "--min-queries", "0"][..],
+            "linear/fixed/100 qps=",
+        ),
+        ("throughput", &[][..], "Throughput: "),
+    ] {
+        let mut args = vec![
+            cmd,
+            "--backend",
+            "sim",
+            "--sim-service-time",
+            "fixed:1ms",
+            "--time",
+            "0.2",
+            "--warmup",
+            "0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+        let out = stdout(&o);
+        let doc: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{cmd}: stdout is not one JSON value ({e}): {out}"));
+        assert!(doc.is_object(), "{cmd}: {doc}");
+        assert!(doc["count"].as_u64().unwrap() > 0, "{cmd}: {doc}");
+        let err = stderr(&o);
+        assert!(err.lines().any(|l| l.starts_with(human)), "{cmd}: {err}");
+    }
 }
 
 fn bad_usage(args: &[&str], expect: &str) {

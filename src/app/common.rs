@@ -229,6 +229,17 @@ pub(crate) fn cut_short(progress: &mut Progress, what: &str) -> Result<()> {
 
 /// Prints a one-step summary (`--json`) and turns an interruption into the signal's
 /// exit code.
+/// The human-readable result line of `fixed` and `throughput`: on stdout, or on stderr
+/// with `--json`, so that stdout then holds one JSON document a pipe into a JSON
+/// parser accepts whole (issue 42).
+pub(crate) fn human_line(line: &str, json: bool) {
+    if json {
+        crate::output::lines::note(line);
+    } else {
+        println!("{line}");
+    }
+}
+
 pub(crate) fn finish_single(summary: &StepSummary, json: bool) -> Result<()> {
     if json {
         println!("{}", results::step_json(summary));

@@ -53,7 +53,7 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
             summary.issued, summary.planned
         ));
     }
-    println!("{}", lines::step_line(&name, &summary));
+    human_line(&lines::step_line(&name, &summary), args.json);
     single_step_fault(&settings, &sut, &summary, &format!("step {name}"))?;
     finish_single(&summary, args.json)
 }

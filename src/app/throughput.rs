@@ -26,6 +26,9 @@ pub fn throughput(args: ThroughputArgs) -> Result<()> {
     cut_short(&mut progress, "throughput run")?;
     progress.finish();
     single_step_fault(&settings, &sut, &summary, "the throughput run")?;
-    println!("Throughput: {:.2} images/sec", summary.qps);
+    human_line(
+        &format!("Throughput: {:.2} images/sec", summary.qps),
+        args.json,
+    );
     finish_single(&summary, args.json)
 }

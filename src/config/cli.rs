@@ -216,7 +216,8 @@ pub struct FixedArgs {
     pub max_latency: Option<String>,
     #[arg(long = "min-queries", allow_hyphen_values = true, value_parser = min_queries)]
     pub min_queries: Option<u64>,
-    /// Print the step summary as JSON on the last line.
+    /// Print the step summary as JSON: stdout then holds that one JSON document and
+    /// nothing else; the human-readable line goes to stderr.
     #[arg(long)]
     pub json: bool,
 }
@@ -228,7 +229,8 @@ pub struct ThroughputArgs {
     /// Seconds to run.
     #[arg(long, allow_hyphen_values = true, value_parser = step_seconds)]
     pub time: Option<f64>,
-    /// Print the step summary as JSON on the last line.
+    /// Print the step summary as JSON: stdout then holds that one JSON document and
+    /// nothing else; the human-readable line goes to stderr.
     #[arg(long)]
     pub json: bool,
 }
