@@ -17,6 +17,7 @@ fn main() {
         Command::Fixed(a) => loadgen::app::fixed(a),
         Command::Throughput(a) => loadgen::app::throughput(a),
         Command::Accuracy(a) => loadgen::app::accuracy(a),
+        Command::Compare(a) => loadgen::app::compare(a),
     };
     if let Err(e) = result {
         let code = loadgen::error::exit_code(&e);

@@ -5,6 +5,7 @@
 pub mod accuracy;
 pub mod accuracy_pass;
 pub mod common;
+pub mod compare;
 pub mod fixed;
 pub mod run;
 pub mod throughput;
@@ -13,6 +14,7 @@ pub mod tune_processes;
 
 pub use accuracy::accuracy;
 pub use common::install_signals;
+pub use compare::compare;
 pub use fixed::fixed;
 pub use run::run;
 pub use throughput::throughput;

@@ -41,6 +41,38 @@ pub enum Command {
     Throughput(ThroughputArgs),
     /// The accuracy pass alone.
     Accuracy(AccuracyArgs),
+    /// Two results.json side by side: per distribution and target, both answers, B/A
+    /// and whether the confidence intervals show B faster or slower.
+    #[command(long_about = COMPARE_ABOUT)]
+    Compare(CompareArgs),
+}
+
+/// `loadgen compare --help`: the verdict's rule ([`crate::output::compare::verdict`]).
+const COMPARE_ABOUT: &str = "Two results.json side by side: per distribution and target \
+present in either file, both answers (qps, FAIL, or - when absent), their ratio B/A, \
+and a verdict from the confidence intervals. Each target's interval [low, high] holds \
+the highest rate shown to pass and the lowest shown to fail, so the true answer lies \
+between them: B is 'faster' when B's low end is above A's high end, 'slower' when B's \
+high end is below A's low end, and otherwise 'cannot tell'. An end that is null (not \
+shown) decides nothing; a target absent from either file cannot be told. Exit 0, or 1 \
+with --fail-on-regression when any target is 'slower'; 2 on a file that cannot be read \
+or is not a loadgen results.json.";
+
+/// `loadgen compare A B`.
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// The baseline results.json.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// The results.json compared against it.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Exit 1 when any target is 'slower' (for CI).
+    #[arg(long = "fail-on-regression")]
+    pub fail_on_regression: bool,
+    /// Print a JSON array, one object per row, instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags shared by every subcommand: what to load and how to run it.

@@ -2,6 +2,7 @@
 //! ([`results`]) and how files are written ([`files`]), the progress bar
 //! ([`progress`]) and the machine's description ([`system`]). Nothing here measures.
 pub mod accuracy;
+pub mod compare;
 pub mod files;
 pub mod lines;
 pub mod progress;
