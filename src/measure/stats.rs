@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 /// Largest latency we can record: one hour. Larger values saturate.
@@ -82,6 +83,18 @@ impl NsHistogram {
         self.0.len() - self.0.count_between(0, ns)
     }
 
+    /// The histogram in HdrHistogram's compressed V2 encoding ("V2 + DEFLATE", the
+    /// bytes that the Java and Python `encode()` base64), so that other HDR tools can
+    /// read a step's whole distribution, not only the percentiles we chose. `None`
+    /// only if the encoder fails, which writing to memory does not.
+    pub fn encode_v2_deflate(&self) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.0, &mut bytes)
+            .ok()?;
+        Some(bytes)
+    }
+
     /// `{"50.0": s, "80.0": s, ...}` for [`PERCENTILES`].
     pub fn percentiles(&self) -> Percentiles {
         Percentiles(
@@ -90,6 +103,27 @@ impl NsHistogram {
                 .map(|&p| (format!("{p:.1}"), self.percentile_s(p)))
                 .collect(),
         )
+    }
+}
+
+/// A step's two latency histograms (nanoseconds), encoded once when the step is
+/// summarised (see [`NsHistogram::encode_v2_deflate`]): a few kilobytes a step
+/// instead of the ~270 KB of counts an [`NsHistogram`] holds, so that summaries stay
+/// cheap to clone and keep.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EncodedHistograms {
+    /// completion − planned send, including abandoned queries at their age.
+    pub corrected: Vec<u8>,
+    /// completion − actual hand-off (served queries only).
+    pub uncorrected: Vec<u8>,
+}
+
+impl EncodedHistograms {
+    pub fn of(corrected: &NsHistogram, uncorrected: &NsHistogram) -> Option<EncodedHistograms> {
+        Some(EncodedHistograms {
+            corrected: corrected.encode_v2_deflate()?,
+            uncorrected: uncorrected.encode_v2_deflate()?,
+        })
     }
 }
 
@@ -385,6 +419,58 @@ mod tests {
         assert_eq!((a.completed, a.errors, a.last_completion_ns), (2, 1, 70));
         assert_eq!(a.late, vec![3, 1], "exact late counts add per threshold");
         assert_eq!(a.first_error.as_deref(), Some("boom"));
+    }
+
+    fn decode(bytes: &[u8]) -> Histogram<u64> {
+        hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .expect("a V2 histogram")
+    }
+
+    #[test]
+    fn a_histogram_encodes_as_hdr_v2_compressed_and_decodes_to_the_same_counts() {
+        let mut h = NsHistogram::new();
+        for ms in 1..=1000u64 {
+            h.record(ms * 1_000_000);
+        }
+        h.record_n(5_000, 7);
+        h.record(u64::MAX);
+        let bytes = h.encode_v2_deflate().unwrap();
+        // The V2 compressed cookie (0x1c849304 | 0x10), which other tools check
+        // first: base64 of it is the "HISTF" every HdrHistogram string starts with.
+        assert_eq!(bytes[..4], [0x1c, 0x84, 0x93, 0x14]);
+        let back = decode(&bytes);
+        assert_eq!(back, h.0, "every count, bucket for bucket");
+        assert_eq!((back.len(), back.count_at(5_000)), (1008, 7));
+        assert_eq!((back.low(), back.high(), back.sigfig()), (1, MAX_NS, 3));
+        for p in PERCENTILES {
+            assert_eq!(back.value_at_percentile(p), h.0.value_at_percentile(p));
+        }
+        assert_eq!(back.max(), h.0.max());
+        // An empty histogram (a step in which nothing finished) encodes too.
+        assert!(decode(&NsHistogram::new().encode_v2_deflate().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_step_of_ten_thousand_widely_spread_latencies_encodes_in_a_few_kilobytes() {
+        use rand::{Rng, SeedableRng};
+        // 10,000 latencies log-uniform over 1 ms – 1 s: three decades, far more
+        // distinct buckets than a real step fills (its latencies sit within about
+        // one), so the size of a wide step. results.json must stay under 5 MB with
+        // two of these for each of a run's 20–60 steps.
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(42);
+        let mut h = NsHistogram::new();
+        for _ in 0..10_000 {
+            h.record((1e6 * 1e3f64.powf(rng.random::<f64>())) as u64);
+        }
+        let bytes = h.encode_v2_deflate().unwrap().len();
+        let base64 = bytes.div_ceil(3) * 4;
+        println!("10,000 latencies over 1 ms – 1 s: {bytes} bytes, {base64} in base64");
+        assert!(base64 < 20_000, "{base64} bytes of base64");
+        assert!(
+            base64 > 1_000,
+            "{base64} bytes: not the counts of 10,000 values"
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::base::sut::BackendError;
 use crate::measure::issuer::{self, BacklogProbe, StopCheck};
 use crate::measure::pool::{unpack_busy, LiveCounters, WorkerPool};
 use crate::measure::schedule::{Distribution, Schedule};
-use crate::measure::stats::{Lateness, NsHistogram, Percentiles, ServiceTimes, WorkerStats};
+use crate::measure::stats::{
+    EncodedHistograms, Lateness, NsHistogram, Percentiles, ServiceTimes, WorkerStats,
+};
 use crate::measure::verdict::{point_pass, Evidence, Rule, LATE_FRACTION};
 
 /// How far a step whose verdict is still open may run past its planned queries (and
@@ -439,6 +441,9 @@ pub struct StepSummary {
     pub percentiles: Percentiles,
     /// completion − actual hand-off.
     pub percentiles_uncorrected: Percentiles,
+    /// The histograms behind `percentiles` and `percentiles_uncorrected`, whole, for
+    /// other HDR tools (`None` where a step was not measured, as in tests).
+    pub histograms: Option<EncodedHistograms>,
     pub lateness: Lateness,
     /// A simulated server's overshoot beyond its drawn service times (the machine's).
     pub stalls: Lateness,
@@ -484,6 +489,7 @@ impl Default for StepSummary {
             mean: 0.0,
             percentiles: Percentiles::default(),
             percentiles_uncorrected: Percentiles::default(),
+            histograms: None,
             lateness: Lateness::default(),
             stalls: Lateness::default(),
             service: ServiceTimes::default(),
@@ -867,6 +873,9 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
         mean: s.corrected.mean_s(),
         percentiles: s.corrected.percentiles(),
         percentiles_uncorrected: s.uncorrected.percentiles(),
+        // After `censored` was added: the abandoned queries are in it, as in the
+        // percentiles.
+        histograms: EncodedHistograms::of(&s.corrected, &s.uncorrected),
         lateness,
         stalls,
         service: s.service,
@@ -1155,6 +1164,7 @@ fn closed_summary(s: &WorkerStats, runtime: f64, interrupt: &AtomicBool) -> Step
         mean: s.corrected.mean_s(),
         percentiles: s.corrected.percentiles(),
         percentiles_uncorrected: s.uncorrected.percentiles(),
+        histograms: EncodedHistograms::of(&s.corrected, &s.uncorrected),
         outcome: if interrupted {
             StepOutcome::Interrupted
         } else if s.errors > 0 {

@@ -1,6 +1,7 @@
 //! The results.json document (SPEC §5): its records, built from what the measuring
 //! code produced, and the document as a whole. Formatting only.
 
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::measure::schedule::Distribution;
 use crate::measure::search::{Interval, SearchResult};
-use crate::measure::stats::Lateness;
+use crate::measure::stats::{EncodedHistograms, Lateness};
 use crate::measure::step::StepSummary;
 use crate::output::accuracy::AccuracyReport;
 use crate::output::lines::{py_float, FinalResults};
@@ -316,6 +317,10 @@ struct StepRecord<'a> {
     percentiles_uncorrected: Option<&'a BTreeMap<String, f64>>,
     /// The percentiles include abandoned queries at their age when dropped.
     percentiles_include_abandoned: bool,
+    /// The step's whole latency histograms, for other HDR tools: absent where none
+    /// was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    histograms: Option<HistogramsRecord>,
     lateness: LatenessRecord,
     stalls: LatenessRecord,
     /// Backend call times (in-process runtimes): absent where none were timed.
@@ -331,6 +336,34 @@ struct StepRecord<'a> {
     carried_from: Option<f64>,
     seed: u64,
     error: Option<&'a str>,
+}
+
+/// A step's latency histograms in HdrHistogram's standard compressed form (V2 +
+/// DEFLATE, base64: what HdrHistogram Java's `encodeIntoCompressedByteBuffer` and
+/// Python's `encode()` write, and their `decode` reads), values in nanoseconds.
+#[derive(Serialize)]
+struct HistogramsRecord {
+    /// Always `"ns"`: the unit of the recorded values (our percentiles are seconds).
+    unit: &'static str,
+    /// Always [`HISTOGRAM_ENCODING`], so that a reader can tell the format.
+    encoding: &'static str,
+    corrected: String,
+    uncorrected: String,
+}
+
+/// The `encoding` of a step's `histograms`.
+const HISTOGRAM_ENCODING: &str = "hdrhistogram-v2-deflate-base64";
+
+impl From<&EncodedHistograms> for HistogramsRecord {
+    fn from(h: &EncodedHistograms) -> Self {
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        HistogramsRecord {
+            unit: "ns",
+            encoding: HISTOGRAM_ENCODING,
+            corrected: b64(&h.corrected),
+            uncorrected: b64(&h.uncorrected),
+        }
+    }
 }
 
 /// The step's backend call times and the capacity probe's they were judged against.
@@ -383,6 +416,7 @@ pub fn step_json(s: &StepSummary) -> Value {
         percentiles: &s.percentiles.0,
         percentiles_uncorrected: (s.count > 0).then_some(&s.percentiles_uncorrected.0),
         percentiles_include_abandoned: s.abandoned > 0,
+        histograms: s.histograms.as_ref().map(HistogramsRecord::from),
         lateness: (&s.lateness).into(),
         stalls: (&s.stalls).into(),
         service: s.service.mean().map(|mean| ServiceRecord {
@@ -435,6 +469,52 @@ mod tests {
         let root: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let schema = json!({"definitions": root["definitions"], "$ref": "#/definitions/step"});
         jsonschema::validator_for(&schema).unwrap()
+    }
+
+    fn decode(b64: &Value) -> hdrhistogram::Histogram<u64> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("a base64 string"))
+            .expect("base64");
+        hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .expect("a V2 histogram")
+    }
+
+    #[test]
+    fn a_step_keeps_its_histograms_with_the_abandoned_queries_in_the_corrected_one() {
+        use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
+        // M/M/1 at 125 % of capacity: the step stops on its late queries with
+        // queries still queued, which are abandoned at their age.
+        let q = VirtualQueue::new(1, ServiceLaw::Exp(0.005), 10.0, 100);
+        let spec = crate::measure::step::StepSpec::judged(
+            Distribution::Exponential,
+            250.0,
+            10.0,
+            100,
+            Some(std::time::Duration::from_millis(50)),
+            1,
+            0.99,
+        );
+        let s = q.run(&spec);
+        assert!(s.count > 0 && s.abandoned > 0, "{s:?}");
+        let doc = step_json(&s);
+        assert!(step_validator().is_valid(&doc), "{doc}");
+        let h = &doc["histograms"];
+        assert_eq!(
+            (h["unit"].as_str(), h["encoding"].as_str()),
+            (Some("ns"), Some(HISTOGRAM_ENCODING))
+        );
+        assert!(h["corrected"].as_str().unwrap().starts_with("HISTF"), "{h}");
+        let corrected = decode(&h["corrected"]);
+        let uncorrected = decode(&h["uncorrected"]);
+        assert_eq!(corrected.len(), s.count + s.abandoned);
+        assert_eq!(uncorrected.len(), s.count);
+        // The same distribution the percentiles were read from, in nanoseconds.
+        let p99 = corrected.value_at_percentile(99.0) as f64 / 1e9;
+        assert_eq!(p99, s.percentiles.get(99.0));
+        // A summary built without histograms (a test's) writes none.
+        let none = step_json(&crate::measure::step::example_step(5.0));
+        assert!(none.get("histograms").is_none(), "{none}");
     }
 
     #[test]
