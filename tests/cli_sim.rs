@@ -126,6 +126,21 @@ fn sim_fixed_service_finds_the_servers_capacity_and_writes_valid_results() {
     schema_check(&doc);
     assert_eq!(doc["final_results"]["linear"]["0.02"].as_f64(), Some(q));
     assert_eq!(doc["runtime"], "sim");
+    // Every step keeps its histograms, for other HDR tools (the schema checks
+    // their form, the library tests that they decode).
+    let scan = doc["scan"]["linear"].as_object().unwrap();
+    assert!(!scan.is_empty());
+    for (name, step) in scan {
+        for h in ["corrected", "uncorrected"] {
+            let b64 = step["histograms"][h].as_str().unwrap_or_default();
+            assert!(b64.starts_with("HISTF"), "{name} {h}: {step}");
+        }
+    }
+    assert!(
+        doc["capacity_probe"].is_null() || doc["capacity_probe"]["histograms"].is_object(),
+        "{}",
+        doc["capacity_probe"]
+    );
     let best = &doc["results"]["linear"]["0.02"];
     // At most 1 % late by exact count; the histogram reads p99 to 3 digits.
     assert!(best["percentiles"]["99.0"].as_f64().unwrap() <= 0.02 * 1.001);
