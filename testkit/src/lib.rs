@@ -214,7 +214,14 @@ impl V2Server {
         let incoming =
             tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
         tokio::spawn(async move {
+            // The open loop cancels the requests still out when a step stops: many
+            // stream resets at once, which h2's defences against reset floods (20
+            // pending, 1024 local) answered with GOAWAY ENHANCE_YOUR_CALM, failing
+            // the next step's requests (ResourceExhausted) on a loaded machine. A
+            // test server has nobody to defend against.
             let _ = tonic::transport::Server::builder()
+                .http2_max_pending_accept_reset_streams(Some(1 << 20))
+                .http2_max_local_error_reset_streams(Some(1 << 20))
                 .add_service(svc)
                 .serve_with_incoming(incoming)
                 .await;
