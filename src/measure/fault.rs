@@ -1,17 +1,16 @@
 //! When the system under test itself is broken rather than slow: a step whose queries
-//! failed beyond [`ERROR_FRACTION`], or a server that, after a step, held its requests
+//! failed beyond [`crate::measure::step::ERROR_FRACTION`], or a server that, after a step, held its requests
 //! without answering any of them for seconds. Such a step says nothing about latency, and the search must not descend
 //! through it (a dead server would otherwise read as "this model cannot meet its
 //! target at any rate"): the run ends, naming what was seen. A pure decision over the
 //! steps' counts, tested by a table.
 
-use crate::measure::step::StepSummary;
-pub use crate::measure::step::{errors_spoil, ERROR_FRACTION, MIN_SPOILING_ERRORS};
+use crate::measure::step::{errors_spoil, StepSummary};
 
 /// What broke.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
-    /// More than [`ERROR_FRACTION`] of the step's queries failed.
+    /// More than [`crate::measure::step::ERROR_FRACTION`] of the step's queries failed.
     Errors {
         errors: u64,
         issued: u64,

@@ -324,7 +324,7 @@ pub enum StepOutcome {
     /// Failed while the generator or the machine fell behind: run again, never
     /// counted as the system's failure.
     Spoiled { by: Spoiler, stop: StopReason },
-    /// More than [`crate::measure::fault::ERROR_FRACTION`] of the queries failed (a
+    /// More than [`ERROR_FRACTION`] of the queries failed (a
     /// closed loop: any): the step says nothing about latency.
     Errors { stop: StopReason },
     /// Queries were still outstanding when the drain timeout ran out.
