@@ -266,8 +266,12 @@ fn throughput_reports_closed_loop_capacity() {
         .trim_end_matches(" images/sec")
         .parse()
         .unwrap();
-    // Two servers at 2 ms: at most 1000/s.
-    assert!((900.0..=1001.0).contains(&x), "{line}");
+    // Two servers at 2 ms: at most 1000/s. One alone could not pass 500/s, so more
+    // than 600/s shows both served; the margin is for a busy machine, where each
+    // 2 ms wait overshoots by scheduler delay (893/s seen with one core kept busy).
+    assert!((600.0..=1001.0).contains(&x), "{line}");
+    let qps = doc["qps"].as_f64().unwrap();
+    assert!((qps - x).abs() <= 0.01 * x, "line {x} vs JSON {qps}");
 }
 
 /// Issue 42: with `--json`, stdout is one JSON document and nothing else, so that
