@@ -18,6 +18,7 @@ fn main() {
         Command::Throughput(a) => loadgen::app::throughput(a),
         Command::Accuracy(a) => loadgen::app::accuracy(a),
         Command::Compare(a) => loadgen::app::compare(a),
+        Command::Report(a) => loadgen::app::report(a),
     };
     if let Err(e) = result {
         let code = loadgen::error::exit_code(&e);

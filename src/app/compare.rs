@@ -34,7 +34,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-fn not_results(path: &Path, why: &str) -> SettingsError {
+pub(crate) fn not_results(path: &Path, why: &str) -> SettingsError {
     SettingsError(format!(
         "{} is not a loadgen results.json: {why}",
         quote_path(path)
@@ -43,7 +43,7 @@ fn not_results(path: &Path, why: &str) -> SettingsError {
 
 /// The JSON document at `path`; anything but a readable regular file of JSON is bad
 /// input (exit 2). A FIFO or device is refused before opening: reading it could block.
-fn read(path: &Path) -> Result<Value, SettingsError> {
+pub(crate) fn read(path: &Path) -> Result<Value, SettingsError> {
     let q = quote_path(path);
     let m = std::fs::metadata(path)
         .map_err(|e| SettingsError(format!("cannot read results file {q}: {e}")))?;

@@ -20,6 +20,7 @@ use crate::measure::step::{self, StepSpec, StepSummary};
 use crate::output::files;
 use crate::output::lines;
 use crate::output::progress::Progress;
+use crate::output::report;
 use crate::output::results::{self, ConfigReport, Results};
 use crate::signals;
 use crate::tune::candidates::{self, Candidate};
@@ -153,8 +154,12 @@ fn slowdown_reference(settings: &Settings, probe: &StepSummary) -> Option<Servic
     .then_some(probe.service)
 }
 
+/// Writes results.json and the report beside it (results first: the report is drawn
+/// from it, and a report that cannot be written must not cost the results).
 fn write_results(path: &std::path::Path, results: &Results) -> Result<()> {
-    files::write_json_atomic(path, &results.to_json())?;
+    let doc = results.to_json();
+    files::write_json_atomic(path, &doc)?;
+    crate::app::report::write_beside(path, &doc)?;
     Ok(())
 }
 
@@ -421,6 +426,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out/results.json"));
     files::check_writable(&output)?;
+    files::check_file(&report::path_beside(&output), files::OUTPUT_FIX)?;
     if settings.backend == BackendKind::Tf && settings.tune != Tune::Off && !args.tune_child {
         // TF's intra-op pool belongs to the process and the first session sizes it:
         // the candidates run in a child process per thread setting.

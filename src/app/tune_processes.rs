@@ -425,6 +425,7 @@ pub(crate) fn run(
     }
     if doc.get("runtime").is_some() {
         files::write_json_atomic(output, &doc)?;
+        crate::app::report::write_beside(output, &doc)?;
     }
     if let Some(e) = failure {
         return Err(e);

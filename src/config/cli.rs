@@ -45,6 +45,36 @@ pub enum Command {
     /// and whether the confidence intervals show B faster or slower.
     #[command(long_about = COMPARE_ABOUT)]
     Compare(CompareArgs),
+    /// One self-contained HTML page of plots from one or more results.json (several
+    /// are overlaid); `loadgen run` writes one beside its results.json.
+    #[command(long_about = REPORT_ABOUT)]
+    Report(ReportArgs),
+}
+
+/// `loadgen report --help`.
+const REPORT_ABOUT: &str = "One self-contained HTML page (inline SVG, nothing fetched: it \
+opens from disk) from one or more results.json: the answers side by side; per \
+distribution and target, each step's offered rate against its p99 with the target, \
+pass/fail, the interval and the answer, and the percentile spectrum of the answering \
+step and the failing step above it; achieved against offered rate; the tuning \
+candidates' predicted against measured answers; and each run's command line, system, \
+settings and warnings. `loadgen run` writes the same page beside its results.json \
+(report.html, or NAME.html beside NAME.json). Several files are overlaid, one colour \
+each. Exit 2 on a file that cannot be read or is not a loadgen results.json.";
+
+/// The most results files one report overlays (one colour each).
+pub const REPORT_MAX_FILES: usize = 8;
+
+/// `loadgen report RESULTS.json [MORE.json …] [-o FILE]`.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The results.json files (up to 8); several are overlaid.
+    #[arg(value_name = "RESULTS.json", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// The page to write (default: with one file, the report beside it, report.html
+    /// beside results.json; with several, report.html in the current folder).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `loadgen compare --help`: the verdict's rule ([`crate::output::compare::verdict`]).

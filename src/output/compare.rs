@@ -230,6 +230,21 @@ fn shown(ans: Option<&Answer>) -> String {
     }
 }
 
+/// The rate (or FAIL) with its interval, as the report's answer table shows it:
+/// `17 [12, 21]`, with `?` for an end that was not shown.
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = |e: Option<f64>| e.map_or("?".to_string(), |x| x.to_string());
+        write!(
+            f,
+            "{} [{}, {}]",
+            shown(Some(self)),
+            end(self.low),
+            end(self.high)
+        )
+    }
+}
+
 /// The aligned text table, one line per row after the header.
 pub fn table(rows: &[Row]) -> String {
     let mut cells = vec![[

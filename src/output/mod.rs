@@ -6,5 +6,6 @@ pub mod compare;
 pub mod files;
 pub mod lines;
 pub mod progress;
+pub mod report;
 pub mod results;
 pub mod system;
