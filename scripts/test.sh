@@ -3,7 +3,9 @@
 # time, and a table of all of them ends the run (also when a stage fails):
 #   setup     (in the background from the start) scripts/setup.sh all: ONNX Runtime and
 #             TensorFlow from their pinned wheels in .venv, and the project's ResNet-50
-#             models; once the ONNX model is there, a real Triton
+#             models, then scripts/setup_checks.sh: the PyPI hdrhistogram package, and
+#             Debian's chromium with tests/browser's npm packages for the report's
+#             browser test; once the ONNX model is there, a real Triton
 #             (scripts/serve_triton.sh, its own .venv-triton) starts on TRITON_PORT
 #             (default 8730, and 8731/8732) for the kserve tests, stopped at the end;
 #   lint      the layering rule (scripts/check_layers.py), formatting;
@@ -14,7 +16,8 @@
 #             the real-time CLI runs one at a time: .config/nextest.toml), while the
 #             setup finishes;
 #   runtimes  wait for the setup and Triton;
-#   ignored   the tests that need ONNX Runtime, TensorFlow or Triton (--run-ignored only);
+#   ignored   the tests that need ONNX Runtime, TensorFlow, Triton, Chromium or the
+#             PyPI hdrhistogram (--run-ignored only);
 #   golden    golden checks on a generated ImageNet-layout set: preprocessing vs
 #             OpenCV, top-1 vs Python onnxruntime, top-1 and softmax vs Python TF;
 #   scripts   shellcheck, hadolint, run_and_time.sh without Docker, a short
@@ -69,6 +72,7 @@ triton_port=${TRITON_PORT:-8730}
   scripts/setup.sh onnxruntime
   touch "$logs/onnx-ready"
   scripts/setup.sh tf
+  scripts/setup_checks.sh hdrhistogram
 ) >"$logs/setup.log" 2>&1 &
 setup_pid=$!
 (
@@ -79,11 +83,15 @@ setup_pid=$!
   exec scripts/serve_triton.sh --port "$triton_port"
 ) >"$logs/triton.ready" 2>"$logs/triton.log" &
 triton_pid=$!
+# The report's browser test: Debian's chromium and tests/browser/node_modules.
+scripts/setup_checks.sh browser >"$logs/browser.log" 2>&1 &
+browser_pid=$!
 # shellcheck disable=SC2329 # called by the trap
 finish() {
   local rc=$?
   kill -TERM "$setup_pid" 2>/dev/null || true
   kill -TERM "$triton_pid" 2>/dev/null || true
+  kill -TERM "$browser_pid" 2>/dev/null || true
   wait "$triton_pid" 2>/dev/null || true
   if ((rc != 0)); then
     [[ ${stage_name} == runtimes ]] && tail -n 40 "$logs/setup.log" "$logs/triton.log" >&2
@@ -119,13 +127,19 @@ cargo test --workspace --profile "$PROFILE" --no-run --quiet
 stage test "tests without any runtime library (cargo nextest, .config/nextest.toml), while the setup finishes"
 cargo nextest run --workspace --cargo-profile "$PROFILE" --status-level fail --final-status-level slow
 
-stage runtimes "waiting for scripts/setup.sh all and scripts/serve_triton.sh"
+stage runtimes "waiting for scripts/setup.sh all, scripts/setup_checks.sh and scripts/serve_triton.sh"
 if ! wait "$setup_pid"; then
   cat "$logs/setup.log" >&2
   echo "FAIL: scripts/setup.sh all failed (its log is above)" >&2
   exit 1
 fi
 tail -n 4 "$logs/setup.log"
+if ! wait "$browser_pid"; then
+  cat "$logs/browser.log" >&2
+  echo "FAIL: scripts/setup_checks.sh browser failed (its log is above)" >&2
+  exit 1
+fi
+tail -n 2 "$logs/browser.log"
 until grep -q '^ready: ' "$logs/triton.ready"; do
   if ! kill -0 "$triton_pid" 2>/dev/null; then
     cat "$logs/triton.log" >&2
@@ -137,7 +151,7 @@ done
 export TRITON_PORT=$triton_port
 echo "ok: $(cat "$logs/triton.ready")"
 
-stage ignored "tests that need ONNX Runtime, TensorFlow or Triton (cargo nextest --run-ignored only)"
+stage ignored "tests that need ONNX Runtime, TensorFlow, Triton, Chromium or PyPI's hdrhistogram (cargo nextest --run-ignored only)"
 cargo nextest run --workspace --cargo-profile "$PROFILE" --run-ignored only --status-level fail --final-status-level slow
 
 stage golden "golden checks on a generated ImageNet-layout set"

@@ -9,6 +9,7 @@
 
 mod cli_compare;
 mod cli_hostile;
+mod cli_report;
 mod cli_runtime;
 mod cli_sim;
 mod hostile_server;
