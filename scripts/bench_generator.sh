@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load generator's own limits (SPEC §8), on the `null` and `sim` backends:
+# The load generator's own limits (docs/CONTRACT.md §8), on the `null` and `sim` backends:
 #   1. null, linear, 1 M queries/s offered for 5 s: completed queries per second;
 #   2. sim fixed:1ms at 10 k queries/s with 16 servers: issue lateness p50/p99/max;
 #   3. null at 1 M queries/s for 10 s (10 M queries): resident memory sampled every
@@ -7,7 +7,7 @@
 #
 #   scripts/bench_generator.sh            (builds the release binary first)
 #
-# Prints one line per figure; the README's table is copied from it.
+# Prints one line per figure; docs/BENCHMARKS.md's table is copied from it.
 set -euo pipefail
 
 ROOT=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)

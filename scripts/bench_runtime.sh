@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # loadgen's closed-loop throughput against the same runtime driven directly from
-# Python, same model, sessions and threads, alternating runs in one go (SPEC §8: loadgen
-# may lose at most 3 %). The ratio is what to read; absolute figures move with the
+# Python, same model, sessions and threads, alternating runs in one go
+# (docs/CONTRACT.md §8: loadgen may lose at most 3 %). The ratio is what to read; absolute figures move with the
 # machine's load.
 #
 #   scripts/bench_runtime.sh onnxruntime|tf [SECONDS] [ROUNDS]

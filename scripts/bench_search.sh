@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The truth benchmark (issue 8, SPEC §8): does the search find the answer queueing
-# theory knows, run after run? For each queue and seed it runs `loadgen run` on the sim
+# The truth benchmark (issue 8; figures in docs/BENCHMARKS.md): does the search
+# find the answer queueing theory knows, run after run? For each queue and seed it runs `loadgen run` on the sim
 # backend and prints the answer, its interval, the error against theory and the time;
 # for M/M/1 also the late queries its steps from 15 % below to 5 % above theory saw,
 # against what theory expects of them (`near-theory late 51 of 6535 (theory 32)`: that

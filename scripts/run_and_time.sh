@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the benchmark image (Dockerfile.cpu / Dockerfile.gpu) and run it (SPEC §2).
+# Build the benchmark image (Dockerfile.cpu / Dockerfile.gpu) and run it (docs/CONTRACT.md §2).
 #
 #   scripts/run_and_time.sh tf|onnxruntime cpu|gpu [extra loadgen flags...]
 #

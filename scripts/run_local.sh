@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the cloud image-classification benchmark here, without Docker (SPEC §2).
+# Run the cloud image-classification benchmark here, without Docker (docs/CONTRACT.md §2).
 #
 #   scripts/run_local.sh tf|onnxruntime [cpu|gpu] [extra loadgen flags...]
 #   scripts/run_local.sh kserve [cpu] [extra loadgen flags...]

@@ -1,4 +1,4 @@
-//! Exit codes (SPEC §3, §9): 0 done, 1 the run itself failed, 2 bad usage or input,
+//! Exit codes (docs/CONTRACT.md §3, §9): 0 done, 1 the run itself failed, 2 bad usage or input,
 //! 130 / 143 / 129 interrupted by SIGINT / SIGTERM / SIGHUP. Errors are typed inside the library; `main` only asks this module.
 
 use crate::backend::BackendError;

@@ -1,4 +1,4 @@
-//! Hostile input, special files and signals (issue 9, SPEC §9): the built `loadgen`
+//! Hostile input, special files and signals (issue 9, docs/CONTRACT.md §9): the built `loadgen`
 //! binary against a table of cases. Each case runs in its own temporary folder holding
 //! a FIFO, a device node (when we may make one), a socket, a folder, regular files and
 //! symlinks, and asserts the exit code, a one-line stderr, and the state of every file

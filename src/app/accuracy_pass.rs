@@ -1,4 +1,4 @@
-//! The accuracy pass (SPEC §5 step 1): every loaded item once, top-1 after the
+//! The accuracy pass (docs/CONTRACT.md §7, step 1): every loaded item once, top-1 after the
 //! profile's label offset against the dataset's labels.
 
 use std::path::Path;

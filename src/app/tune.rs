@@ -1,4 +1,4 @@
-//! Tuning (SPEC §5.4): each candidate configuration gets its own sessions, built
+//! Tuning (docs/CONTRACT.md §7.2): each candidate configuration gets its own sessions, built
 //! once, and a short calibration (warm-up, closed-loop capacity, the latency of lone
 //! queries); [`crate::tune::predict`] predicts its answers from that, and `run`
 //! searches each target on the most promising candidate only.

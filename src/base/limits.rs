@@ -1,4 +1,4 @@
-//! The documented limits of every number a user can give (README "Limits"). Values
+//! The documented limits of every number a user can give (docs/CONTRACT.md §8). Values
 //! outside them are refused where they are parsed (one sentence, exit code 2), so that
 //! nothing later has to guard its arithmetic: a step of a day at 10 M queries/s still
 //! fits every counter, and every duration fits a [`std::time::Duration`].

@@ -28,7 +28,7 @@ fn bad<T>(msg: impl Into<String>) -> Result<T, SettingsError> {
 
 /// The default `search_time`, in multiples of `time`: 320 s for the cloud scenario's
 /// eight searches of 10-s steps, 40 s each, about what the first bracket and
-/// bisection take on ResNet-50 (see README "A time budget per run").
+/// bisection take on ResNet-50 (see docs/METHOD.md, "The time budget").
 pub const DEFAULT_SEARCH_STEPS: f64 = 32.0;
 
 /// A scenario file (`scenarios/*.toml`). Every key is optional.
@@ -137,7 +137,7 @@ pub struct Settings {
     pub max_latency: Vec<f64>,
     pub distributions: Vec<Distribution>,
     pub min_queries: u64,
-    /// Confidence of each step's verdict (SPEC §5).
+    /// Confidence of each step's verdict (docs/CONTRACT.md §7.1).
     pub confidence: f64,
     /// Seconds of steps all the run's searches may take, shared equally among them
     /// (see [`Settings::search_share`]); 0: no limit.
@@ -148,7 +148,8 @@ pub struct Settings {
     /// [`BackendConfig::verbose`]).
     #[serde(skip)]
     pub verbose: bool,
-    /// Whether `run` calibrates configurations and chooses one per target (SPEC §5.4).
+    /// Whether `run` calibrates configurations and chooses one per target
+    /// (docs/CONTRACT.md §7.2).
     #[serde(skip)]
     pub tune: Tune,
     /// `--backend kserve`: the server and how to talk to it.
@@ -157,7 +158,7 @@ pub struct Settings {
     pub profile_info: Option<&'static Profile>,
 }
 
-/// Tuning (SPEC §5.4), as the flags and the backend decide it.
+/// Tuning (docs/CONTRACT.md §7.2), as the flags and the backend decide it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Tune {
     /// One configuration: the flags' or the defaults.

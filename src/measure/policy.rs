@@ -1,4 +1,4 @@
-//! The search policy (SPEC §5; docs/METHOD.md says it in words): a pure function from
+//! The search policy (docs/CONTRACT.md §7; docs/METHOD.md says it in words): a pure function from
 //! the evidence so far — the steps measured for one distribution and target, why each
 //! was measured, the stricter targets' steps carried over, the budget — to the next
 //! action: measure rate R (and why), or done (the answer, its interval, how sure it

@@ -511,7 +511,7 @@ impl WorkerCtx {
     fn accuracy(&mut self, job: &AccuracyJob) {
         let bs = self.batch_size;
         loop {
-            // A signal ends the pass after the batches in flight (SPEC §9).
+            // A signal ends the pass after the batches in flight (docs/CONTRACT.md §9).
             if self.stop.load(Ordering::Relaxed) || self.interrupt.load(Ordering::Relaxed) {
                 return;
             }

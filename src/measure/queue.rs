@@ -1,7 +1,7 @@
 //! The hand-off between the issuer and the workers: two counters over a ring of
 //! planned/issued times. Queries `[claimed, released)` wait for a worker. Releasing
 //! and claiming are one atomic store and one compare-and-swap, so the generator stays
-//! far above any real model's rate (SPEC §8).
+//! far above any real model's rate (docs/CONTRACT.md §8).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

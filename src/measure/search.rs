@@ -1,4 +1,4 @@
-//! The driver of the search (SPEC §5): for one distribution and target latency, runs
+//! The driver of the search (docs/CONTRACT.md §7): for one distribution and target latency, runs
 //! the step the policy ([`crate::measure::policy`]) asks for and feeds it back, until
 //! the policy is done. All decisions are the policy's, a pure function of the steps;
 //! this file only measures, seeds each step (every step has its own seed, so steps do

@@ -2,7 +2,7 @@
 //! thread, the workers serving), or a closed-loop run (`--threads` batches in flight).
 //! Produces a [`StepSummary`]; it never formats anything.
 //!
-//! An open-loop step with a target is a sequential test (SPEC §5): it plans
+//! An open-loop step with a target is a sequential test (docs/CONTRACT.md §7.1): it plans
 //! `max(qps × time, min_queries)` queries, stops at once when its failure is certain or
 //! confident, passes when its pass is confident once the planned queries are judged,
 //! and otherwise runs on (up to [`EXTENSION`] × the planned queries, within the time

@@ -1,5 +1,5 @@
-//! The verdict of a step (SPEC §5): did at most 1 % of its queries exceed the target,
-//! and how sure are we? Pure arithmetic on exact counts, so the same code judges real
+//! The verdict of a step (docs/CONTRACT.md §7.1): did at most 1 % of its queries
+//! exceed the target, and how sure are we? Pure arithmetic on exact counts, so the same code judges real
 //! steps and the virtual-clock steps of the tests.
 //!
 //! A *confident pass* is MLPerf LoadGen's early-stopping rule: with `t` late queries

@@ -1,4 +1,4 @@
-//! The log lines parsers depend on (SPEC §5): step lines, `^taken`, `===RESULT`,
+//! The log lines parsers depend on (docs/CONTRACT.md §5): step lines, `^taken`, `===RESULT`,
 //! `===FINAL_RESULT`, `check_accuracy`, and why a step failed. Formatting only.
 
 use crate::measure::policy::Unshown;

@@ -1,4 +1,4 @@
-//! The results.json document (SPEC §5): its records, built from what the measuring
+//! The results.json document (docs/CONTRACT.md §6): its records, built from what the measuring
 //! code produced, and the document as a whole. Formatting only.
 
 use base64::Engine as _;
@@ -35,7 +35,7 @@ pub struct TargetResult {
     pub config: Option<Candidate>,
 }
 
-/// One tuning candidate (SPEC §5.4): its settings, what its calibration measured, and
+/// One tuning candidate (docs/CONTRACT.md §7.2): its settings, what its calibration measured, and
 /// its predicted and measured answers per distribution and target.
 #[derive(Debug, Clone)]
 pub struct ConfigReport {
@@ -292,7 +292,7 @@ fn rate_json(q: f64) -> Value {
     }
 }
 
-/// The `<step>` record of results.json (SPEC §4/§5), built from the measurement
+/// The `<step>` record of results.json (docs/CONTRACT.md §6.3), built from the measurement
 /// core's [`StepSummary`]; all times in seconds.
 #[derive(Serialize)]
 struct StepRecord<'a> {

@@ -1,4 +1,4 @@
-//! The configurations tuning tries (SPEC §5.4): how many sessions serve in parallel
+//! The configurations tuning tries (docs/CONTRACT.md §7.2): how many sessions serve in parallel
 //! (workers), the intra- and inter-op threads of each, and the batch queued queries
 //! are coalesced into.
 
