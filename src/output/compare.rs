@@ -33,7 +33,7 @@ impl Verdict {
     }
 }
 
-/// The rule, stated in `loadgen compare --help` and the README. A system's true
+/// The rule, stated in `loadgen compare --help` and docs/CONTRACT.md §4.4. A system's true
 /// highest passing rate lies in its interval `[low, high]`. So B is `faster` when
 /// B.low > A.high (B passed a rate A was shown to fail), `slower` when B.high < A.low,
 /// and otherwise `cannot tell`. An end that is null is unknown, so a comparison that
