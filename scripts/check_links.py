@@ -184,6 +184,7 @@ def main():
     for f in findings:
         print(f)
     if findings:
+        sys.stdout.flush()
         print(f"check_links: {len(findings)} finding(s)", file=sys.stderr)
         return 1
     print(f"links: ok ({len(doc_files())} documents)")
