@@ -83,6 +83,7 @@ impl StepRunner for PoolRunner<'_> {
             None => stage,
         };
         self.progress.stage(&stage, &name);
+        self.progress.bracket(ask.bracket.0, ask.bracket.1);
         self.progress
             .track(self.sut.pool.live_handle(), spec.planned);
         let summary = step::run_open(&self.sut.pool, &spec, signals::flag())

@@ -8,6 +8,7 @@
 //! output or reads settings.
 pub mod fault;
 pub mod issuer;
+pub mod live_histogram;
 pub mod policy;
 pub mod pool;
 pub mod queue;

@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
+use crate::measure::live_histogram::LiveHistogram;
 use crate::measure::queue::{Claim, Query, QueryQueue, RING_CAPACITY, WORKER_SPIN};
 use crate::measure::stats::WorkerStats;
 
@@ -45,6 +46,9 @@ pub struct LiveCounters {
     /// The batch in service: first index in the high 40 bits, length in the low 24
     /// (0: idle). One word, so index and length always belong to the same batch.
     pub busy: AtomicU64,
+    /// The served queries' latencies from their planned send, coarsely: the progress
+    /// bar's p99 so far.
+    pub latency: LiveHistogram,
 }
 
 const BUSY_LEN_BITS: u32 = 24;
@@ -73,6 +77,7 @@ impl LiveCounters {
         self.done.store(0, Ordering::Relaxed);
         self.late.store(0, Ordering::Relaxed);
         self.busy.store(0, Ordering::Relaxed);
+        self.latency.reset();
     }
 }
 
@@ -458,10 +463,10 @@ impl WorkerCtx {
                 Ok(()) => {
                     self.stats.service.record(done.saturating_sub(start));
                     for q in batch {
-                        self.stats.record_served(
-                            done.saturating_sub(q.planned_ns),
-                            done.saturating_sub(q.issued_ns),
-                        );
+                        let corrected = done.saturating_sub(q.planned_ns);
+                        self.stats
+                            .record_served(corrected, done.saturating_sub(q.issued_ns));
+                        live.latency.record(corrected);
                     }
                     self.stats.completed += n as u64;
                     if let Some(stall) = self.session.stall_ns() {

@@ -31,6 +31,9 @@ pub struct Ask {
     /// for the interval's low end, at the interval's confidence
     /// ([`crate::measure::policy::end_confidence`]).
     pub to_confidence: Option<f64>,
+    /// The highest rate passed so far and the lowest failed above it (spoiled steps
+    /// say nothing): how far the search has narrowed, for the progress bar.
+    pub bracket: (Option<f64>, Option<f64>),
 }
 
 impl Ask {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::measure::policy::{self, Action, Answer, End, SoFar, Unshown, Why};
 use crate::measure::schedule::Distribution;
-use crate::measure::step::StepSummary;
+use crate::measure::step::{StepOutcome, StepSummary};
 
 pub use crate::measure::policy::{burst_size, round_rate, Bounds, MAX_RETRIES};
 pub use crate::measure::runner::{retry_pause, Ask, SearchStop, StepRunner};
@@ -124,6 +124,7 @@ pub fn run(
                     burst: burst_size(&steps, target),
                     to_confidence: (w == Why::LowEnd)
                         .then(|| policy::end_confidence(search.confidence)),
+                    bracket: bracket(&steps),
                 };
                 let mut s = runner.step(&ask)?;
                 s.retries = retry;
@@ -133,6 +134,23 @@ pub fn run(
             Action::Done(a) => return Ok(finish(search, a, steps, why, &carried)),
         }
     }
+}
+
+/// The highest offered rate whose step passed and the lowest above it whose step
+/// failed on its late queries; spoiled steps (and steps ended by errors) count for
+/// neither.
+pub fn bracket(steps: &[StepSummary]) -> (Option<f64>, Option<f64>) {
+    let rate = |s: &StepSummary| s.offered_qps.filter(|q| q.is_finite());
+    let passed = (steps.iter())
+        .filter(|s| s.passed())
+        .filter_map(rate)
+        .reduce(f64::max);
+    let failed = (steps.iter())
+        .filter(|s| matches!(s.outcome, StepOutcome::TooManyLate { .. }))
+        .filter_map(rate)
+        .filter(|&q| passed.is_none_or(|p| q > p))
+        .reduce(f64::min);
+    (passed, failed)
 }
 
 /// The result of a finished search, with its warnings.
@@ -245,6 +263,47 @@ mod tests {
     use crate::measure::step::StepSpec;
     use crate::measure::step::{StepOutcome, StopReason, Verdict};
     use crate::measure::virtual_clock::{ServiceLaw, VirtualQueue};
+
+    #[test]
+    fn the_bracket_is_the_highest_pass_and_the_lowest_fail_above_it() {
+        let at = |q: f64, outcome: StepOutcome| StepSummary {
+            offered_qps: Some(q),
+            outcome,
+            ..StepSummary::default()
+        };
+        let pass = || StepOutcome::decided(true, true, StopReason::PointEstimate);
+        let fail = || StepOutcome::decided(false, true, StopReason::PointEstimate);
+        let spoiled = || StepOutcome::Spoiled {
+            by: crate::measure::step::Spoiler::GeneratorLate,
+            stop: StopReason::PointEstimate,
+        };
+        type Bracket = (Option<f64>, Option<f64>);
+        let cases: Vec<(Vec<StepSummary>, Bracket)> = vec![
+            (vec![], (None, None)),
+            (vec![at(20.0, fail())], (None, Some(20.0))),
+            (
+                vec![at(20.0, fail()), at(10.0, pass())],
+                (Some(10.0), Some(20.0)),
+            ),
+            (
+                vec![
+                    at(20.0, fail()),
+                    at(10.0, pass()),
+                    at(15.0, pass()),
+                    at(17.0, fail()),
+                ],
+                (Some(15.0), Some(17.0)),
+            ),
+            // A fail below a pass (noise) is not above the pass; a spoiled step is no fail.
+            (
+                vec![at(12.0, fail()), at(15.0, pass()), at(16.0, spoiled())],
+                (Some(15.0), None),
+            ),
+        ];
+        for (steps, want) in cases {
+            assert_eq!(bracket(&steps), want);
+        }
+    }
 
     fn bounds(capacity: f64) -> Bounds {
         Bounds {

@@ -1,5 +1,7 @@
-//! The progress bar on stderr: stage, target and step, with completed queries. A
-//! ticker thread reads the workers' counters; the timed path never touches it.
+//! The progress bar on stderr: stage, target and step, with completed queries, the
+//! step's p99 and late queries so far, and where the search stands (the highest rate
+//! passed, the lowest failed). A ticker thread reads the workers' counters; the timed
+//! path never touches the bar.
 //! Hidden when stderr is not a terminal or with `--quiet`.
 //!
 //! With `LOADGEN_STAGE_LINES=1` each stage is also one line on stderr
@@ -15,10 +17,13 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::measure::live_histogram;
 use crate::measure::pool::LiveCounters;
 
 pub struct Progress {
     bar: ProgressBar,
+    /// The stage's message, which the step's live figures follow.
+    message: std::cell::RefCell<String>,
     ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     enabled: bool,
     /// `LOADGEN_STAGE_LINES=1`: each stage as a line on stderr.
@@ -57,6 +62,7 @@ impl Progress {
         );
         Progress {
             bar,
+            message: std::cell::RefCell::new(String::new()),
             ticker: None,
             enabled,
             stage_lines: stage_lines(),
@@ -74,6 +80,18 @@ impl Progress {
         }
         self.bar.set_prefix(stage.to_string());
         self.bar.set_message(msg.to_string());
+        *self.message.borrow_mut() = msg.to_string();
+    }
+
+    /// Adds where the search stands to the stage's message: the highest rate passed so
+    /// far and the lowest failed above it (see [`crate::measure::search::bracket`]).
+    pub fn bracket(&self, passed: Option<f64>, failed: Option<f64>) {
+        let show = |q: Option<f64>| q.map_or("?".to_string(), |q| format!("{q}"));
+        if passed.is_some() || failed.is_some() {
+            let mut m = self.message.borrow_mut();
+            *m = format!("{m} · answer in [{}, {})", show(passed), show(failed));
+            self.bar.set_message(m.clone());
+        }
     }
 
     /// Follows the workers' completion counters until [`Progress::end_step`].
@@ -87,10 +105,12 @@ impl Progress {
         let stop = Arc::new(AtomicBool::new(false));
         let bar = self.bar.clone();
         let s = Arc::clone(&stop);
+        let message = self.message.borrow().clone();
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 let done: u64 = live.iter().map(|w| w.done.load(Ordering::Relaxed)).sum();
                 bar.set_position(done.min(total));
+                bar.set_message(live_message(&message, &live, done));
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
@@ -125,6 +145,23 @@ impl Progress {
     pub fn finish(&mut self) {
         self.end_step();
         self.bar.finish_and_clear();
+    }
+}
+
+/// The stage's message with the step's figures so far: its p99 (to within the live
+/// histogram's bucket, see [`live_histogram`]) and its late queries.
+fn live_message(message: &str, live: &[CachePadded<LiveCounters>], done: u64) -> String {
+    let mut counts = [0u64; live_histogram::BUCKETS];
+    for w in live {
+        w.latency.add_to(&mut counts);
+    }
+    let late: u64 = live.iter().map(|w| w.late.load(Ordering::Relaxed)).sum();
+    match live_histogram::quantile(&counts, 0.99) {
+        Some(p99) if done > 0 => format!(
+            "{message} · p99 so far ≤{:.1} ms · late {late} of {done}",
+            p99 * 1e3
+        ),
+        _ => message.to_string(),
     }
 }
 

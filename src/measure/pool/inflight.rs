@@ -191,11 +191,13 @@ impl Sink {
         let n = queries.len() as u64;
         match result {
             Ok(()) => {
+                let live = self.live();
                 for q in queries {
-                    st.stats.record_served(
-                        done.saturating_sub(q.planned_ns),
-                        done.saturating_sub(q.issued_ns),
-                    );
+                    let corrected = done.saturating_sub(q.planned_ns);
+                    st.stats
+                        .record_served(corrected, done.saturating_sub(q.issued_ns));
+                    // Under the lock: one writer at a time, as the histogram needs.
+                    live.latency.record(corrected);
                 }
                 st.stats.completed += n;
             }
