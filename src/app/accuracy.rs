@@ -38,12 +38,16 @@ pub fn accuracy(args: crate::config::cli::AccuracyArgs) -> Result<()> {
         )
         .into());
     }
-    println!("{}", lines::accuracy_line(&run.report));
     if let Some(dir) = &args.dump {
         super::accuracy_pass::dump(dir, &sut.dataset, &run, sut.backend.model().num_classes)?;
     }
+    // With --json, stdout is the JSON document alone and the line goes to stderr, as
+    // for `fixed` and `throughput`.
     if args.json {
+        lines::note(&lines::accuracy_line(&run.report));
         println!("{}", serde_json::to_string(&run.report)?);
+    } else {
+        println!("{}", lines::accuracy_line(&run.report));
     }
     Ok(())
 }
