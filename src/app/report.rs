@@ -35,17 +35,39 @@ pub fn report(args: ReportArgs) -> Result<()> {
     // Refused before reading anything: never a report over a folder, FIFO or device.
     files::check_file(&out, REPORT_FIX)?;
     let mut sources = Vec::new();
-    for f in &args.files {
+    for (f, label) in args.files.iter().zip(labels(&args.files)) {
         let doc = read(f)?;
         compare::answers(&doc).map_err(|e| not_results(f, &e))?;
-        sources.push(Source {
-            label: f.display().to_string(),
-            doc,
-        });
+        sources.push(Source { label, doc });
     }
     files::write_atomic(&out, report::render(&sources).as_bytes(), REPORT_FIX)?;
     lines::note(&format!("loadgen: wrote {}", quote_path(&out)));
     Ok(())
+}
+
+/// Short names for legends: a file's name, or its folder's where the file is a
+/// `results.json` (`out/resnet50-tf.cpu/results.json` → `resnet50-tf.cpu`); the paths
+/// as given where those names would repeat.
+fn labels(files: &[PathBuf]) -> Vec<String> {
+    let short = |f: &PathBuf| -> Option<String> {
+        let name = f.file_name()?.to_string_lossy().into_owned();
+        if name == "results.json" {
+            if let Some(dir) = f.parent().and_then(|p| p.file_name()) {
+                return Some(dir.to_string_lossy().into_owned());
+            }
+        }
+        Some(name)
+    };
+    let names: Vec<Option<String>> = files.iter().map(short).collect();
+    let unique = names
+        .iter()
+        .enumerate()
+        .all(|(i, n)| n.is_some() && !names[..i].contains(n));
+    if unique {
+        names.into_iter().flatten().collect()
+    } else {
+        files.iter().map(|f| f.display().to_string()).collect()
+    }
 }
 
 /// Writes a run's report beside its results.json (see [`report::path_beside`]).
@@ -63,4 +85,26 @@ pub fn write_beside(results: &Path, doc: &Value) -> Result<(), WriteError> {
         page.as_bytes(),
         files::OUTPUT_FIX,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_short_unless_they_would_repeat() {
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &["out/a.cpu/results.json", "out/b.cpu/results.json"],
+                &["a.cpu", "b.cpu"],
+            ),
+            (&["x/old.json", "y/new.json"], &["old.json", "new.json"]),
+            (&["results.json"], &["results.json"]),
+            (&["x/r.json", "y/r.json"], &["x/r.json", "y/r.json"]),
+        ];
+        for (files, want) in cases {
+            assert_eq!(labels(&p(files)), *want, "{files:?}");
+        }
+    }
 }

@@ -63,6 +63,8 @@ pub struct Series {
     pub dashed: bool,
     /// Draws each point as a circle (`class="pt"`).
     pub marks: bool,
+    /// Drawn lighter: the secondary line of a source that has a main one.
+    pub faint: bool,
 }
 
 /// A horizontal or vertical rule, e.g. the target or the answer.
@@ -204,7 +206,7 @@ impl Span {
                 if out.len() < 3 {
                     // Less than a decade: plain steps between the ends' values.
                     let (a, b) = (10f64.powf(self.lo), 10f64.powf(self.hi));
-                    let step = nice_step((b - a) / 5.0);
+                    let step = nice_step((b - a) / 8.0);
                     let mut v = (a / step).ceil() * step;
                     out.clear();
                     while v <= b && out.len() < 20 {
@@ -397,15 +399,21 @@ impl Plot {
                 );
             }
         }
-        for r in &self.vrules {
+        for (k, r) in self.vrules.iter().enumerate() {
             if let Some((f, _)) = sx.frac(r.at) {
                 let x = px(f);
+                // Right of the rule, or left of it in the plot's right half.
+                let (tx, anchor) = if f > 0.55 {
+                    (x - 3.0, "end")
+                } else {
+                    (x + 3.0, "start")
+                };
                 let _ = write!(
                     s,
-                    r#"<line class="rule" x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="{c}"/><text class="rule-label" x="{:.1}" y="{:.1}" fill="{c}">{}</text>"#,
+                    r#"<line class="rule" x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="{c}"/><text class="rule-label" x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="{c}">{}</text>"#,
                     TOP + ph,
-                    x + 3.0,
-                    TOP + 12.0,
+                    // Several answers (overlaid runs) label one under the other.
+                    TOP + ph - 6.0 - 13.0 * k as f64,
                     esc(&r.label),
                     c = color(r.color)
                 );
@@ -429,9 +437,14 @@ impl Plot {
                 } else {
                     ""
                 };
+                let faint = if ser.faint {
+                    r#" stroke-opacity="0.45""#
+                } else {
+                    ""
+                };
                 let _ = write!(
                     s,
-                    r#"<polyline class="ln" data-series="{i}" points="{}" stroke="{c}"{dash}><title>{}</title></polyline>"#,
+                    r#"<polyline class="ln" data-series="{i}" points="{}" stroke="{c}"{dash}{faint}><title>{}</title></polyline>"#,
                     pts.join(" "),
                     esc(&ser.name)
                 );
@@ -467,11 +480,15 @@ impl Plot {
         for (k, ser) in named.iter().enumerate() {
             let y = TOP + 14.0 + 14.0 * k as f64;
             let x = LEFT + pw - 8.0;
-            let dash = if ser.dashed {
+            let mut dash = if ser.dashed {
                 r#" stroke-dasharray="5 3""#
             } else {
                 ""
-            };
+            }
+            .to_string();
+            if ser.faint {
+                dash.push_str(r#" stroke-opacity="0.45""#);
+            }
             let _ = write!(
                 s,
                 r#"<line class="key" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}"{dash}/><text class="legend" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,

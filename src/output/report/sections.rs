@@ -299,12 +299,20 @@ pub fn spectrum_plot(sources: &[Source], dist: &str, target: f64) -> Plot {
                         tip: String::new(),
                     })
                     .collect();
+                // One run: the answer blue, the failing step red. Several: each
+                // run its own colour, its failing step the faint line.
+                let (color, faint) = if sources.len() == 1 {
+                    (k, false)
+                } else {
+                    (i, k == 1)
+                };
                 p.series.push(Series {
                     name: legend(sources, i, &format!("{what} {rate} qps, {which}")),
-                    color: 2 * i + k,
+                    color,
                     points,
                     line: true,
                     dashed,
+                    faint,
                     ..Series::default()
                 });
             }
