@@ -104,7 +104,7 @@ run_logged() {
     [[ $rc -ne 0 ]] || rc=1
   fi
   if [[ -f $out_dir/results.json ]]; then
-    note "results: ${out_dir#"$ROOT"/}/results.json, log: ${log_file#"$ROOT"/}"
+    note "results: ${out_dir#"$ROOT"/}/results.json, report: ${out_dir#"$ROOT"/}/report.html, log: ${log_file#"$ROOT"/}"
   fi
   exit "$rc"
 }
