@@ -21,6 +21,10 @@ use super::proto;
 use super::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use super::wire::{self, ModelMetadata, OutputTensor, Plan, ServerMetadata, TensorFormat};
 
+/// Reset streams one gRPC connection remembers (their late frames are then ignored):
+/// more than the requests one connection carries at once.
+const MAX_REMEMBERED_RESETS: usize = 1 << 16;
+
 /// Why a call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -203,7 +207,19 @@ impl Client {
                     .map_err(|e| format!("{e}"))?
                     .tcp_nodelay(true)
                     .connect_timeout(Duration::from_secs(5))
-                    .http2_adaptive_window(true);
+                    .http2_adaptive_window(true)
+                    // The open loop cancels its own requests (those abandoned when a
+                    // step stops, or past --request-timeout): h2 resets each stream and
+                    // remembers only 10 of them, so the server's answers still on the
+                    // way for a forgotten one are frames on a closed stream, which h2
+                    // counts toward a per-connection lifetime limit (1024) before it
+                    // closes the connection with GOAWAY(ENHANCE_YOUR_CALM) and fails
+                    // every request in flight as ResourceExhausted: a long run read as
+                    // a failing server. Remember as many reset streams as may be in
+                    // flight, and lift the limit: a server that really breaks streams
+                    // fails requests, which the step's error rule catches instead.
+                    .http2_max_concurrent_reset_streams(MAX_REMEMBERED_RESETS)
+                    .http2_max_local_error_reset_streams(None);
                 let channels = (0..connections.max(1))
                     .map(|_| {
                         GrpcInferenceServiceClient::new(endpoint.connect_lazy())
