@@ -16,6 +16,7 @@ fn main() {
         Command::Run(a) => loadgen::app::run(a, cmdline),
         Command::Fixed(a) => loadgen::app::fixed(a),
         Command::Throughput(a) => loadgen::app::throughput(a),
+        Command::Latency(a) => loadgen::app::latency(a, cmdline),
         Command::Accuracy(a) => loadgen::app::accuracy(a),
         Command::Compare(a) => loadgen::app::compare(a),
         Command::Report(a) => loadgen::app::report(a),

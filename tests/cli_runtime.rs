@@ -408,3 +408,36 @@ fn a_tuned_tf_run_with_a_wrong_input_says_so_once_and_exits_2() {
     let err = stderr(&o);
     assert_eq!(err.matches("nope:0").count(), 1, "{err}");
 }
+
+/// `loadgen latency` on the real ONNX Runtime: one query at a time, every query counted.
+#[test]
+#[ignore = "needs ONNX Runtime: run scripts/test.sh"]
+fn latency_on_onnx_runtime_counts_every_query() {
+    let _ = NEEDS;
+    let o = loadgen(&[
+        "latency",
+        "--backend",
+        "onnxruntime",
+        "--queries",
+        "12",
+        "--warmup",
+        "1",
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let doc: Value = serde_json::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(doc["count"], 12, "{doc}");
+    // A ResNet-50 call takes milliseconds at least, and the figures are ordered.
+    let f = |k: &str| doc[k].as_f64().unwrap();
+    assert!(
+        f("min") > 0.001 && f("min") <= f("median") && f("p99") <= f("max"),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["p90_early_stopping"]["queries_needed"], 44,
+        "12 queries give none"
+    );
+}

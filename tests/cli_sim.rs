@@ -749,3 +749,56 @@ fn a_rate_the_generator_cannot_release_stops_at_the_time_cap_and_says_so() {
     // 1.6 s of issuing plus the 10 s drain bound; nowhere near the hang it once was.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// Issue 43: `loadgen latency` runs one query at a time for a number of queries: a
+/// fixed 5 ms server answers each in at least 5 ms (the sim waits until its drawn
+/// instant), so min ≥ 5 ms, 1/mean ≤ 200/s, and the early-stopping p90 bounds the
+/// p90 from above without passing the max.
+#[test]
+fn latency_runs_one_query_at_a_time() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("latency.json");
+    let o = run(&[
+        "latency",
+        "--backend",
+        "sim",
+        "--sim-service-time",
+        "fixed:5ms",
+        "--queries",
+        "100",
+        "--warmup",
+        "0",
+        "--json",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    assert_eq!(doc["count"], 100, "{doc}");
+    let f = |k: &str| doc[k].as_f64().unwrap();
+    // HDR keeps 3 significant digits: a value reads up to 0.1 % below itself.
+    assert!(f("min") >= 0.005 * 0.999, "{doc}");
+    assert!(f("min") <= f("median") && f("median") <= f("p90") && f("p90") <= f("max"));
+    assert!(f("per_second") <= 200.0 && f("per_second") > 0.0, "{doc}");
+    let est = doc["p90_early_stopping"]["value"]
+        .as_f64()
+        .expect("100 queries give one");
+    assert!(est >= f("p90") && est <= f("max"), "{doc}");
+    assert!(stderr(&o)
+        .lines()
+        .any(|l| l.starts_with("Latency: count=100, min=")));
+    let file = read_json(&out);
+    assert_eq!(file["latency"]["count"], 100);
+    assert_eq!(file["runtime"], "sim");
+    for (args, words) in [
+        (vec!["--threads", "2"], "one query at a time"),
+        (vec!["--queries", "0"], "--queries"),
+    ] {
+        let mut all = vec!["latency", "--backend", "sim", "--warmup", "0"];
+        all.extend(args);
+        let o = run(&all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(words), "{all:?}: {}", stderr(&o));
+    }
+}

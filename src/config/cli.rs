@@ -39,6 +39,10 @@ pub enum Command {
     Fixed(FixedArgs),
     /// Closed loop: `--threads` batches in flight, the most the system can do.
     Throughput(ThroughputArgs),
+    /// One query at a time, back to back (benchmark_app's sync API, MLPerf's
+    /// SingleStream): min, median, mean, p90, p99, max, 1/mean, and the p90 that holds
+    /// with the stated confidence.
+    Latency(LatencyArgs),
     /// The accuracy pass alone.
     Accuracy(AccuracyArgs),
     /// Two results.json side by side: per distribution and target, both answers, B/A
@@ -284,6 +288,25 @@ pub struct FixedArgs {
     pub json: bool,
 }
 
+/// `loadgen latency`.
+#[derive(Args, Debug, Clone)]
+pub struct LatencyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Seconds to run (at most; see --queries).
+    #[arg(long, allow_hyphen_values = true, value_parser = step_seconds)]
+    pub time: Option<f64>,
+    /// Stop after this many queries (or at --time, whichever comes first).
+    #[arg(long, allow_hyphen_values = true, value_parser = queries)]
+    pub queries: Option<u64>,
+    /// Print the figures as one JSON document on stdout (the line goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the figures, with the system and settings, to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ThroughputArgs {
     #[command(flatten)]
@@ -393,6 +416,11 @@ fn batch_size(s: &str) -> Result<usize, String> {
 
 fn count(s: &str) -> Result<usize, String> {
     usize_in(s, 1, limits::MAX_COUNT, "items", "500")
+}
+
+/// `latency --queries`: at least one, at most a billion.
+fn queries(s: &str) -> Result<u64, String> {
+    whole_in(s, 1, 1_000_000_000, "queries", "1000")
 }
 
 fn min_queries(s: &str) -> Result<u64, String> {

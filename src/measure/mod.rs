@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod search;
 pub mod stats;
 pub mod step;
+pub mod sync;
 pub mod theory;
 pub mod verdict;
 #[cfg(test)]

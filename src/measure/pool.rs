@@ -101,6 +101,9 @@ enum Job {
     Closed {
         epoch: Instant,
         until: Instant,
+        /// One query in flight per worker (an asynchronous session too), and at most
+        /// this many samples per worker: the sync run of `loadgen latency`.
+        sync_limit: Option<u64>,
     },
     /// Predict samples `[0, n)`, taking batches from a shared cursor.
     Accuracy(Arc<AccuracyJob>),
@@ -304,7 +307,22 @@ impl WorkerPool {
     /// Starts a closed-loop run until `until`; end it with [`WorkerPool::collect`].
     pub fn begin_closed(&self, epoch: Instant, until: Instant) {
         self.prepare();
-        self.broadcast(|| Job::Closed { epoch, until });
+        self.broadcast(|| Job::Closed {
+            epoch,
+            until,
+            sync_limit: None,
+        });
+    }
+
+    /// Starts the sync run ([`crate::measure::sync`]): each worker one query at a time,
+    /// back to back, until `until` or `limit` samples.
+    pub fn begin_sync(&self, epoch: Instant, until: Instant, limit: u64) {
+        self.prepare();
+        self.broadcast(|| Job::Closed {
+            epoch,
+            until,
+            sync_limit: Some(limit),
+        });
     }
 
     /// Asks workers to finish the batch in hand and report (closed loop, interrupts).
@@ -411,7 +429,11 @@ impl WorkerCtx {
             self.stats.reset();
             match job {
                 Job::Open { epoch, thresholds } => self.open(epoch, &thresholds),
-                Job::Closed { epoch, until } => self.closed(epoch, until),
+                Job::Closed {
+                    epoch,
+                    until,
+                    sync_limit,
+                } => self.closed(epoch, until, sync_limit),
                 Job::Accuracy(job) => self.accuracy(&job),
                 Job::Exit => return,
             }
@@ -483,17 +505,21 @@ impl WorkerCtx {
         }
     }
 
-    fn closed(&mut self, epoch: Instant, until: Instant) {
+    fn closed(&mut self, epoch: Instant, until: Instant, sync_limit: Option<u64>) {
         if self.session.as_async().is_some() {
-            return self.closed_async(epoch, until);
+            return self.closed_async(epoch, until, sync_limit);
         }
+        let limit = sync_limit.unwrap_or(u64::MAX);
         let n = self.batch_size;
         let live = Arc::clone(&self.live);
         let live = &live[self.id];
         // Each worker starts at its own place in the library.
         let mut next = (self.id * n) as u64;
         let stride = (self.live.len() * n) as u64;
-        while !self.stop.load(Ordering::Relaxed) && Instant::now() < until {
+        while !self.stop.load(Ordering::Relaxed)
+            && Instant::now() < until
+            && self.stats.completed + self.stats.errors < limit
+        {
             let start = ns_since(epoch);
             let result = self.predict(next, n);
             let done = ns_since(epoch);

@@ -78,6 +78,27 @@ impl NsHistogram {
         self.0.max() as f64 / 1e9
     }
 
+    /// The smallest value, in seconds; 0 when empty.
+    pub fn min_s(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.min() as f64 / 1e9
+        }
+    }
+
+    /// The `rank`-th smallest value (1-based), in seconds: an order statistic, to the
+    /// histogram's precision. The quantile asked sits half a rank below, so that
+    /// rounding cannot move it to the next rank.
+    pub fn value_at_rank_s(&self, rank: u64) -> f64 {
+        let n = self.0.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let q = (rank.clamp(1, n) as f64 - 0.5) / n as f64;
+        self.0.value_at_quantile(q) as f64 / 1e9
+    }
+
     /// Values above `ns`.
     pub fn count_above(&self, ns: u64) -> u64 {
         self.0.len() - self.0.count_between(0, ns)

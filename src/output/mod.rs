@@ -4,6 +4,7 @@
 pub mod accuracy;
 pub mod compare;
 pub mod files;
+pub mod latency;
 pub mod lines;
 pub mod progress;
 pub mod report;

@@ -297,8 +297,9 @@ impl WorkerCtx {
         self.stats = stats;
     }
 
-    /// A closed-loop run: `closed_in_flight` requests out at all times until `until`.
-    pub(super) fn closed_async(&mut self, epoch: Instant, until: Instant) {
+    /// A closed-loop run: `closed_in_flight` requests out at all times until `until`;
+    /// with a `sync_limit`, one request at a time and at most that many samples.
+    pub(super) fn closed_async(&mut self, epoch: Instant, until: Instant, sync_limit: Option<u64>) {
         let sink = Arc::new(Sink::new(self, epoch, &[], false));
         let stop = Arc::clone(&self.stop);
         let n = self.batch_size;
@@ -309,9 +310,14 @@ impl WorkerCtx {
         let Some(session) = self.session.as_async() else {
             return;
         };
-        let window = session.closed_in_flight().max(1);
+        let window = match sync_limit {
+            Some(_) => 1,
+            None => session.closed_in_flight().max(1),
+        };
+        let limit = sync_limit.unwrap_or(u64::MAX);
+        let mut submitted = 0u64;
         let over = || stop.load(Ordering::Relaxed) || Instant::now() >= until;
-        while !over() {
+        while !over() && submitted < limit {
             if !sink.wait_room(window, over) {
                 break;
             }
@@ -328,6 +334,7 @@ impl WorkerCtx {
             let batch = gather_batch(&*self.samples, &mut self.gather, next, n);
             let s = Arc::clone(&sink);
             session.submit(batch, Box::new(move |r| s.complete(held.as_slice(), r)));
+            submitted += n as u64;
             next += stride;
         }
         // The last window still counts (and should not be left on the server), unless
