@@ -24,6 +24,7 @@ profile_for() {
   case $1 in
     tf) echo resnet50-tf ;;
     onnxruntime) echo resnet50-onnxruntime ;;
+    openvino) echo resnet50-openvino ;;
     *) return 1 ;;
   esac
 }
@@ -32,7 +33,7 @@ profile_for() {
 model_file_for() {
   case $1 in
     tf) echo resnet50_v1.pb ;;
-    onnxruntime) echo resnet50_v1.onnx ;;
+    onnxruntime | openvino) echo resnet50_v1.onnx ;;
     *) return 1 ;;
   esac
 }

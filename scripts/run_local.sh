@@ -2,7 +2,7 @@
 # Run the cloud image-classification benchmark here, without Docker (docs/CONTRACT.md §2).
 #
 #   scripts/run_local.sh tf|onnxruntime [cpu|gpu] [extra loadgen flags...]
-#   scripts/run_local.sh kserve [cpu] [extra loadgen flags...]
+#   scripts/run_local.sh openvino|kserve [cpu] [extra loadgen flags...]
 #
 # Writes out/<profile>.<cpu|gpu>/results.json (kserve: out/kserve.cpu/) and the run's
 # log beside it as output.txt.
@@ -26,7 +26,7 @@ Extra flags go to loadgen last, so they override (relative paths in them are tak
 from the project root).
 
 Environment:
-  MODEL_DIR    folder holding resnet50_v1.pb (tf) / resnet50_v1.onnx (onnxruntime);
+  MODEL_DIR    folder holding resnet50_v1.pb (tf) / resnet50_v1.onnx (onnxruntime, openvino);
                default: the project's own models/, prepared by scripts/setup.sh
   DATA_DIR     ImageNet validation folder (val_map.txt + images); default: synthetic
                inputs, and the accuracy pass is skipped
@@ -44,11 +44,11 @@ case ${1-} in
     exit 0
     ;;
 esac
-if ! is_runtime "${1-}" && [[ ${1-} != kserve ]]; then
+if ! is_runtime "${1-}" && [[ ${1-} != kserve && ${1-} != openvino ]]; then
   if [[ $# -eq 0 ]]; then
-    note "which runtime? Give tf, onnxruntime or kserve."
+    note "which runtime? Give tf, onnxruntime, openvino or kserve."
   else
-    note "'$1' is not a runtime; give tf, onnxruntime or kserve."
+    note "'$1' is not a runtime; give tf, onnxruntime, openvino or kserve."
   fi
   usage >&2
   exit 2
@@ -72,6 +72,8 @@ if [[ $runtime == kserve ]]; then
   exec "$ROOT/scripts/run_kserve.sh" "$@"
 fi
 
+[[ $runtime != openvino || $device == cpu ]] ||
+  die 2 "openvino runs here on the CPU (its GPU plugin needs an Intel GPU); give cpu (or nothing)."
 profile=$(profile_for "$runtime")
 model_file=$(model_file_for "$runtime")
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Prepare a runtime for loadgen: scripts/setup.sh onnxruntime|tf|all
+# Prepare a runtime for loadgen: scripts/setup.sh onnxruntime|tf|openvino|all
 #
 # Makes <repo>/.venv (once), pip-installs the runtime's pinned wheels (only when a pin is
 # not already satisfied), then prepares what loadgen loads at run time:
 #   onnxruntime  the library .venv/.../onnxruntime/capi/libonnxruntime.so.* and
 #                models/resnet50_v1.onnx (made by models/make_onnx_model.py if missing)
+#   openvino     the library .venv/.../openvino/libs/libopenvino_c.so.* (the CPU plugin
+#                beside it) and models/resnet50_v1.onnx, which OpenVINO reads directly
 #   tf           .venv/tensorflow-lib/ (libtensorflow.so and libtensorflow_framework.so.2
 #                symlinks into the wheel: point TENSORFLOW_DIR at it) and
 #                models/resnet50_v1.pb (made by models/make_tf_model.py if missing)
@@ -13,7 +15,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 onnxruntime|tf|all" >&2
+    echo "usage: $0 onnxruntime|tf|openvino|all" >&2
     exit 2
 }
 
@@ -21,7 +23,8 @@ usage() {
 case "$1" in
     onnxruntime | ort) runtimes=(onnxruntime) ;;
     tf | tensorflow) runtimes=(tf) ;;
-    all) runtimes=(onnxruntime tf) ;;
+    openvino | ov) runtimes=(onnxruntime openvino) ;;
+    all) runtimes=(onnxruntime tf openvino) ;;
     *) usage ;;
 esac
 
@@ -103,6 +106,18 @@ setup_onnxruntime() {
         "$py" "$root/models/make_onnx_model.py" --out "$model"
         say "made $model"
     fi
+}
+
+# OpenVINO reads the ONNX model that setup_onnxruntime makes (it runs first).
+setup_openvino() {
+    pip_install openvino
+    local lib
+    lib="$(find "$(site_packages)/openvino/libs" -maxdepth 1 -name 'libopenvino_c.so*' -type f | sort | tail -n 1)"
+    if [[ -z "$lib" ]]; then
+        echo "setup: the openvino wheel holds no openvino/libs/libopenvino_c.so*" >&2
+        exit 1
+    fi
+    say "OpenVINO library $lib"
 }
 
 setup_tf() {

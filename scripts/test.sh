@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this). Each stage prints its wall
 # time, and a table of all of them ends the run (also when a stage fails):
-#   setup     (in the background from the start) scripts/setup.sh all: ONNX Runtime and
-#             TensorFlow from their pinned wheels in .venv, and the project's ResNet-50
+#   setup     (in the background from the start) scripts/setup.sh all: ONNX Runtime,
+#             TensorFlow and OpenVINO from their pinned wheels in .venv, and the project's ResNet-50
 #             models, then scripts/setup_checks.sh: the PyPI hdrhistogram package, and
 #             Debian's chromium with tests/browser's npm packages for the report's
 #             browser test; once the ONNX model is there, a real Triton
@@ -16,7 +16,7 @@
 #             the real-time CLI runs one at a time: .config/nextest.toml), while the
 #             setup finishes;
 #   runtimes  wait for the setup and Triton;
-#   ignored   the tests that need ONNX Runtime, TensorFlow, Triton, Chromium or the
+#   ignored   the tests that need ONNX Runtime, TensorFlow, OpenVINO, Triton, Chromium or the
 #             PyPI hdrhistogram (--run-ignored only);
 #   golden    golden checks on a generated ImageNet-layout set: preprocessing vs
 #             OpenCV, top-1 vs Python onnxruntime, top-1 and softmax vs Python TF;
@@ -72,6 +72,7 @@ triton_port=${TRITON_PORT:-8730}
   scripts/setup.sh onnxruntime
   touch "$logs/onnx-ready"
   scripts/setup.sh tf
+  scripts/setup.sh openvino
   scripts/setup_checks.sh hdrhistogram
 ) >"$logs/setup.log" 2>&1 &
 setup_pid=$!
@@ -151,7 +152,7 @@ done
 export TRITON_PORT=$triton_port
 echo "ok: $(cat "$logs/triton.ready")"
 
-stage ignored "tests that need ONNX Runtime, TensorFlow, Triton, Chromium or PyPI's hdrhistogram (cargo nextest --run-ignored only)"
+stage ignored "tests that need ONNX Runtime, TensorFlow, OpenVINO, Triton, Chromium or PyPI's hdrhistogram (cargo nextest --run-ignored only)"
 cargo nextest run --workspace --cargo-profile "$PROFILE" --run-ignored only --status-level fail --final-status-level slow
 
 stage golden "golden checks on a generated ImageNet-layout set"

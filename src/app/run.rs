@@ -455,6 +455,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         settings: results::settings_json(&settings),
         system: crate::output::system::describe(),
         server: sut.backend.server_info(),
+        runtime_info: sut.backend.runtime_info(),
         warnings: sut.backend.warnings(),
         ..Results::default()
     };

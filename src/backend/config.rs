@@ -13,6 +13,8 @@ pub struct BackendConfig {
     pub device: Device,
     /// Number of workers that will each ask for a session.
     pub workers: usize,
+    /// Items per query (`--batch_size`): OpenVINO compiles its model for it.
+    pub batch_size: usize,
     /// Intra-op threads per session (`None`: the backend's default for `workers`).
     pub intra_threads: Option<usize>,
     /// Inter-op threads per session (`None`: the backend's default: 1 for ONNX Runtime;

@@ -6,6 +6,8 @@ pub mod config;
 pub mod kserve;
 pub mod null;
 pub mod onnxruntime;
+pub mod openvino;
+mod ov_capi;
 pub mod sim;
 pub mod tf;
 mod tf_capi;
@@ -26,5 +28,6 @@ pub fn load(kind: BackendKind, cfg: &BackendConfig) -> Result<Arc<dyn Backend>, 
         BackendKind::OnnxRuntime => Arc::new(onnxruntime::OrtBackend::load(cfg)?),
         BackendKind::Tf => Arc::new(tf::TfBackend::load(cfg)?),
         BackendKind::Kserve => Arc::new(kserve::KserveBackend::connect(cfg)?),
+        BackendKind::OpenVino => Arc::new(openvino::OvBackend::load(cfg)?),
     })
 }

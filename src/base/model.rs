@@ -49,6 +49,8 @@ pub enum BackendKind {
     Null,
     /// A remote KServe v2 (Open Inference Protocol) server, e.g. Triton.
     Kserve,
+    /// OpenVINO Runtime, in process.
+    OpenVino,
 }
 
 impl BackendKind {
@@ -59,6 +61,7 @@ impl BackendKind {
             "sim" => Some(BackendKind::Sim),
             "null" => Some(BackendKind::Null),
             "kserve" | "triton" => Some(BackendKind::Kserve),
+            "openvino" | "ov" => Some(BackendKind::OpenVino),
             _ => None,
         }
     }
@@ -71,12 +74,16 @@ impl BackendKind {
             BackendKind::Sim => "sim",
             BackendKind::Null => "null",
             BackendKind::Kserve => "kserve",
+            BackendKind::OpenVino => "openvino",
         }
     }
 
     /// Whether the backend runs a real model on real tensors.
     pub fn needs_model(self) -> bool {
-        matches!(self, BackendKind::OnnxRuntime | BackendKind::Tf)
+        matches!(
+            self,
+            BackendKind::OnnxRuntime | BackendKind::Tf | BackendKind::OpenVino
+        )
     }
 
     /// Whether the backend classifies real inputs (so an accuracy pass means something).

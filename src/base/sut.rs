@@ -76,6 +76,11 @@ pub trait Backend: Send + Sync {
     fn server_info(&self) -> Option<serde_json::Value> {
         None
     }
+    /// What an in-process runtime settled on for this run (`runtime_info` in
+    /// results.json), e.g. OpenVINO's compiled model: streams, threads, precision.
+    fn runtime_info(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// One worker's handle for running inference.

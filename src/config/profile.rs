@@ -41,6 +41,16 @@ pub const PROFILES: &[Profile] = &[
         model_file: "resnet50_v1.onnx",
     },
     Profile {
+        name: "resnet50-openvino",
+        backend: BackendKind::OpenVino,
+        inputs: None,
+        outputs: None,
+        data_format: Layout::Nchw,
+        preprocess: Preprocess::Resnet50,
+        label_offset: 0,
+        model_file: "resnet50_v1.onnx",
+    },
+    Profile {
         name: "mobilenet-tf",
         backend: BackendKind::Tf,
         inputs: Some("input:0"),
@@ -71,6 +81,7 @@ pub fn default_for(backend: BackendKind) -> Option<&'static Profile> {
     match backend {
         BackendKind::Tf => find("resnet50-tf"),
         BackendKind::OnnxRuntime => find("resnet50-onnxruntime"),
+        BackendKind::OpenVino => find("resnet50-openvino"),
         BackendKind::Sim | BackendKind::Null | BackendKind::Kserve => None,
     }
 }

@@ -535,6 +535,7 @@ impl Settings {
             model: self.model.clone(),
             device: self.device,
             workers: self.threads,
+            batch_size: self.batch_size,
             intra_threads: self.intra_threads,
             inter_threads: self.inter_threads,
             inputs: self.inputs.clone(),

@@ -120,6 +120,8 @@ pub struct Results {
     pub configurations: Vec<ConfigReport>,
     /// The model server's metadata (`kserve`): its name, version, extensions, model.
     pub server: Option<Value>,
+    /// What an in-process runtime settled on (OpenVINO's compiled model).
+    pub runtime_info: Option<Value>,
     /// The run ended on a failure (a broken server): its sentence, and the targets
     /// it did not finish (`failed` in results.json).
     pub failed: Option<Failed>,
@@ -263,6 +265,9 @@ impl Results {
         });
         if let Some(s) = &self.server {
             doc["server"] = s.clone();
+        }
+        if let Some(r) = &self.runtime_info {
+            doc["runtime_info"] = r.clone();
         }
         if let Some(f) = &self.failed {
             let unfinished: Vec<Value> = (f.unfinished.iter())
