@@ -533,6 +533,9 @@ fn openvino_measures_latency_throughput_and_a_run() {
         "10",
         "--count",
         "8",
+        // Tuned over two OpenVINO configurations: streams x threads per stream.
+        "--configs",
+        "2x1,1x2",
         "--quiet",
         "--output",
     ])
@@ -543,6 +546,15 @@ fn openvino_measures_latency_throughput_and_a_run() {
     assert!(o.status.success(), "{stdout}\n{}", stderr(&o));
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(doc["runtime"], "openvino");
+    let configs = doc["configurations"].as_array().expect("tuned");
+    assert_eq!(configs.len(), 2, "{configs:?}");
+    assert!(
+        configs
+            .iter()
+            .all(|c| c["calibration"]["capacity"].as_f64() > Some(0.0)),
+        "{configs:?}"
+    );
+    assert!(doc["runtime_info"]["compiled_model"]["NUM_STREAMS"].is_string());
     assert!(
         doc["version"].as_str().unwrap().starts_with("2026.4.1"),
         "{}",

@@ -426,7 +426,10 @@ impl Settings {
             (None, true)
                 if !o.no_tune
                     && !pinned
-                    && matches!(backend, BackendKind::OnnxRuntime | BackendKind::Tf) =>
+                    && matches!(
+                        backend,
+                        BackendKind::OnnxRuntime | BackendKind::Tf | BackendKind::OpenVino
+                    ) =>
             {
                 Tune::Default
             }
