@@ -207,7 +207,7 @@ check_run() {
 }
 # No tuning: the tests in tests/cli_runtime.rs tune on both runtimes; this checks the scripts.
 short=(--time 1 --max-latency 0.5 --distributions linear --count 16 --warmup 1 --min-queries 10 --no-tune --quiet)
-for rt in onnxruntime tf; do
+for rt in onnxruntime tf openvino; do
   log=$logs/run_local.$rt
   DATA_DIR=$data scripts/run_local.sh "$rt" cpu "${short[@]}" | tee "$log"
   check_run "$rt" "resnet50-$rt.cpu" "$log"
