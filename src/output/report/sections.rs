@@ -165,22 +165,8 @@ pub fn search_plot(sources: &[Source], dist: &str, target: f64) -> Plot {
         color: 7,
     });
     for (i, src) in sources.iter().enumerate() {
-        let points = target_steps(&src.doc, dist, target)
-            .into_iter()
-            .map(|(name, r)| Point {
-                x: offered(r).unwrap_or(0.0),
-                y: p99_ms(r).unwrap_or(0.0),
-                mark: mark(r),
-                tip: tip(name, r),
-            })
-            .collect();
-        p.series.push(Series {
-            name: legend(sources, i, "steps"),
-            color: i,
-            points,
-            marks: true,
-            ..Series::default()
-        });
+        let steps = target_steps(&src.doc, dist, target);
+        p.series.push(step_series(sources, i, steps, p99_ms));
         if let Some(a) = answer(&src.doc, dist, target) {
             let ends = a.get("interval").and_then(Value::as_array);
             let end = |k: usize| ends.and_then(|e| e.get(k)).and_then(Value::as_f64);
@@ -207,6 +193,31 @@ pub fn search_plot(sources: &[Source], dist: &str, target: f64) -> Plot {
         }
     }
     p
+}
+
+/// One run's steps as marked points, one per step: offered rate against `y` (a step
+/// without it at the axis's start), filled where the step passed.
+fn step_series(
+    sources: &[Source],
+    i: usize,
+    steps: Vec<(&String, &Value)>,
+    y: impl Fn(&Value) -> Option<f64>,
+) -> Series {
+    Series {
+        name: legend(sources, i, "steps"),
+        color: i,
+        points: steps
+            .into_iter()
+            .map(|(name, r)| Point {
+                x: offered(r).unwrap_or(0.0),
+                y: y(r).unwrap_or(0.0),
+                mark: mark(r),
+                tip: tip(name, r),
+            })
+            .collect(),
+        marks: true,
+        ..Series::default()
+    }
 }
 
 /// The source's name before a series' own, where there are several sources.
@@ -338,22 +349,9 @@ pub fn achieved_plot(sources: &[Source], dist: &str) -> Plot {
     p.diagonal = true;
     p.from_zero = true;
     for (i, src) in sources.iter().enumerate() {
-        let points = steps(&src.doc, dist)
-            .into_iter()
-            .map(|(name, r)| Point {
-                x: offered(r).unwrap_or(0.0),
-                y: num(r, "qps").unwrap_or(0.0),
-                mark: mark(r),
-                tip: tip(name, r),
-            })
-            .collect();
-        p.series.push(Series {
-            name: legend(sources, i, "steps"),
-            color: i,
-            points,
-            marks: true,
-            ..Series::default()
-        });
+        let achieved = |r: &Value| num(r, "qps");
+        p.series
+            .push(step_series(sources, i, steps(&src.doc, dist), achieved));
     }
     p
 }
