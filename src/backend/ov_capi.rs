@@ -38,7 +38,8 @@ opaque!(
     ov_output_const_port_t,
 );
 
-/// `ov_shape_t`: a static shape (`dims` owned by OpenVINO once it made it).
+/// `ov_shape_t`: a static shape. OpenVINO owns the dims of a shape it returns (freed
+/// with `ov_shape_free`); a shape passed in by value only lends them for the call.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 pub struct ov_shape_t {
@@ -146,7 +147,6 @@ c_api! {
     fn ov_infer_request_infer(*mut ov_infer_request_t) -> c_int;
     fn ov_infer_request_get_output_tensor(*const ov_infer_request_t, *mut *mut ov_tensor_t) -> c_int;
     fn ov_infer_request_free(*mut ov_infer_request_t);
-    fn ov_shape_create(i64, *const i64, *mut ov_shape_t) -> c_int;
     fn ov_shape_free(*mut ov_shape_t) -> c_int;
     fn ov_tensor_create_from_host_ptr(c_int, ov_shape_t, *mut c_void, *mut *mut ov_tensor_t) -> c_int;
     fn ov_tensor_get_shape(*const ov_tensor_t, *mut ov_shape_t) -> c_int;
@@ -190,6 +190,20 @@ impl Api {
             .rfind(|l| !l.is_empty())
             .unwrap_or("no message")
             .to_string()
+    }
+
+    /// Copies a string OpenVINO allocated and frees it with `ov_free`.
+    ///
+    /// # Safety
+    /// `p` is null or a NUL-terminated string from an OpenVINO call documented to be
+    /// freed with `ov_free`, not used after this call.
+    unsafe fn take_string(&self, p: *mut c_char) -> Option<String> {
+        if p.is_null() {
+            return None;
+        }
+        let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+        (self.ov_free)(p);
+        Some(s)
     }
 
     fn check(&self, status: c_int, what: &str) -> Result<(), String> {
@@ -392,12 +406,9 @@ impl Model {
             api.check(get(self.raw, &mut port), "finding the model's port")?;
             let result = (|| {
                 let mut name = ptr::null_mut();
-                let name = if (api.ov_port_get_any_name)(port, &mut name) == OK && !name.is_null() {
-                    let s = CStr::from_ptr(name).to_string_lossy().into_owned();
-                    (api.ov_free)(name);
-                    s
-                } else {
-                    String::new()
+                let name = match (api.ov_port_get_any_name)(port, &mut name) {
+                    OK => api.take_string(name).unwrap_or_default(),
+                    _ => String::new(),
                 };
                 let mut et: c_int = 0;
                 api.check(
@@ -482,14 +493,10 @@ impl CompiledModel {
         let mut value = ptr::null_mut();
         // SAFETY: valid model and key; the value is freed with ov_free.
         unsafe {
-            if (self.api.ov_compiled_model_get_property)(self.raw, k.as_ptr(), &mut value) != OK
-                || value.is_null()
-            {
+            if (self.api.ov_compiled_model_get_property)(self.raw, k.as_ptr(), &mut value) != OK {
                 return None;
             }
-            let s = CStr::from_ptr(value).to_string_lossy().into_owned();
-            (self.api.ov_free)(value);
-            Some(s)
+            self.api.take_string(value)
         }
     }
 
@@ -544,28 +551,21 @@ impl InferRequest {
         if elements as usize != data.len() {
             return Err(format!("{} values for a shape of {elements}", data.len()));
         }
-        // SAFETY: the shape and tensors are freed on every path below; the input tensor
-        // wraps `data` without copying, and OpenVINO only reads an input tensor.
+        // SAFETY: the tensors are freed on every path below. The input tensor wraps
+        // `data` without copying (OpenVINO only reads an input tensor); the shape it is
+        // given by value points at `dims`, which OpenVINO copies into its own shape
+        // during the call, so no shape is allocated per query.
         unsafe {
-            let mut shape = ov_shape_t {
-                rank: 0,
-                dims: ptr::null_mut(),
-            };
-            api.check(
-                (api.ov_shape_create)(dims.len() as i64, dims.as_ptr(), &mut shape),
-                "making a shape",
-            )?;
             let mut input = ptr::null_mut();
             let status = (api.ov_tensor_create_from_host_ptr)(
                 F32,
                 ov_shape_t {
-                    rank: shape.rank,
-                    dims: shape.dims,
+                    rank: dims.len() as i64,
+                    dims: dims.as_ptr() as *mut i64,
                 },
                 data.as_ptr() as *mut c_void,
                 &mut input,
             );
-            (api.ov_shape_free)(&mut shape);
             api.check(status, "wrapping the input")?;
             let run = (|| {
                 api.check(
