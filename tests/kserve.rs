@@ -21,7 +21,7 @@ use loadgen::data::dataset::Dataset;
 use loadgen::measure::pool::{SampleLibrary, WorkerPool};
 use loadgen::measure::schedule::Distribution;
 use loadgen::measure::step::{self, StepSpec, Verdict};
-use loadgen_testkit::{TestModel, V2Server};
+use loadgen_testkit::{ServerOptions, TestModel, V2Server};
 use serde_json::Value;
 
 /// A runtime holding the test server; the server stops when it is dropped.
@@ -85,6 +85,47 @@ fn argmax(row: &[f32]) -> i64 {
         }
     }
     best as i64
+}
+
+/// h2 refuses a connection that holds many small DATA frames unread (more than half
+/// its receive window's worth, at ~256 bytes each) with GOAWAY(ENHANCE_YOUR_CALM). A
+/// 64 KiB window let ~130 do it: a client a few hundred answers behind on a busy
+/// machine, or one answer sent in small frames, failed every request in flight.
+#[test]
+fn grpc_answers_in_many_small_frames_are_read() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let options = ServerOptions {
+        grpc_frame_bytes: Some(1),
+    };
+    let model = TestModel::identity("identity", &[512]);
+    let info = rt
+        .block_on(V2Server::start_with(vec![model], any, any, options))
+        .unwrap();
+    let mut cfg = config(format!("grpc://{}", info.grpc), "identity");
+    cfg.kserve.as_mut().unwrap().batch_size = 1;
+    let b = load(&cfg).unwrap();
+    let mut session = b.session(0).unwrap();
+    let mut data = vec![0.5f32; 512];
+    data[300] = 2.0;
+    for _ in 0..3 {
+        // 512 floats: over 2,000 one-byte frames per answer.
+        let mut out = Prediction::default();
+        session
+            .predict(
+                Batch {
+                    data: &data,
+                    len: 1,
+                },
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(out.top1, [300]);
+    }
 }
 
 #[test]

@@ -177,12 +177,31 @@ pub struct V2Server {
     pub stats: Arc<ServerStats>,
 }
 
+/// How the server sends what it sends, beyond the models' answers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerOptions {
+    /// Split every gRPC answer into HTTP/2 DATA frames of at most this many bytes:
+    /// legal, and the frames of one answer reach the client at once, before it has
+    /// read any of them.
+    pub grpc_frame_bytes: Option<usize>,
+}
+
 impl V2Server {
     /// Starts both endpoints on the current tokio runtime. Port 0 picks free ports.
     pub async fn start(
         models: Vec<TestModel>,
         http: SocketAddr,
         grpc: SocketAddr,
+    ) -> std::io::Result<V2Server> {
+        Self::start_with(models, http, grpc, ServerOptions::default()).await
+    }
+
+    /// [`V2Server::start`], sending as `options` say.
+    pub async fn start_with(
+        models: Vec<TestModel>,
+        http: SocketAddr,
+        grpc: SocketAddr,
+        options: ServerOptions,
     ) -> std::io::Result<V2Server> {
         let stats = Arc::new(ServerStats::default());
         let state = Arc::new(State {
@@ -222,11 +241,67 @@ impl V2Server {
             let _ = tonic::transport::Server::builder()
                 .http2_max_pending_accept_reset_streams(Some(1 << 20))
                 .http2_max_local_error_reset_streams(Some(1 << 20))
+                // h2 budgets small unread DATA frames at half the connection window;
+                // an identity server at capacity holds many small requests unread.
+                .initial_connection_window_size(64 << 20)
+                .layer(tower::util::MapResponseLayer::new(
+                    move |r: http::Response<tonic::body::Body>| {
+                        r.map(|inner| Split::new(inner, options.grpc_frame_bytes))
+                    },
+                ))
                 .add_service(svc)
                 .serve_with_incoming(incoming)
                 .await;
         });
         Ok(V2Server { http, grpc, stats })
+    }
+}
+
+/// A response body that hands its data on in pieces of at most `piece` bytes, each
+/// of which h2 sends as a DATA frame of its own.
+struct Split {
+    inner: tonic::body::Body,
+    rest: Bytes,
+    piece: usize,
+}
+
+impl Split {
+    fn new(inner: tonic::body::Body, piece: Option<usize>) -> Split {
+        Split {
+            inner,
+            rest: Bytes::new(),
+            piece: piece.unwrap_or(usize::MAX).max(1),
+        }
+    }
+}
+
+impl http_body::Body for Split {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            if !this.rest.is_empty() {
+                let n = this.piece.min(this.rest.len());
+                return Poll::Ready(Some(Ok(http_body::Frame::data(this.rest.split_to(n)))));
+            }
+            match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => this.rest = data,
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.inner.is_end_stream()
     }
 }
 

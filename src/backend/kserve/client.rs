@@ -25,6 +25,13 @@ use super::wire::{self, ModelMetadata, OutputTensor, Plan, ServerMetadata, Tenso
 /// more than the requests one connection carries at once.
 const MAX_REMEMBERED_RESETS: usize = 1 << 16;
 
+/// A gRPC connection's receive window: bytes of answers the server may send ahead of
+/// the client reading them (and, halved, h2's budget for small unread DATA frames).
+const CONNECTION_WINDOW: u32 = 64 << 20;
+
+/// One gRPC stream's receive window: more than any one answer of an image model.
+const STREAM_WINDOW: u32 = 16 << 20;
+
 /// Why a call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -207,7 +214,14 @@ impl Client {
                     .map_err(|e| format!("{e}"))?
                     .tcp_nodelay(true)
                     .connect_timeout(Duration::from_secs(5))
-                    .http2_adaptive_window(true)
+                    // Fixed, large windows instead of an adaptive one, which starts at
+                    // 64 KiB: h2 lets a connection buffer small DATA frames (answers of a
+                    // few hundred bytes) unread only up to half its window, and closes it
+                    // with GOAWAY(ENHANCE_YOUR_CALM) past that, so a client that falls a
+                    // few hundred answers behind on a busy machine failed every request
+                    // in flight as ResourceExhausted. Half of 64 MiB is ~130,000 answers.
+                    .initial_connection_window_size(CONNECTION_WINDOW)
+                    .initial_stream_window_size(STREAM_WINDOW)
                     // The open loop cancels its own requests (those abandoned when a
                     // step stops, or past --request-timeout): h2 resets each stream and
                     // remembers only 10 of them, so the server's answers still on the
