@@ -15,7 +15,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(a) => loadgen::app::run(a, cmdline),
         Command::Fixed(a) => loadgen::app::fixed(a),
-        Command::Throughput(a) => loadgen::app::throughput(a),
+        Command::Throughput(a) => loadgen::app::throughput(a, cmdline),
         Command::Latency(a) => loadgen::app::latency(a, cmdline),
         Command::Accuracy(a) => loadgen::app::accuracy(a),
         Command::Compare(a) => loadgen::app::compare(a),

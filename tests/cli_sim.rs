@@ -794,6 +794,11 @@ fn latency_runs_one_query_at_a_time() {
     for (args, words) in [
         (vec!["--threads", "2"], "one query at a time"),
         (vec!["--queries", "0"], "--queries"),
+        // A simulated server has no operations to profile: refused before measuring.
+        (
+            vec!["--op-profile"],
+            "--op-profile reads a runtime's own profiler",
+        ),
     ] {
         let mut all = vec!["latency", "--backend", "sim", "--warmup", "0"];
         all.extend(args);
@@ -801,4 +806,18 @@ fn latency_runs_one_query_at_a_time() {
         assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(words), "{all:?}: {}", stderr(&o));
     }
+    let o = run(&[
+        "throughput",
+        "--backend",
+        "null",
+        "--op-profile",
+        "--time",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--backend null") && !stderr(&o).contains("Throughput:"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -11,7 +11,7 @@ pub(super) use anyhow::Result;
 
 pub(super) use crate::backend::{self, Backend};
 pub(super) use crate::base::limits;
-pub(super) use crate::config::settings::{RunOverrides, Settings};
+pub(super) use crate::config::settings::Settings;
 pub(super) use crate::data::dataset::{Dataset, DatasetOptions};
 pub(super) use crate::data::preprocess::Preprocess;
 pub(super) use crate::error::{Cancelled, Interrupted};
@@ -195,18 +195,8 @@ pub(crate) fn epoch_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Settings, a loaded system under test warmed up, and the progress bar: what `fixed`
-/// and `throughput` start with.
-pub(crate) fn prepare(
-    common: &crate::config::cli::CommonArgs,
-    o: &RunOverrides,
-) -> Result<(Settings, Sut, Progress)> {
-    let settings = Settings::resolve(common, o)?;
-    let (sut, progress) = load_and_warm_up(&settings)?;
-    Ok((settings, sut, progress))
-}
-
-/// [`prepare`] for settings already resolved (and checked further by the caller).
+/// A loaded system under test warmed up, and the progress bar, for settings already
+/// resolved (and checked further by the caller).
 pub(crate) fn load_and_warm_up(settings: &Settings) -> Result<(Sut, Progress)> {
     let sut = load_sut(settings)?;
     let mut progress = Progress::new(settings.quiet);
@@ -240,14 +230,73 @@ pub(crate) fn human_line(line: &str, json: bool) {
     }
 }
 
-pub(crate) fn finish_single(summary: &StepSummary, json: bool) -> Result<()> {
+pub(crate) fn finish_single(
+    summary: &StepSummary,
+    json: bool,
+    op_profile: Option<serde_json::Value>,
+) -> Result<()> {
     if json {
-        println!("{}", results::step_json(summary));
+        let mut doc = results::step_json(summary);
+        if let Some(p) = op_profile {
+            doc["op_profile"] = p;
+        }
+        println!("{doc}");
     }
     if signals::interrupted() {
         return Err(Interrupted("stdout".into()).into());
     }
     Ok(())
+}
+
+/// `--op-profile`: ends the workers (a runtime hands its profile over as its sessions
+/// end), prints the table on stderr and returns the JSON block. `measured_s`: the mean
+/// inference time loadgen measured, which the table's sum is compared with.
+pub(crate) fn op_profile(
+    sut: Sut,
+    settings: &Settings,
+    measured_s: Option<f64>,
+) -> Option<serde_json::Value> {
+    if !settings.op_profile {
+        return None;
+    }
+    let Sut { backend, pool, .. } = sut;
+    drop(pool);
+    let p = backend.op_profile()?;
+    for w in &p.problems {
+        crate::output::lines::note(&format!("loadgen: warning: {w}"));
+    }
+    for l in crate::output::op_profile::lines(&p, measured_s) {
+        crate::output::lines::note(&l);
+    }
+    Some(crate::output::op_profile::to_json(&p, measured_s))
+}
+
+/// The document `--output` writes for a single measurement (`latency`, `throughput`):
+/// what ran, where and how, and `key` holding the figures.
+pub(crate) fn single_file(
+    backend: &dyn Backend,
+    settings: &Settings,
+    cmdline: &str,
+    key: &str,
+    figures: serde_json::Value,
+    op_profile: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut doc = serde_json::json!({
+        "runtime": backend.name(),
+        "version": backend.version(),
+        "cmdline": cmdline,
+        "time": epoch_seconds(),
+        "settings": results::settings_json(settings),
+        "system": crate::output::system::describe(),
+    });
+    if let Some(info) = backend.runtime_info() {
+        doc["runtime_info"] = info;
+    }
+    doc[key] = figures;
+    if let Some(p) = op_profile {
+        doc["op_profile"] = p;
+    }
+    doc
 }
 
 /// Installs the signal handlers ([`signals::install`]), printing what they hear.

@@ -55,5 +55,5 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     }
     human_line(&lines::step_line(&name, &summary), args.json);
     single_step_fault(&settings, &sut, &summary, &format!("step {name}"))?;
-    finish_single(&summary, args.json)
+    finish_single(&summary, args.json, None)
 }

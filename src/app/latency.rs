@@ -3,12 +3,11 @@
 //! worker would put two queries in flight.
 
 use anyhow::Result;
-use serde_json::json;
 
 use crate::config::cli::LatencyArgs;
 use crate::config::settings::{RunOverrides, Settings, SettingsError};
 use crate::measure::sync;
-use crate::output::{files, latency, results};
+use crate::output::{files, latency};
 use crate::signals;
 
 use super::common::*;
@@ -23,6 +22,7 @@ pub fn latency(args: LatencyArgs, cmdline: String) -> Result<()> {
     }
     let o = RunOverrides {
         time: args.time,
+        op_profile: args.op_profile,
         ..RunOverrides::default()
     };
     let mut settings = Settings::resolve(&args.common, &o)?;
@@ -60,22 +60,24 @@ pub fn latency(args: LatencyArgs, cmdline: String) -> Result<()> {
         );
     }
     human_line(&latency::line(&l), args.json);
-    let doc = latency::to_json(&l);
+    let backend = Arc::clone(&sut.backend);
+    let profile = op_profile(sut, &settings, Some(l.mean));
+    let mut doc = latency::to_json(&l);
     if let Some(out) = &args.output {
-        let file = json!({
-            "runtime": sut.backend.name(),
-            "version": sut.backend.version(),
-            "cmdline": cmdline,
-            "time": std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            "settings": results::settings_json(&settings),
-            "system": crate::output::system::describe(),
-            "latency": doc,
-        });
+        let file = single_file(
+            backend.as_ref(),
+            &settings,
+            &cmdline,
+            "latency",
+            doc.clone(),
+            profile.clone(),
+        );
         files::write_json_atomic(out, &file)?;
     }
     if args.json {
+        if let Some(p) = profile {
+            doc["op_profile"] = p;
+        }
         println!("{doc}");
     }
     Ok(())

@@ -420,6 +420,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         no_tune: args.no_tune,
         configs: args.configs.clone(),
         tunes: true,
+        op_profile: false,
     };
     let settings = Settings::resolve(&args.common, &o)?;
     let output = args

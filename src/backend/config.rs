@@ -34,4 +34,7 @@ pub struct BackendConfig {
     /// fatal errors and TensorFlow none of its C++ lines, so that a failure reads as
     /// loadgen's one sentence instead of coloured runtime lines before it.
     pub verbose: bool,
+    /// `--op-profile`: turn on the runtime's per-operation profiler (OpenVINO,
+    /// ONNX Runtime and TensorFlow; see [`crate::base::op_profile`]).
+    pub op_profile: bool,
 }

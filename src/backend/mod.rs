@@ -7,10 +7,12 @@ pub mod kserve;
 pub mod null;
 pub mod onnxruntime;
 pub mod openvino;
+mod ort_profile;
 mod ov_capi;
 pub mod sim;
 pub mod tf;
 mod tf_capi;
+mod tf_profile;
 
 use std::sync::Arc;
 
@@ -22,6 +24,17 @@ pub use config::BackendConfig;
 
 /// Loads the backend named by `kind`.
 pub fn load(kind: BackendKind, cfg: &BackendConfig) -> Result<Arc<dyn Backend>, BackendError> {
+    let profiles = matches!(
+        kind,
+        BackendKind::OnnxRuntime | BackendKind::Tf | BackendKind::OpenVino
+    );
+    if cfg.op_profile && !profiles {
+        return Err(BackendError::BadInput(format!(
+            "--op-profile reads a runtime's own profiler, which --backend {} has not: use it with \
+             openvino, onnxruntime or tf",
+            kind.name()
+        )));
+    }
     Ok(match kind {
         BackendKind::Null => Arc::new(null::NullBackend::new()),
         BackendKind::Sim => Arc::new(sim::SimBackend::new(cfg)?),

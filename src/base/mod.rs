@@ -2,10 +2,12 @@
 //! under test as backends implement it and the measurement core drives it ([`sut`]),
 //! what a model is and where it runs ([`model`]), the documented limits and durations
 //! ([`limits`]), the precise clock ([`clock`]), the project's default paths
-//! ([`paths`]) and how messages quote values ([`text`]).
+//! ([`paths`]), how messages quote values ([`text`]) and where an inference's time
+//! goes per operation ([`op_profile`]).
 pub mod clock;
 pub mod limits;
 pub mod model;
+pub mod op_profile;
 pub mod paths;
 pub mod sut;
 pub mod text;

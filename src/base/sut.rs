@@ -4,6 +4,7 @@
 //! client). Backends implement these traits; the measurement core drives them.
 
 use super::model::ModelInfo;
+use super::op_profile::OpProfile;
 
 /// A batch of items laid out back to back, `len` items of `ModelInfo::item_len` each.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +80,12 @@ pub trait Backend: Send + Sync {
     /// What an in-process runtime settled on for this run (`runtime_info` in
     /// results.json), e.g. OpenVINO's compiled model: streams, threads, precision.
     fn runtime_info(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Where the time of the inferences went, per operation, when the backend was
+    /// loaded with `op_profile` set. Complete once every session is dropped (ONNX
+    /// Runtime writes its profile when a session ends it).
+    fn op_profile(&self) -> Option<OpProfile> {
         None
     }
 }

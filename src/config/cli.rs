@@ -305,7 +305,16 @@ pub struct LatencyArgs {
     /// Also write the figures, with the system and settings, to this JSON file.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[arg(long, help = OP_PROFILE_HELP)]
+    pub op_profile: bool,
 }
+
+/// `--op-profile` of `latency` and `throughput`.
+const OP_PROFILE_HELP: &str = "Turn on the runtime's per-operation profiler (OpenVINO's \
+performance counters, ONNX Runtime's session profile, TensorFlow's step stats): the \
+operations that took longest, their share and runs, on stderr, and every one in the \
+JSON (op_profile). The profiler slows the runtime a little; the figures are those of \
+the profiled run.";
 
 #[derive(Args, Debug, Clone)]
 pub struct ThroughputArgs {
@@ -318,6 +327,11 @@ pub struct ThroughputArgs {
     /// nothing else; the human-readable line goes to stderr.
     #[arg(long)]
     pub json: bool,
+    /// Also write the step summary, with the system and settings, to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(long, help = OP_PROFILE_HELP)]
+    pub op_profile: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -148,6 +148,9 @@ pub struct Settings {
     /// [`BackendConfig::verbose`]).
     #[serde(skip)]
     pub verbose: bool,
+    /// `--op-profile` (`throughput`, `latency`): the runtime's per-operation profiler.
+    #[serde(skip)]
+    pub op_profile: bool,
     /// Whether `run` calibrates configurations and chooses one per target
     /// (docs/CONTRACT.md §7.2).
     #[serde(skip)]
@@ -274,6 +277,8 @@ pub struct RunOverrides {
     pub configs: Option<String>,
     /// Whether the subcommand tunes at all (`run` does).
     pub tunes: bool,
+    /// `throughput` and `latency`: `--op-profile`.
+    pub op_profile: bool,
 }
 
 impl Settings {
@@ -527,6 +532,7 @@ impl Settings {
             accuracy: !o.no_accuracy && sc.accuracy.or(defaults.accuracy).unwrap_or(true),
             quiet: c.quiet,
             verbose: c.verbose,
+            op_profile: o.op_profile,
             tune,
             kserve,
             profile_info,
@@ -548,6 +554,7 @@ impl Settings {
             seed: self.seed,
             kserve: self.kserve.clone(),
             verbose: self.verbose,
+            op_profile: self.op_profile,
         }
     }
 

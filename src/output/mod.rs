@@ -6,6 +6,7 @@ pub mod compare;
 pub mod files;
 pub mod latency;
 pub mod lines;
+pub mod op_profile;
 pub mod progress;
 pub mod report;
 pub mod results;
