@@ -612,3 +612,130 @@ fn openvino_bad_model_library_or_device_is_one_sentence() {
     .unwrap();
     expect_exit_2(&o, &["GPU"]);
 }
+
+/// `--op-profile` (issue 43): the runtime's own per-operation times, summed per node.
+/// They must describe the same inferences loadgen timed: at least 10 operations whose
+/// time per inference is within 20 % of the mean latency loadgen measured (the rest is
+/// the runtime's work outside its nodes and loadgen's hand-off), shares that add up to
+/// one, and the table on stderr led by the longest operation.
+fn check_op_profile(args: &[&str], tmp: &Path) -> Value {
+    let o = loadgen(args).env("TMPDIR", tmp).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{args:?}: {err}");
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let p = &doc["op_profile"];
+    let ops = p["ops"].as_array().expect("every operation");
+    assert!(ops.len() >= 10, "{args:?}: {p}");
+    assert_eq!(p["operations"].as_u64(), Some(ops.len() as u64));
+    assert!(p["inferences"].as_u64().unwrap() > 0, "{p}");
+    let coverage = p["coverage"].as_f64().expect("a measured time to compare");
+    assert!(
+        (0.8..=1.2).contains(&coverage),
+        "{args:?}: the operations add up to {coverage} of the measured time: {err}"
+    );
+    let shares: f64 = ops.iter().map(|o| o["share"].as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 1e-6, "{shares}");
+    let times: Vec<f64> = ops
+        .iter()
+        .map(|o| o["total_ms"].as_f64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "longest first");
+    let top = ops[0]["name"].as_str().unwrap();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("op profile: ") && l.contains("% of the")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.trim_start().starts_with("1 ") && l.ends_with(top)),
+        "{err}"
+    );
+    doc
+}
+
+#[test]
+#[ignore = "needs ONNX Runtime: run scripts/test.sh"]
+fn op_profile_on_onnx_runtime_adds_up_to_the_measured_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let common = [
+        "--time",
+        "2",
+        "--warmup",
+        "0.5",
+        "--op-profile",
+        "--json",
+        "--quiet",
+    ];
+    let mut args = vec!["latency", "--backend", "onnxruntime"];
+    args.extend(common);
+    check_op_profile(&args, &tmp);
+    let out = dir.path().join("throughput.json");
+    let mut args = vec!["throughput", "--backend", "onnxruntime", "--threads", "2"];
+    args.extend(common);
+    args.extend(["--output", out.to_str().unwrap()]);
+    let doc = check_op_profile(&args, &tmp);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(file["runtime"], "onnxruntime");
+    assert_eq!(file["throughput"]["qps"], doc["qps"]);
+    assert_eq!(file["op_profile"], doc["op_profile"]);
+    assert_eq!(file["op_profile"]["ops"][0]["exec"], "CPUExecutionProvider");
+    // The profile files ONNX Runtime wrote are read and removed (its own `.ses` stays).
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("loadgen-ort-profile")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+#[ignore = "needs OpenVINO: run scripts/setup.sh openvino (scripts/test.sh does)"]
+fn op_profile_on_openvino_adds_up_to_the_measured_time() {
+    let dir = tempfile::tempdir().unwrap();
+    for (cmd, threads) in [("latency", "1"), ("throughput", "2")] {
+        let args = [
+            cmd,
+            "--backend",
+            "openvino",
+            "--threads",
+            threads,
+            "--time",
+            "2",
+            "--warmup",
+            "0.5",
+            "--op-profile",
+            "--json",
+            "--quiet",
+        ];
+        let doc = check_op_profile(&args, dir.path());
+        // OpenVINO names its kernels (benchmark_app's execType).
+        let exec = &doc["op_profile"]["ops"][0]["exec"];
+        assert!(exec.as_str().is_some_and(|e| !e.is_empty()), "{doc}");
+    }
+}
+
+#[test]
+#[ignore = "needs TensorFlow: run scripts/test.sh"]
+fn op_profile_on_tensorflow_adds_up_to_the_measured_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "latency",
+        "--backend",
+        "tf",
+        "--time",
+        "2",
+        "--warmup",
+        "0.5",
+        "--op-profile",
+        "--json",
+        "--quiet",
+    ];
+    check_op_profile(&args, dir.path());
+}

@@ -11,6 +11,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
@@ -22,6 +23,7 @@ use ort::value::{Outlet, TensorElementType, TensorRef, ValueType};
 
 use crate::backend::config::BackendConfig;
 use crate::base::model::{Device, Layout, ModelInfo};
+use crate::base::op_profile::{self, OpProfile, OpTotals, SharedTotals};
 use crate::base::paths;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 use crate::base::text::quote_path;
@@ -370,6 +372,8 @@ pub struct OrtBackend {
     output_kind: OutputKind,
     version: String,
     first: Mutex<Option<ort::session::Session>>,
+    /// `--op-profile`: each session's profile, summed as the sessions end.
+    profile: Option<SharedTotals>,
 }
 
 impl OrtBackend {
@@ -411,6 +415,7 @@ impl OrtBackend {
             intra_threads,
             inter_threads,
             &rt.version,
+            cfg.op_profile,
         )?;
 
         // --- input
@@ -504,6 +509,7 @@ impl OrtBackend {
             output_kind,
             version: rt.version.clone(),
             first: Mutex::new(Some(session)),
+            profile: cfg.op_profile.then(SharedTotals::default),
         })
     }
 
@@ -525,6 +531,30 @@ fn metadata(session: &ort::session::Session, key: &str) -> Option<String> {
     session.metadata().ok()?.custom(key)
 }
 
+/// Where a profiling session writes its trace: a name of its own in the temporary
+/// folder (ONNX Runtime appends a date and `.json`); read and removed when the session
+/// ends ([`OrtSession`]'s `Drop`).
+fn profile_prefix() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "loadgen-ort-profile-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Ends `session`'s profile and adds its trace to `totals`; the trace file is removed.
+fn end_profile(session: &mut ort::session::Session, totals: &mut OpTotals) -> Result<(), String> {
+    let file = session
+        .end_profiling()
+        .map_err(|e| format!("ONNX Runtime could not end its profile: {e}"))?;
+    let read = std::fs::File::open(&file)
+        .map_err(|e| format!("ONNX Runtime's profile {file}: {e}"))
+        .and_then(|f| super::ort_profile::read_trace(f, totals));
+    let _ = std::fs::remove_file(&file);
+    read
+}
+
 /// Opens one session. With `Device::Gpu` the CUDA execution provider must register, or
 /// we refuse: ONNX Runtime would otherwise fall back to the CPU without a word.
 fn open_session(
@@ -534,6 +564,7 @@ fn open_session(
     intra: usize,
     inter: usize,
     version: &str,
+    profile: bool,
 ) -> Result<ort::session::Session, BackendError> {
     let setup = |e: String| BackendError::Runtime(format!("ONNX Runtime session options: {e}"));
     let mut builder: SessionBuilder = ort::session::Session::builder(env)
@@ -542,6 +573,11 @@ fn open_session(
         .map_err(|e| setup(e.to_string()))?
         .with_inter_threads(inter)
         .map_err(|e| setup(e.to_string()))?;
+    if profile {
+        builder = builder
+            .with_profiling(profile_prefix())
+            .map_err(|e| setup(e.to_string()))?;
+    }
     if device == Device::Gpu {
         let cuda = ort::ep::CUDA::default();
         let available = ort::ep::CUDA::is_available().unwrap_or(false);
@@ -610,11 +646,26 @@ impl Backend for OrtBackend {
                     self.intra_threads,
                     self.inter_threads,
                     &self.version,
+                    self.profile.is_some(),
                 )?
             }
         };
-        OrtSession::new(session, &self.info, self.output_kind)
-            .map(|s| Box::new(s) as Box<dyn Session>)
+        let mut s = OrtSession::new(session, &self.info, self.output_kind)?;
+        s.profile = self.profile.clone();
+        Ok(Box::new(s))
+    }
+    fn op_profile(&self) -> Option<OpProfile> {
+        let shared = self.profile.as_ref()?;
+        // A session no worker took (fewer workers than loaded) still holds its profile.
+        if let Some(mut first) = self.first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let mut mine = OpTotals::default();
+            if let Err(e) = end_profile(&mut first, &mut mine) {
+                mine.problems.push(e);
+            }
+            op_profile::merge_into(shared, mine);
+        }
+        let totals = shared.lock().unwrap_or_else(|p| p.into_inner());
+        Some(totals.profile())
     }
 }
 
@@ -626,6 +677,22 @@ struct OrtSession {
     dims: [i64; 4],
     item_len: usize,
     output_kind: OutputKind,
+    /// `--op-profile`: where this session's profile goes when it ends.
+    profile: Option<SharedTotals>,
+}
+
+impl Drop for OrtSession {
+    fn drop(&mut self) {
+        if let Some(shared) = self.profile.take() {
+            let mut mine = OpTotals::default();
+            if let Err(e) = end_profile(&mut self.session, &mut mine) {
+                // The profile is what the user asked for: the command says why a part
+                // of it is missing.
+                mine.problems.push(e);
+            }
+            op_profile::merge_into(&shared, mine);
+        }
+    }
 }
 
 impl OrtSession {
@@ -647,6 +714,7 @@ impl OrtSession {
             dims,
             item_len: info.item_len(),
             output_kind,
+            profile: None,
         })
     }
 }

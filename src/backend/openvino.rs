@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use super::ov_capi::{Api, CompiledModel, Core, InferRequest, Output, F32};
 use crate::backend::config::BackendConfig;
 use crate::base::model::{Device, Layout, ModelInfo};
+use crate::base::op_profile::{self, OpProfile, OpTotals, SharedTotals};
 use crate::base::paths;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 use crate::base::text::quote_path;
@@ -132,6 +133,8 @@ pub struct OvBackend {
     version: String,
     /// The compiled model's effective properties, for results.json.
     properties: Vec<(String, String)>,
+    /// `--op-profile`: every request's per-node counters, summed.
+    profile: Option<SharedTotals>,
 }
 
 fn bad(model: &Path, why: impl std::fmt::Display) -> BackendError {
@@ -222,6 +225,10 @@ impl OvBackend {
         if let Some(t) = cfg.intra_threads {
             props.push(("INFERENCE_NUM_THREADS", (t * workers).to_string()));
         }
+        if cfg.op_profile {
+            // benchmark_app's -pc: per-node counters, read after each inference.
+            props.push(("PERF_COUNT", "YES".to_string()));
+        }
         let compiled = rt.core.compile(&model, device, &props).map_err(|e| {
             if cfg.device == Device::Gpu {
                 BackendError::BadInput(format!(
@@ -255,6 +262,7 @@ impl OvBackend {
             output: kind,
             version: rt.version.clone(),
             properties,
+            profile: cfg.op_profile.then(SharedTotals::default),
         })
     }
 }
@@ -313,7 +321,16 @@ impl Backend for OvBackend {
             item_len: self.info.item_len(),
             output: self.output,
             padded: Vec::new(),
+            profile: self
+                .profile
+                .as_ref()
+                .map(|shared| (Arc::clone(shared), OpTotals::default())),
         }))
+    }
+    fn op_profile(&self) -> Option<OpProfile> {
+        let shared = self.profile.as_ref()?;
+        let totals = shared.lock().unwrap_or_else(|p| p.into_inner());
+        Some(totals.profile())
     }
 }
 
@@ -327,6 +344,17 @@ struct OvSession {
     output: OutputKind,
     /// A short batch padded to the static batch size.
     padded: Vec<f32>,
+    /// `--op-profile`: the backend's totals, and this request's own until it ends
+    /// (one lock per session, not per inference).
+    profile: Option<(SharedTotals, OpTotals)>,
+}
+
+impl Drop for OvSession {
+    fn drop(&mut self) {
+        if let Some((shared, mine)) = self.profile.take() {
+            op_profile::merge_into(&shared, mine);
+        }
+    }
 }
 
 fn run_error(e: impl std::fmt::Display) -> BackendError {
@@ -355,7 +383,8 @@ impl Session for OvSession {
             &self.padded
         };
         let kind = self.output;
-        self.request
+        let answer = self
+            .request
             .infer(data, &self.dims, |o| -> Result<(), BackendError> {
                 match (kind, o) {
                     (OutputKind::Scores, Output::F32(scores)) => {
@@ -382,7 +411,11 @@ impl Session for OvSession {
                 }
                 Ok(())
             })
-            .map_err(run_error)?
+            .map_err(run_error)?;
+        if let Some((_, mine)) = &mut self.profile {
+            self.request.add_profile(mine).map_err(run_error)?;
+        }
+        answer
     }
 }
 

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use libloading::os::unix::Library;
 
+use crate::base::op_profile::OpTotals;
+
 /// Declares opaque C structs, used only behind pointers.
 macro_rules! opaque {
     ($($name:ident),* $(,)?) => {
@@ -72,6 +74,32 @@ pub struct ov_partial_shape_t {
 struct ov_version_t {
     build_number: *const c_char,
     description: *const c_char,
+}
+
+/// `ov_profiling_info_t`: one node's counters after an inference. The strings belong
+/// to the list they came in.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+struct ov_profiling_info_t {
+    /// `NOT_RUN`, `OPTIMIZED_OUT`, `EXECUTED` (a C enum: an int).
+    status: c_int,
+    /// Microseconds the node ran.
+    real_time: i64,
+    cpu_time: i64,
+    node_name: *const c_char,
+    exec_type: *const c_char,
+    node_type: *const c_char,
+}
+
+/// `EXECUTED` of `ov_profiling_info_t::status`.
+const EXECUTED: c_int = 2;
+
+/// `ov_profiling_info_list_t`, freed with `ov_profiling_info_list_free`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+struct ov_profiling_info_list_t {
+    profiling_infos: *mut ov_profiling_info_t,
+    size: usize,
 }
 
 /// `OK` of `ov_status_e`.
@@ -147,6 +175,8 @@ c_api! {
     fn ov_infer_request_infer(*mut ov_infer_request_t) -> c_int;
     fn ov_infer_request_get_output_tensor(*const ov_infer_request_t, *mut *mut ov_tensor_t) -> c_int;
     fn ov_infer_request_free(*mut ov_infer_request_t);
+    fn ov_infer_request_get_profiling_info(*mut ov_infer_request_t, *mut ov_profiling_info_list_t) -> c_int;
+    fn ov_profiling_info_list_free(*mut ov_profiling_info_list_t);
     fn ov_shape_free(*mut ov_shape_t) -> c_int;
     fn ov_tensor_create_from_host_ptr(c_int, ov_shape_t, *mut c_void, *mut *mut ov_tensor_t) -> c_int;
     fn ov_tensor_get_shape(*const ov_tensor_t, *mut ov_shape_t) -> c_int;
@@ -341,7 +371,22 @@ impl Core {
                     arg(2, false),
                     arg(2, true),
                 ),
-                _ => return Err("at most three compile properties".into()),
+                4 => f(
+                    c,
+                    m,
+                    d,
+                    8,
+                    &mut raw,
+                    arg(0, false),
+                    arg(0, true),
+                    arg(1, false),
+                    arg(1, true),
+                    arg(2, false),
+                    arg(2, true),
+                    arg(3, false),
+                    arg(3, true),
+                ),
+                _ => return Err("at most four compile properties".into()),
             }
         };
         self.api
@@ -538,6 +583,48 @@ pub enum Output<'a> {
 }
 
 impl InferRequest {
+    /// Adds the last inference's per-node counters (`PERF_COUNT` must have been set
+    /// at compile time) to `totals`: the nodes that ran, by name, with their type and
+    /// implementation.
+    pub fn add_profile(&mut self, totals: &mut OpTotals) -> Result<(), String> {
+        let api = &self.api;
+        let mut list = ov_profiling_info_list_t {
+            profiling_infos: ptr::null_mut(),
+            size: 0,
+        };
+        // SAFETY: a valid request and out-parameter; the list (and the strings in it)
+        // is read before it is freed once below.
+        unsafe {
+            api.check(
+                (api.ov_infer_request_get_profiling_info)(self.raw, &mut list),
+                "reading the performance counters",
+            )?;
+            if !list.profiling_infos.is_null() {
+                let text = |p: *const c_char| {
+                    if p.is_null() {
+                        std::borrow::Cow::Borrowed("")
+                    } else {
+                        CStr::from_ptr(p).to_string_lossy()
+                    }
+                };
+                for info in std::slice::from_raw_parts(list.profiling_infos, list.size) {
+                    if info.status != EXECUTED {
+                        continue;
+                    }
+                    totals.add(
+                        &text(info.node_name),
+                        &text(info.node_type),
+                        Some(&text(info.exec_type)),
+                        info.real_time as f64,
+                    );
+                }
+            }
+            (api.ov_profiling_info_list_free)(&mut list);
+        }
+        totals.inferences += 1;
+        Ok(())
+    }
+
     /// Runs the request synchronously on `data` shaped `dims` (float32, read in place)
     /// and hands the output to `read` while the output tensor is alive.
     pub fn infer<R>(

@@ -22,6 +22,7 @@ use crate::backend::tf_capi::{
     Api, DataType, Error as TfError, Graph, Operation, Session as TfSession, SessionOptions, Tensor,
 };
 use crate::base::model::{Device, Layout, ModelInfo};
+use crate::base::op_profile::{self, OpProfile, OpTotals, SharedTotals};
 use crate::base::paths;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
 use crate::base::text::quote_path;
@@ -391,6 +392,17 @@ pub struct TfBackend {
     shared: Option<Arc<TfSession>>,
     /// `PerWorker`: the session made (and warmed up) at load, handed to the first worker.
     spare: Mutex<Vec<TfSession>>,
+    /// `--op-profile`: every worker's traced steps, summed.
+    profile: Option<SharedTotals>,
+}
+
+/// `--op-profile`: a worker runs each step traced and sums its step stats here until
+/// it ends (one lock per worker, not per step).
+struct Trace {
+    options: Vec<u8>,
+    metadata: Vec<u8>,
+    shared: SharedTotals,
+    mine: OpTotals,
 }
 
 impl TfBackend {
@@ -456,6 +468,7 @@ impl TfBackend {
             config,
             shared,
             spare: Mutex::new(spare),
+            profile: cfg.op_profile.then(SharedTotals::default),
         })
     }
 
@@ -515,13 +528,14 @@ fn warm_up(api: &'static Api, session: &TfSession, plan: &Plan) -> Result<(), Ba
         &mut input,
         batch,
         &mut Prediction::default(),
+        None,
     )?;
     if plan.scores.is_some() {
         let mut out = Prediction {
             keep_scores: true,
             ..Prediction::default()
         };
-        run_step(api, session, plan, &mut input, batch, &mut out)?;
+        run_step(api, session, plan, &mut input, batch, &mut out, None)?;
     }
     Ok(())
 }
@@ -675,7 +689,19 @@ impl Backend for TfBackend {
             session,
             plan: Arc::clone(&self.plan),
             input: None,
+            trace: self.profile.as_ref().map(|shared| Trace {
+                options: super::tf_profile::traced_run_options(),
+                metadata: Vec::new(),
+                shared: Arc::clone(shared),
+                mine: OpTotals::default(),
+            }),
         }))
+    }
+
+    fn op_profile(&self) -> Option<OpProfile> {
+        let shared = self.profile.as_ref()?;
+        let totals = shared.lock().unwrap_or_else(|p| p.into_inner());
+        Some(totals.profile())
     }
 }
 
@@ -686,6 +712,15 @@ struct TfWorker {
     plan: Arc<Plan>,
     /// The last batch's input tensor, reused while the batch size stays the same.
     input: Option<Tensor>,
+    trace: Option<Trace>,
+}
+
+impl Drop for TfWorker {
+    fn drop(&mut self) {
+        if let Some(t) = self.trace.take() {
+            op_profile::merge_into(&t.shared, t.mine);
+        }
+    }
 }
 
 impl Session for TfWorker {
@@ -697,6 +732,7 @@ impl Session for TfWorker {
             &mut self.input,
             batch,
             out,
+            self.trace.as_mut(),
         )
     }
 }
@@ -710,6 +746,7 @@ fn run_step(
     input: &mut Option<Tensor>,
     batch: Batch<'_>,
     out: &mut Prediction,
+    trace: Option<&mut Trace>,
 ) -> Result<(), BackendError> {
     let n = batch.len;
     if batch.data.len() != n * plan.item_len {
@@ -749,9 +786,22 @@ fn run_step(
     let mut fetches = Vec::with_capacity(2);
     fetches.push((&plan.output, plan.output_idx));
     fetches.extend(scores);
-    let fetched = session
-        .run(&[(&plan.input, plan.input_idx, &*tensor)], &fetches)
-        .map_err(|s| BackendError::Runtime(format!("TensorFlow run failed: {s}")))?;
+    let feeds = [(&plan.input, plan.input_idx, &*tensor)];
+    let fetched = match trace {
+        None => session.run(&feeds, &fetches),
+        Some(t) => {
+            let fetched = session.run_traced(&feeds, &fetches, (&t.options, &mut t.metadata));
+            if fetched.is_ok() {
+                if let Err(e) = super::tf_profile::add_run_metadata(&t.metadata, &mut t.mine) {
+                    if t.mine.problems.is_empty() {
+                        t.mine.problems.push(e);
+                    }
+                }
+            }
+            fetched
+        }
+    }
+    .map_err(|s| BackendError::Runtime(format!("TensorFlow run failed: {s}")))?;
 
     let before = out.top1.len();
     match plan.out_kind {

@@ -40,7 +40,6 @@ macro_rules! opaque {
 
 opaque!(
     TF_Status,
-    TF_Buffer,
     TF_Graph,
     TF_ImportGraphDefOptions,
     TF_Operation,
@@ -49,6 +48,16 @@ opaque!(
     TF_DeviceList,
     TF_Tensor,
 );
+
+/// `TF_Buffer`: bytes TensorFlow hands over (a step's run metadata), read in place and
+/// freed with `TF_DeleteBuffer`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+struct TF_Buffer {
+    data: *const c_void,
+    length: usize,
+    data_deallocator: Option<unsafe extern "C" fn(*mut c_void, usize)>,
+}
 
 /// One output of an operation (`TF_Output`).
 #[allow(non_camel_case_types)]
@@ -103,6 +112,7 @@ c_api! {
     fn TF_Message(*const TF_Status) -> *const c_char;
 
     fn TF_NewBufferFromString(*const c_void, usize) -> *mut TF_Buffer;
+    fn TF_NewBuffer() -> *mut TF_Buffer;
     fn TF_DeleteBuffer(*mut TF_Buffer);
 
     fn TF_NewGraph() -> *mut TF_Graph;
@@ -761,6 +771,26 @@ impl Session {
         feeds: &[(&Operation, usize, &'t Tensor)],
         fetches: &[(&Operation, usize)],
     ) -> Result<Vec<Fetched<'t>>, Error> {
+        self.run_with(feeds, fetches, None)
+    }
+
+    /// [`Session::run`] with serialized `RunOptions` (`trace.0`), writing the step's
+    /// serialized `RunMetadata` into `trace.1`.
+    pub fn run_traced<'t>(
+        &self,
+        feeds: &[(&Operation, usize, &'t Tensor)],
+        fetches: &[(&Operation, usize)],
+        trace: (&[u8], &mut Vec<u8>),
+    ) -> Result<Vec<Fetched<'t>>, Error> {
+        self.run_with(feeds, fetches, Some(trace))
+    }
+
+    fn run_with<'t>(
+        &self,
+        feeds: &[(&Operation, usize, &'t Tensor)],
+        fetches: &[(&Operation, usize)],
+        trace: Option<(&[u8], &mut Vec<u8>)>,
+    ) -> Result<Vec<Fetched<'t>>, Error> {
         let output = |op: &Operation, index: usize| {
             if !Arc::ptr_eq(&op.graph, &self.graph) {
                 return Err(Error::invalid(
@@ -787,14 +817,26 @@ impl Session {
         let count = |n: usize| c_int::try_from(n).map_err(|_| Error::invalid("too many tensors"));
         let (n_in, n_out) = (count(inputs.len())?, count(outputs.len())?);
         let status = Status::new(self.api);
+        // SAFETY: the buffers are made here and freed below, once; TF copies nothing
+        // out of the options buffer after the call and fills the metadata buffer with
+        // bytes of its own, which are read before it is freed.
+        let (options, metadata) = match &trace {
+            Some((opts, _)) => unsafe {
+                (
+                    (self.api.TF_NewBufferFromString)(opts.as_ptr().cast(), opts.len()),
+                    (self.api.TF_NewBuffer)(),
+                )
+            },
+            None => (ptr::null_mut(), ptr::null_mut()),
+        };
         // SAFETY: the session and status are live; `inputs` / `values` and `outputs` /
         // `fetched` hold `n_in` and `n_out` entries, every TF_Output is checked above,
         // and the fed tensors are live and only read during the run (TF does not take
-        // them over). No run options, targets or metadata.
+        // them over). No targets; run options and metadata only when traced.
         unsafe {
             (self.api.TF_SessionRun)(
                 self.ptr,
-                ptr::null(),
+                options,
                 inputs.as_ptr(),
                 values.as_ptr(),
                 n_in,
@@ -803,10 +845,26 @@ impl Session {
                 n_out,
                 ptr::null(),
                 0,
-                ptr::null_mut(),
+                metadata,
                 status.ptr,
             )
         };
+        if let Some((_, out)) = trace {
+            out.clear();
+            // SAFETY: both buffers came from TF_New* above; the metadata's bytes are
+            // TF's, `length` long, and copied out before the buffer is freed.
+            unsafe {
+                let m = &*metadata;
+                if !m.data.is_null() {
+                    out.extend_from_slice(std::slice::from_raw_parts(
+                        m.data.cast::<u8>(),
+                        m.length,
+                    ));
+                }
+                (self.api.TF_DeleteBuffer)(metadata);
+                (self.api.TF_DeleteBuffer)(options);
+            }
+        }
         // Whatever TF handed back is ours to free, error or not.
         let tensors: Vec<Option<Fetched<'t>>> = fetched
             .into_iter()
