@@ -567,6 +567,73 @@ fn openvino_measures_latency_throughput_and_a_run() {
     schema_check(&doc);
 }
 
+/// `--requests` (issue 43): one worker keeps several OpenVINO infer requests in flight
+/// through the asynchronous API, one stream each. A closed loop keeps them all busy
+/// (the compiled model reports the streams); an open-loop step far above capacity is
+/// stopped early as a certain failure, which cancels the requests still running, and
+/// the program still ends cleanly; with `--op-profile` the counters of the requests the
+/// reaper collects add up like the synchronous ones.
+#[test]
+#[ignore = "needs OpenVINO: run scripts/setup.sh openvino (scripts/test.sh does)"]
+fn openvino_async_requests_serve_closed_and_open_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("throughput.json");
+    let args = [
+        "throughput",
+        "--backend",
+        "openvino",
+        "--threads",
+        "1",
+        "--requests",
+        "2",
+        "--time",
+        "2",
+        "--warmup",
+        "0.5",
+        "--op-profile",
+        "--json",
+        "--quiet",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let doc = check_op_profile(&args, dir.path());
+    assert!(doc["count"].as_u64().unwrap() > 3, "{doc}");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let compiled = &file["runtime_info"]["compiled_model"];
+    assert_eq!(compiled["NUM_STREAMS"], "2", "{compiled}");
+    assert_eq!(file["settings"]["requests"], 2);
+    // Far above capacity with a tight target: the step is cut short with requests
+    // running, and their cancellation must neither hang nor crash the process.
+    let o = loadgen(&[
+        "fixed",
+        "--backend",
+        "openvino",
+        "--threads",
+        "1",
+        "--requests",
+        "2",
+        "--qps",
+        "2000",
+        "--time",
+        "3",
+        "--max-latency",
+        "0.05",
+        "--warmup",
+        "0",
+        "--json",
+        "--quiet",
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
+    let step: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(step["passed"], false, "{step}");
+    assert!(
+        step["runtime"].as_f64().unwrap() < 3.0,
+        "stopped early: {step}"
+    );
+}
+
 /// A model OpenVINO cannot read, a wrong library path, and a GPU that is not there:
 /// one sentence each, exit 2, before measuring.
 #[test]

@@ -799,6 +799,11 @@ fn latency_runs_one_query_at_a_time() {
             vec!["--op-profile"],
             "--op-profile reads a runtime's own profiler",
         ),
+        (
+            vec!["--requests", "2"],
+            "--requests applies to --backend openvino",
+        ),
+        (vec!["--requests", "0"], "--requests"),
     ] {
         let mut all = vec!["latency", "--backend", "sim", "--warmup", "0"];
         all.extend(args);

@@ -37,4 +37,7 @@ pub struct BackendConfig {
     /// `--op-profile`: turn on the runtime's per-operation profiler (OpenVINO,
     /// ONNX Runtime and TensorFlow; see [`crate::base::op_profile`]).
     pub op_profile: bool,
+    /// `--requests`: OpenVINO infer requests each worker keeps in flight through the
+    /// asynchronous API (`None`: one synchronous request per worker).
+    pub requests: Option<usize>,
 }

@@ -7,6 +7,7 @@ pub mod kserve;
 pub mod null;
 pub mod onnxruntime;
 pub mod openvino;
+mod openvino_async;
 mod ort_profile;
 mod ov_capi;
 pub mod sim;

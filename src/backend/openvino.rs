@@ -18,12 +18,15 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use super::openvino_async::OvRequests;
 use super::ov_capi::{Api, CompiledModel, Core, InferRequest, Output, F32};
 use crate::backend::config::BackendConfig;
 use crate::base::model::{Device, Layout, ModelInfo};
 use crate::base::op_profile::{self, OpProfile, OpTotals, SharedTotals};
 use crate::base::paths;
-use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
+use crate::base::sut::{
+    AsyncSession, Backend, BackendError, Batch, Completion, Prediction, Session,
+};
 use crate::base::text::quote_path;
 
 /// The fix we suggest whenever the runtime library cannot be found.
@@ -135,6 +138,8 @@ pub struct OvBackend {
     properties: Vec<(String, String)>,
     /// `--op-profile`: every request's per-node counters, summed.
     profile: Option<SharedTotals>,
+    /// `--requests`: asynchronous requests per worker (0: synchronous).
+    requests: usize,
 }
 
 fn bad(model: &Path, why: impl std::fmt::Display) -> BackendError {
@@ -209,21 +214,23 @@ impl OvBackend {
             Device::Cpu => "CPU",
             Device::Gpu => "GPU",
         };
-        let workers = cfg.workers.max(1);
+        // One stream per inference that can be in flight: per worker, its one
+        // synchronous request, or its `--requests` asynchronous ones.
+        let streams = cfg.workers.max(1) * cfg.requests.unwrap_or(1).max(1);
         let mut props: Vec<(&str, String)> = vec![
             (
                 "PERFORMANCE_HINT",
-                if workers == 1 {
+                if streams == 1 {
                     "LATENCY"
                 } else {
                     "THROUGHPUT"
                 }
                 .to_string(),
             ),
-            ("NUM_STREAMS", workers.to_string()),
+            ("NUM_STREAMS", streams.to_string()),
         ];
         if let Some(t) = cfg.intra_threads {
-            props.push(("INFERENCE_NUM_THREADS", (t * workers).to_string()));
+            props.push(("INFERENCE_NUM_THREADS", (t * streams).to_string()));
         }
         if cfg.op_profile {
             // benchmark_app's -pc: per-node counters, read after each inference.
@@ -263,6 +270,7 @@ impl OvBackend {
             version: rt.version.clone(),
             properties,
             profile: cfg.op_profile.then(SharedTotals::default),
+            requests: cfg.requests.unwrap_or(0),
         })
     }
 }
@@ -314,7 +322,18 @@ impl Backend for OvBackend {
     }
     fn session(&self, _worker: usize) -> Result<Box<dyn Session>, BackendError> {
         let request = self.compiled.request().map_err(BackendError::Runtime)?;
+        let in_flight = (self.requests > 0)
+            .then(|| {
+                OvRequests::new(
+                    &self.compiled,
+                    self.requests,
+                    &self.dims,
+                    self.profile.clone(),
+                )
+            })
+            .transpose()?;
         Ok(Box::new(OvSession {
+            in_flight,
             _compiled: Arc::clone(&self.compiled),
             request,
             dims: self.dims.clone(),
@@ -334,8 +353,11 @@ impl Backend for OvBackend {
     }
 }
 
-/// One worker's infer request on the shared compiled model.
+/// One worker's infer request on the shared compiled model (for the accuracy pass and
+/// every closed or open loop when synchronous), and its asynchronous ones.
 struct OvSession {
+    /// `--requests`: the in-flight path the pool drives through [`AsyncSession`].
+    in_flight: Option<OvRequests>,
     /// Keeps the compiled model alive as long as its request.
     _compiled: Arc<CompiledModel>,
     request: InferRequest,
@@ -347,6 +369,29 @@ struct OvSession {
     /// `--op-profile`: the backend's totals, and this request's own until it ends
     /// (one lock per session, not per inference).
     profile: Option<(SharedTotals, OpTotals)>,
+}
+
+impl AsyncSession for OvSession {
+    fn max_in_flight(&self) -> usize {
+        self.in_flight.as_ref().map_or(1, OvRequests::count)
+    }
+    fn closed_in_flight(&self) -> usize {
+        self.max_in_flight()
+    }
+    fn submit(&mut self, batch: Batch<'_>, done: Completion) {
+        match &self.in_flight {
+            Some(r) => r.submit(batch, done),
+            None => done(Err(run_error("this session has no asynchronous requests"))),
+        }
+    }
+    fn outstanding(&self) -> usize {
+        self.in_flight.as_ref().map_or(0, OvRequests::outstanding)
+    }
+    fn cancel_all(&mut self) {
+        if let Some(r) = &self.in_flight {
+            r.cancel_all();
+        }
+    }
 }
 
 impl Drop for OvSession {
@@ -416,6 +461,14 @@ impl Session for OvSession {
             self.request.add_profile(mine).map_err(run_error)?;
         }
         answer
+    }
+
+    fn as_async(&mut self) -> Option<&mut dyn AsyncSession> {
+        if self.in_flight.is_some() {
+            Some(self)
+        } else {
+            None
+        }
     }
 }
 

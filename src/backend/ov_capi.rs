@@ -102,6 +102,33 @@ struct ov_profiling_info_list_t {
     size: usize,
 }
 
+/// `ov_callback_t`: what OpenVINO calls, on its own thread, when an asynchronous
+/// inference ends (with no status: [`InferRequest::wait`] reads it). OpenVINO keeps
+/// the address of this struct, not a copy: it must outlive the request.
+#[repr(C)]
+pub struct Callback {
+    callback_func: unsafe extern "C" fn(*mut c_void),
+    args: *mut c_void,
+}
+
+// SAFETY: `args` is only handed back to `callback_func`, whose caller guarantees it
+// may be used from any thread (see [`InferRequest::set_callback`]).
+unsafe impl Send for Callback {}
+
+impl Callback {
+    /// `f(args)`; `args` may be set later (see [`Callback::set_args`]).
+    pub fn new(f: unsafe extern "C" fn(*mut c_void), args: *mut c_void) -> Callback {
+        Callback {
+            callback_func: f,
+            args,
+        }
+    }
+
+    pub fn set_args(&mut self, args: *mut c_void) {
+        self.args = args;
+    }
+}
+
 /// `OK` of `ov_status_e`.
 const OK: c_int = 0;
 /// `F32` of `ov_element_type_e`.
@@ -175,6 +202,10 @@ c_api! {
     fn ov_infer_request_infer(*mut ov_infer_request_t) -> c_int;
     fn ov_infer_request_get_output_tensor(*const ov_infer_request_t, *mut *mut ov_tensor_t) -> c_int;
     fn ov_infer_request_free(*mut ov_infer_request_t);
+    fn ov_infer_request_start_async(*mut ov_infer_request_t) -> c_int;
+    fn ov_infer_request_wait(*mut ov_infer_request_t) -> c_int;
+    fn ov_infer_request_cancel(*mut ov_infer_request_t) -> c_int;
+    fn ov_infer_request_set_callback(*mut ov_infer_request_t, *const Callback) -> c_int;
     fn ov_infer_request_get_profiling_info(*mut ov_infer_request_t, *mut ov_profiling_info_list_t) -> c_int;
     fn ov_profiling_info_list_free(*mut ov_profiling_info_list_t);
     fn ov_shape_free(*mut ov_shape_t) -> c_int;
@@ -583,10 +614,97 @@ pub enum Output<'a> {
 }
 
 impl InferRequest {
+    /// Makes `data`, shaped `dims`, this request's input for every later
+    /// [`InferRequest::start`]: OpenVINO reads it in place during each inference.
+    ///
+    /// # Safety
+    /// `data` must stay allocated, at the same address, and unwritten while an
+    /// inference runs, for as long as the request lives.
+    pub unsafe fn bind_input(&mut self, data: *mut f32, dims: &[i64]) -> Result<(), String> {
+        let api = &self.api;
+        let mut input = ptr::null_mut();
+        let status = (api.ov_tensor_create_from_host_ptr)(
+            F32,
+            ov_shape_t {
+                rank: dims.len() as i64,
+                dims: dims.as_ptr() as *mut i64,
+            },
+            data.cast(),
+            &mut input,
+        );
+        api.check(status, "wrapping the input")?;
+        // The request keeps its own reference to the tensor; ours is freed.
+        let set = api.check(
+            (api.ov_infer_request_set_input_tensor)(self.raw, input),
+            "setting the input",
+        );
+        (api.ov_tensor_free)(input);
+        set
+    }
+
+    /// Has OpenVINO call `callback` when each asynchronous inference ends.
+    ///
+    /// # Safety
+    /// `callback` must stay at its address, its `args` valid and its function safe to
+    /// call with them from any thread, for as long as the request lives: OpenVINO
+    /// keeps the struct's address.
+    pub unsafe fn set_callback(&mut self, callback: *const Callback) -> Result<(), String> {
+        self.api.check(
+            (self.api.ov_infer_request_set_callback)(self.raw, callback),
+            "setting the completion callback",
+        )
+    }
+
+    /// Starts an inference on the bound input and returns at once.
+    ///
+    /// # Safety
+    /// No other thread uses this request meanwhile, except [`InferRequest::cancel`].
+    pub unsafe fn start(&self) -> Result<(), String> {
+        self.api.check(
+            (self.api.ov_infer_request_start_async)(self.raw),
+            "starting an inference",
+        )
+    }
+
+    /// Waits for the inference started last and returns its outcome, then checks that
+    /// it left an output.
+    ///
+    /// # Safety
+    /// As [`InferRequest::start`].
+    pub unsafe fn wait(&self) -> Result<(), String> {
+        let api = &self.api;
+        api.check((api.ov_infer_request_wait)(self.raw), "inference")?;
+        let mut out = ptr::null_mut();
+        api.check(
+            (api.ov_infer_request_get_output_tensor)(self.raw, &mut out),
+            "reading the output",
+        )?;
+        let mut p = ptr::null_mut();
+        let data = api.check((api.ov_tensor_data)(out, &mut p), "the output's data");
+        (api.ov_tensor_free)(out);
+        data.and_then(|()| {
+            if p.is_null() {
+                Err("the inference left no output".into())
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// Asks OpenVINO to give up the running inference; it still ends (and calls back)
+    /// as a failed one. Safe from any thread while the request runs.
+    pub fn cancel(&self) {
+        // SAFETY: a live request; cancelling is OpenVINO's way to stop one from
+        // another thread. A request that already ended ignores it.
+        unsafe {
+            (self.api.ov_infer_request_cancel)(self.raw);
+        }
+    }
+
     /// Adds the last inference's per-node counters (`PERF_COUNT` must have been set
     /// at compile time) to `totals`: the nodes that ran, by name, with their type and
     /// implementation.
-    pub fn add_profile(&mut self, totals: &mut OpTotals) -> Result<(), String> {
+    pub fn add_profile(&self, totals: &mut OpTotals) -> Result<(), String> {
         let api = &self.api;
         let mut list = ov_profiling_info_list_t {
             profiling_infos: ptr::null_mut(),

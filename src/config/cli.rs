@@ -154,6 +154,11 @@ pub struct CommonArgs {
     /// Inter-op threads per session (default: 1).
     #[arg(long = "inter-threads", allow_hyphen_values = true, value_parser = runtime_threads)]
     pub inter_threads: Option<usize>,
+    /// openvino: infer requests each worker keeps in flight through OpenVINO's
+    /// asynchronous API (benchmark_app's -nireq), one stream each; without it each
+    /// worker runs one synchronous request.
+    #[arg(long, alias = "nireq", allow_hyphen_values = true, value_parser = infer_requests)]
+    pub requests: Option<usize>,
     /// Dataset items loaded into memory; queries cycle over them.
     #[arg(long, allow_hyphen_values = true, value_parser = count)]
     pub count: Option<usize>,
@@ -420,6 +425,17 @@ fn runtime_threads(s: &str) -> Result<usize, String> {
             limits::MAX_RUNTIME_THREADS_PER_CORE,
             limits::cores()
         ),
+        "2",
+    )
+}
+
+/// The most `--requests` one worker keeps: as many streams as runtime threads.
+fn infer_requests(s: &str) -> Result<usize, String> {
+    usize_in(
+        s,
+        1,
+        limits::max_runtime_threads(),
+        "infer requests per worker (one stream each)",
         "2",
     )
 }

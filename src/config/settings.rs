@@ -128,6 +128,9 @@ pub struct Settings {
     pub threads: usize,
     pub intra_threads: Option<usize>,
     pub inter_threads: Option<usize>,
+    /// `--requests` (OpenVINO): asynchronous infer requests per worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<usize>,
     pub count: usize,
     pub cache: bool,
     pub seed: u64,
@@ -409,7 +412,11 @@ impl Settings {
                 ));
             }
         }
+        if c.requests.is_some() && backend != BackendKind::OpenVino {
+            return bad("--requests applies to --backend openvino (its asynchronous infer requests); drop it");
+        }
         let pinned = c.threads.is_some()
+            || c.requests.is_some()
             || c.intra_threads.is_some()
             || c.inter_threads.is_some()
             || c.batch_size.is_some();
@@ -418,7 +425,7 @@ impl Settings {
                 return bad("--configs lists configurations to tune over and --no-tune turns tuning off: drop one of them");
             }
             (Some(_), _) if pinned => {
-                return bad("--configs lists whole configurations: drop --threads, --intra-threads, --inter-threads and --batch_size, or drop --configs");
+                return bad("--configs lists whole configurations: drop --threads, --requests, --intra-threads, --inter-threads and --batch_size, or drop --configs");
             }
             // A remote server is not tuned: its configuration is the server's.
             (Some(_), _) if backend == BackendKind::Kserve => {
@@ -519,6 +526,7 @@ impl Settings {
             batch_size,
             threads,
             intra_threads: c.intra_threads,
+            requests: c.requests,
             inter_threads: c.inter_threads,
             count,
             cache: c.cache.unwrap_or(false),
@@ -555,6 +563,7 @@ impl Settings {
             kserve: self.kserve.clone(),
             verbose: self.verbose,
             op_profile: self.op_profile,
+            requests: self.requests,
         }
     }
 
