@@ -13,6 +13,8 @@
 //! The model's batch is made static (`--batch_size`), as benchmark_app needs with
 //! `-shape`: a static shape compiles to faster kernels than a dynamic one. A shorter
 //! batch (the last of an accuracy pass) is padded with zeros and its extra rows dropped.
+//! Each request's input stays bound from one query to the next (each query is copied
+//! into it), as benchmark_app's does.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -321,7 +323,13 @@ impl Backend for OvBackend {
         Some(serde_json::json!({ "compiled_model": props }))
     }
     fn session(&self, _worker: usize) -> Result<Box<dyn Session>, BackendError> {
-        let request = self.compiled.request().map_err(BackendError::Runtime)?;
+        let mut request = self.compiled.request().map_err(BackendError::Runtime)?;
+        let mut input =
+            vec![0f32; self.dims[0].max(1) as usize * self.info.item_len()].into_boxed_slice();
+        // SAFETY: the input's heap block lives in the session beside the request, which
+        // is dropped first (field order); it is written only between inferences.
+        unsafe { request.bind_input(input.as_mut_ptr(), &self.dims) }
+            .map_err(BackendError::Runtime)?;
         let in_flight = (self.requests > 0)
             .then(|| {
                 OvRequests::new(
@@ -336,10 +344,10 @@ impl Backend for OvBackend {
             in_flight,
             _compiled: Arc::clone(&self.compiled),
             request,
+            input,
             dims: self.dims.clone(),
             item_len: self.info.item_len(),
             output: self.output,
-            padded: Vec::new(),
             profile: self
                 .profile
                 .as_ref()
@@ -361,11 +369,12 @@ struct OvSession {
     /// Keeps the compiled model alive as long as its request.
     _compiled: Arc<CompiledModel>,
     request: InferRequest,
+    /// The request's input, bound once (dropped after the request): each query is
+    /// copied in, a short batch padded with zeros to the static batch size.
+    input: Box<[f32]>,
     dims: Vec<i64>,
     item_len: usize,
     output: OutputKind,
-    /// A short batch padded to the static batch size.
-    padded: Vec<f32>,
     /// `--op-profile`: the backend's totals, and this request's own until it ends
     /// (one lock per session, not per inference).
     profile: Option<(SharedTotals, OpTotals)>,
@@ -419,18 +428,12 @@ impl Session for OvSession {
                 batch.data.len()
             )));
         }
-        let data = if n == full {
-            batch.data
-        } else {
-            self.padded.clear();
-            self.padded.extend_from_slice(batch.data);
-            self.padded.resize(full * self.item_len, 0.0);
-            &self.padded
-        };
+        self.input[..batch.data.len()].copy_from_slice(batch.data);
+        self.input[batch.data.len()..].fill(0.0);
         let kind = self.output;
         let answer = self
             .request
-            .infer(data, &self.dims, |o| -> Result<(), BackendError> {
+            .infer(|o| -> Result<(), BackendError> {
                 match (kind, o) {
                     (OutputKind::Scores, Output::F32(scores)) => {
                         if scores.len() % full != 0 || scores.is_empty() {
