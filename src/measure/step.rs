@@ -1136,9 +1136,11 @@ fn closed_stats(
     let epoch = Instant::now();
     let until = epoch + duration;
     pool.begin_closed(epoch, until);
+    // The workers stop themselves at `until`; wake rarely meanwhile (see
+    // `sync::run_sync`: a runtime's pinned threads lose work to each wake-up).
     while Instant::now() < until && !interrupt.load(Ordering::Relaxed) {
         std::thread::sleep(
-            Duration::from_millis(5).min(until.saturating_duration_since(Instant::now())),
+            Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
         );
     }
     pool.stop();
