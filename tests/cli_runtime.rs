@@ -829,3 +829,77 @@ fn op_profile_on_tensorflow_adds_up_to_the_measured_time() {
     ];
     check_op_profile(&args, dir.path());
 }
+
+/// `--cores 0` (issue 44): every thread of the process, the runtime's pool included,
+/// may run on CPU 0 alone while it measures. The test waits for the measuring stage's
+/// line, then reads each thread's `Cpus_allowed_list`; results say where it ran.
+#[test]
+#[ignore = "needs ONNX Runtime: run scripts/test.sh"]
+fn cores_pin_every_thread_of_a_run() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("throughput.json");
+    let mut child = loadgen(&[
+        "throughput",
+        "--backend",
+        "onnxruntime",
+        "--threads",
+        "2",
+        "--cores",
+        "0",
+        "--time",
+        "3",
+        "--warmup",
+        "0.5",
+        "--output",
+        out.to_str().unwrap(),
+    ])
+    .env("LOADGEN_STAGE_LINES", "1")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no stage line: {seen}"
+        );
+        seen.push_str(&line);
+        if line.starts_with("loadgen: stage throughput") {
+            break;
+        }
+    }
+    let tasks = format!("/proc/{}/task", child.id());
+    let mut masks = Vec::new();
+    for t in std::fs::read_dir(&tasks).unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue; // a thread that ended meanwhile
+        };
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        masks.push((name.trim().to_string(), mask));
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{seen}{rest}");
+    // The main thread, the workers and ONNX Runtime's intra-op threads at least.
+    assert!(masks.len() >= 4, "{masks:?}");
+    assert!(masks.iter().all(|(_, m)| m == "0"), "{masks:?}");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let p = &file["settings"]["placement"];
+    assert_eq!(p["cpus"], "0", "{p}");
+    assert_eq!(p["memory_policy"], "default", "{p}");
+    // Another CPU is left: the issuer's (a closed loop issues nothing, but it is said).
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert_ne!(p["issuer_cpus"], "0", "{p}");
+    }
+}

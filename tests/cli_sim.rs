@@ -825,4 +825,40 @@ fn latency_runs_one_query_at_a_time() {
         "{}",
         stderr(&o)
     );
+    // Placement (issue 44): what does not exist is named, before measuring.
+    for (args, words) in [
+        (vec!["--cores", "99"], "CPU(s) 99 are not available"),
+        (vec!["--cores", "1-0"], "is not a CPU list"),
+        (
+            vec!["--socket-id", "9"],
+            "--socket-id 9: this machine has NUMA node(s)",
+        ),
+    ] {
+        let mut all = vec!["latency", "--backend", "sim", "--warmup", "0"];
+        all.extend(args);
+        let o = run(&all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(words), "{all:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("Latency:"), "{}", stderr(&o));
+    }
+    // Node 0 exists on every Linux machine: its CPUs, memory bound to it.
+    let o = run(&[
+        "latency",
+        "--backend",
+        "sim",
+        "--sim-service-time",
+        "fixed:1ms",
+        "--queries",
+        "5",
+        "--warmup",
+        "0",
+        "--socket-id",
+        "0",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = read_json(&out);
+    assert_eq!(file["settings"]["placement"]["node"], 0, "{file}");
+    assert_eq!(file["settings"]["placement"]["memory_policy"], "bind");
 }

@@ -31,6 +31,7 @@ pub(crate) struct Sut {
 /// Loads the backend, the samples and the pool. Diagnostics go to stderr directly: the
 /// dataset draws its own progress bar while it loads.
 pub(crate) fn load_sut(settings: &Settings) -> Result<Sut> {
+    place(settings)?;
     let backend = backend::load(settings.backend, &settings.backend_config())?;
     for w in backend.warnings() {
         crate::output::lines::note(&format!("loadgen: warning: {w}"));
@@ -41,8 +42,20 @@ pub(crate) fn load_sut(settings: &Settings) -> Result<Sut> {
 
 /// Loads a tuning candidate's sessions over samples already prepared.
 pub(crate) fn load_candidate(settings: &Settings, dataset: &Arc<Dataset>) -> Result<Sut> {
+    place(settings)?;
     let backend = backend::load(settings.backend, &settings.backend_config())?;
     sessions_over(settings, backend, Arc::clone(dataset))
+}
+
+/// `--cores`, `--socket-id`: confines the process before anything is loaded, so that
+/// the runtimes' threads and the samples' memory start inside ([`placement`]).
+///
+/// [`placement`]: crate::base::placement
+fn place(settings: &Settings) -> Result<()> {
+    if let Some(p) = &settings.placement {
+        crate::base::placement::apply(p).map_err(crate::config::settings::SettingsError)?;
+    }
+    Ok(())
 }
 
 /// The worker pool of `settings` over `backend` and `dataset`.

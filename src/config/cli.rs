@@ -154,6 +154,14 @@ pub struct CommonArgs {
     /// Inter-op threads per session (default: 1).
     #[arg(long = "inter-threads", allow_hyphen_values = true, value_parser = runtime_threads)]
     pub inter_threads: Option<usize>,
+    /// Run every thread on these CPUs (a list as the kernel writes one: `0-3,8`), as
+    /// `numactl --physcpubind`; the issuer uses CPUs left outside the list, if any.
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
+    /// Run on NUMA node N's CPUs with memory bound to node N, as `numactl
+    /// --cpunodebind=N --membind=N` (the Model Zoo's --socket-id).
+    #[arg(long = "socket-id", alias = "socket_id", value_name = "N")]
+    pub socket_id: Option<usize>,
     /// openvino: infer requests each worker keeps in flight through OpenVINO's
     /// asynchronous API (benchmark_app's -nireq), one stream each; without it each
     /// worker runs one synchronous request.

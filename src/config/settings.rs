@@ -131,6 +131,10 @@ pub struct Settings {
     /// `--requests` (OpenVINO): asynchronous infer requests per worker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<usize>,
+    /// `--cores`, `--socket-id`: where the threads and memory go (`None`: where the
+    /// OS puts them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::base::placement::Placement>,
     pub count: usize,
     pub cache: bool,
     pub seed: u64,
@@ -412,6 +416,12 @@ impl Settings {
                 ));
             }
         }
+        let placement = crate::base::placement::decide(
+            &crate::base::placement::Topology::read(),
+            c.cores.as_deref(),
+            c.socket_id,
+        )
+        .map_err(SettingsError)?;
         if c.requests.is_some() && backend != BackendKind::OpenVino {
             return bad("--requests applies to --backend openvino (its asynchronous infer requests); drop it");
         }
@@ -527,6 +537,7 @@ impl Settings {
             threads,
             intra_threads: c.intra_threads,
             requests: c.requests,
+            placement,
             inter_threads: c.inter_threads,
             count,
             cache: c.cache.unwrap_or(false),

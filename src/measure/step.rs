@@ -988,6 +988,8 @@ fn run_open_raw(
         stop: None,
     };
     let mut schedule = Schedule::new(spec.distribution, spec.offered_qps, spec.seed);
+    // `--cores`: the issuer sends from CPUs the workers do not use, where there are any.
+    let pinned = crate::base::placement::IssuerGuard::enter();
     let report = issuer::issue(
         pool.queue(),
         &mut schedule,
@@ -996,6 +998,7 @@ fn run_open_raw(
         as_ns(spec.time_cap),
         &mut check,
     );
+    drop(pinned);
 
     // Drain: wait for outstanding queries unless the failure is already settled.
     let mut drain_timed_out = false;
