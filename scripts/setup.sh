@@ -5,6 +5,7 @@
 # not already satisfied), then prepares what loadgen loads at run time:
 #   onnxruntime  the library .venv/.../onnxruntime/capi/libonnxruntime.so.* and
 #                models/resnet50_v1.onnx (made by models/make_onnx_model.py if missing)
+#                and models/resnet50_v1.int8.onnx (models/make_int8_model.py)
 #   openvino     the library .venv/.../openvino/libs/libopenvino_c.so.* (the CPU plugin
 #                beside it) and models/resnet50_v1.onnx, which OpenVINO reads directly
 #   tf           .venv/tensorflow-lib/ (libtensorflow.so and libtensorflow_framework.so.2
@@ -105,6 +106,16 @@ setup_onnxruntime() {
         say "making $model (about a minute)"
         "$py" "$root/models/make_onnx_model.py" --out "$model"
         say "made $model"
+    fi
+    # --precision int8: the same model, quantized (static, QDQ, calibrated on generated
+    # images; reproducible with the pinned wheel).
+    local int8="$root/models/resnet50_v1.int8.onnx"
+    if [[ -f "$int8" && "$int8" -nt "$model" ]]; then
+        say "model $int8 already there"
+    else
+        say "making $int8 (quantizing the fp32 model, about 10 s)"
+        "$py" "$root/models/make_int8_model.py" --fp32 "$model" --out "$int8"
+        say "made $int8"
     fi
 }
 

@@ -841,6 +841,36 @@ fn latency_runs_one_query_at_a_time() {
         assert!(stderr(&o).contains(words), "{all:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("Latency:"), "{}", stderr(&o));
     }
+    // Precision (issue 44): refused where the backend cannot give it, before loading
+    // anything (so these need no runtime library).
+    for (args, words) in [
+        (
+            vec!["--backend", "tf", "--precision", "int8"],
+            "--precision int8 runs on --backend onnxruntime or openvino",
+        ),
+        (
+            vec!["--backend", "tf", "--precision", "bf16"],
+            "--precision bf16 runs on --backend openvino",
+        ),
+        (
+            vec!["--backend", "onnxruntime", "--precision", "bf16"],
+            "--backend onnxruntime runs fp32 here",
+        ),
+        (
+            vec!["--backend", "sim", "--precision", "int8"],
+            "--precision applies to real runtimes",
+        ),
+        (
+            vec!["--backend", "openvino", "--precision", "fp8"],
+            "unknown --precision 'fp8'",
+        ),
+    ] {
+        let mut all = vec!["throughput", "--time", "1"];
+        all.extend(args);
+        let o = run(&all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(words), "{all:?}: {}", stderr(&o));
+    }
     // Node 0 exists on every Linux machine: its CPUs, memory bound to it.
     let o = run(&[
         "latency",

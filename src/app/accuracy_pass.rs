@@ -65,6 +65,7 @@ pub fn run(
         runtime: out.seconds,
         percentiles: s.corrected.percentiles().0,
         skipped_items: dataset.skipped() as u64,
+        fp32_agreement: None,
     };
     Ok(AccuracyRun {
         report,

@@ -153,13 +153,55 @@ pub(crate) fn accuracy_pass(
     let model = sut.backend.model();
     let offset =
         super::accuracy_pass::label_offset(model, settings.profile_info.map(|p| p.label_offset));
-    Ok(Some(super::accuracy_pass::run(
+    let reference = settings.fp32_reference();
+    let mut run = super::accuracy_pass::run(
         &sut.pool,
         &sut.dataset,
         model,
         offset,
-        keep_scores,
-    )?))
+        keep_scores || reference.is_some(),
+    )?;
+    if let Some(r) = reference {
+        let a = fp32_agreement(&r, sut, &run)?;
+        crate::output::lines::note(&format!(
+            "loadgen: {} agrees with fp32 on the top-1 class of {} % of {} items; top-5 overlap {}",
+            settings.precision.map_or("?", |p| p.name()),
+            a.top1,
+            a.items,
+            a.top5_overlap.map_or("-".into(), |o| format!("{o} %"))
+        ));
+        run.report.fp32_agreement = Some(a);
+        if !keep_scores {
+            run.scores = None;
+        }
+    }
+    Ok(Some(run))
+}
+
+/// The fp32 model's answers on the same items, against `run`'s (a lower precision).
+fn fp32_agreement(
+    reference: &Settings,
+    sut: &Sut,
+    run: &super::accuracy_pass::AccuracyRun,
+) -> Result<crate::output::accuracy::Agreement> {
+    let backend = backend::load(reference.backend, &reference.backend_config())?;
+    let samples: Arc<dyn SampleLibrary> = sut.dataset.clone();
+    let pool = WorkerPool::start_interruptible(
+        &backend,
+        samples,
+        reference.threads,
+        reference.batch_size,
+        signals::flag(),
+    )?;
+    let classes = backend.model().num_classes;
+    let fp32 = pool.run_accuracy(sut.dataset.len(), classes, true)?;
+    Ok(crate::output::accuracy::Agreement::of(
+        &run.top1,
+        run.scores.as_deref(),
+        &fp32.top1,
+        fp32.scores.as_deref(),
+        classes,
+    ))
 }
 
 /// Who a fault sentence names ([`crate::measure::fault`]): the server's URL, or the

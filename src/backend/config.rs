@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::base::model::{Device, Layout};
+use crate::base::model::{Device, Layout, Precision};
 
 use super::kserve::config::KserveConfig;
 
@@ -40,4 +40,6 @@ pub struct BackendConfig {
     /// `--requests`: OpenVINO infer requests each worker keeps in flight through the
     /// asynchronous API (`None`: one synchronous request per worker).
     pub requests: Option<usize>,
+    /// `--precision` (`None`: the fp32 model with the runtime's default kernels).
+    pub precision: Option<Precision>,
 }

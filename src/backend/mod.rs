@@ -17,7 +17,7 @@ mod tf_profile;
 
 use std::sync::Arc;
 
-pub use crate::base::model::{BackendKind, Device, Layout, ModelInfo};
+pub use crate::base::model::{BackendKind, Device, Layout, ModelInfo, Precision};
 pub use crate::base::sut::{
     AsyncSession, Backend, BackendError, Batch, Completion, Prediction, Session,
 };

@@ -654,6 +654,17 @@ impl Backend for OrtBackend {
         s.profile = self.profile.clone();
         Ok(Box::new(s))
     }
+    fn runtime_info(&self) -> Option<serde_json::Value> {
+        // The model file says the precision (`--precision int8` runs the quantized one);
+        // the provider says where its kernels ran.
+        Some(serde_json::json!({
+            "model": self.path.display().to_string(),
+            "execution_provider": match self.device {
+                Device::Gpu => "CUDAExecutionProvider",
+                Device::Cpu => "CPUExecutionProvider",
+            },
+        }))
+    }
     fn op_profile(&self) -> Option<OpProfile> {
         let shared = self.profile.as_ref()?;
         // A session no worker took (fewer workers than loaded) still holds its profile.

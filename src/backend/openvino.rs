@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use super::openvino_async::OvRequests;
 use super::ov_capi::{Api, CompiledModel, Core, InferRequest, Output, F32};
 use crate::backend::config::BackendConfig;
-use crate::base::model::{Device, Layout, ModelInfo};
+use crate::base::model::{Device, Layout, ModelInfo, Precision};
 use crate::base::op_profile::{self, OpProfile, OpTotals, SharedTotals};
 use crate::base::paths;
 use crate::base::sut::{
@@ -237,6 +237,24 @@ impl OvBackend {
         if cfg.op_profile {
             // benchmark_app's -pc: per-node counters, read after each inference.
             props.push(("PERF_COUNT", "YES".to_string()));
+        }
+        // --precision: fp32 and bf16 are the kernels' precision on the fp32 model; int8
+        // is the quantized model itself (its other nodes keep the plugin's default).
+        match cfg.precision {
+            Some(Precision::Fp32) => props.push(("INFERENCE_PRECISION_HINT", "f32".into())),
+            Some(Precision::Bf16) => {
+                let caps = rt
+                    .core
+                    .device_property(device, "OPTIMIZATION_CAPABILITIES")
+                    .unwrap_or_default();
+                if !caps.split_whitespace().any(|c| c == "BF16") {
+                    return Err(BackendError::DeviceUnavailable(format!(
+                        "--precision bf16: OpenVINO's {device} plugin reports no bf16 on this CPU (its capabilities: {caps}); use fp32 or int8"
+                    )));
+                }
+                props.push(("INFERENCE_PRECISION_HINT", "bf16".into()));
+            }
+            Some(Precision::Int8) | None => {}
         }
         let compiled = rt.core.compile(&model, device, &props).map_err(|e| {
             if cfg.device == Device::Gpu {

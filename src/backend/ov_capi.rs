@@ -182,6 +182,7 @@ c_api! {
     fn ov_free(*const c_char);
     fn ov_core_create(*mut *mut ov_core_t) -> c_int;
     fn ov_core_free(*mut ov_core_t);
+    fn ov_core_get_property(*const ov_core_t, *const c_char, *const c_char, *mut *mut c_char) -> c_int;
     fn ov_core_read_model(*const ov_core_t, *const c_char, *const c_char, *mut *mut ov_model_t) -> c_int;
     fn ov_model_free(*mut ov_model_t);
     fn ov_model_inputs_size(*const ov_model_t, *mut usize) -> c_int;
@@ -326,6 +327,20 @@ impl Core {
         })
     }
 
+    /// A property of `device` as text (e.g. `OPTIMIZATION_CAPABILITIES`).
+    pub fn device_property(&self, device: &str, key: &str) -> Option<String> {
+        let (d, k) = (CString::new(device).ok()?, CString::new(key).ok()?);
+        let mut value = ptr::null_mut();
+        // SAFETY: valid core and C strings; the value is OpenVINO's, freed by
+        // `take_string` with `ov_free`.
+        unsafe {
+            if (self.api.ov_core_get_property)(self.raw, d.as_ptr(), k.as_ptr(), &mut value) != OK {
+                return None;
+            }
+            self.api.take_string(value)
+        }
+    }
+
     /// Reads an ONNX or IR model (`.xml` finds its `.bin` beside it).
     pub fn read_model(&self, path: &Path) -> Result<Model, String> {
         let c = CString::new(path.as_os_str().as_encoded_bytes())
@@ -417,7 +432,24 @@ impl Core {
                     arg(3, false),
                     arg(3, true),
                 ),
-                _ => return Err("at most four compile properties".into()),
+                5 => f(
+                    c,
+                    m,
+                    d,
+                    10,
+                    &mut raw,
+                    arg(0, false),
+                    arg(0, true),
+                    arg(1, false),
+                    arg(1, true),
+                    arg(2, false),
+                    arg(2, true),
+                    arg(3, false),
+                    arg(3, true),
+                    arg(4, false),
+                    arg(4, true),
+                ),
+                _ => return Err("at most five compile properties".into()),
             }
         };
         self.api

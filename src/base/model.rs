@@ -39,6 +39,37 @@ pub enum Device {
     Gpu,
 }
 
+/// The arithmetic a run asks for (`--precision`): the model's weights and the
+/// runtime's kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp32,
+    /// A QDQ-quantized model (`models/resnet50_v1.int8.onnx`).
+    Int8,
+    /// The runtime's bfloat16 kernels on the fp32 model.
+    Bf16,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Option<Precision> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "float32" => Some(Precision::Fp32),
+            "int8" => Some(Precision::Int8),
+            "bf16" | "bfloat16" => Some(Precision::Bf16),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
 /// Which backend to load (`--backend`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

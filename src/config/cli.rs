@@ -154,6 +154,12 @@ pub struct CommonArgs {
     /// Inter-op threads per session (default: 1).
     #[arg(long = "inter-threads", allow_hyphen_values = true, value_parser = runtime_threads)]
     pub inter_threads: Option<usize>,
+    /// fp32, int8 (the QDQ model scripts/setup.sh quantizes; onnxruntime and
+    /// openvino) or bf16 (openvino, where the CPU has bf16 instructions). Left out:
+    /// the fp32 model with the runtime's default kernels (OpenVINO's is bf16 where
+    /// the CPU has it).
+    #[arg(long)]
+    pub precision: Option<String>,
     /// Run every thread on these CPUs (a list as the kernel writes one: `0-3,8`), as
     /// `numactl --physcpubind`; the issuer uses CPUs left outside the list, if any.
     #[arg(long, value_name = "LIST")]

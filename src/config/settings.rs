@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::kserve::KserveConfig;
-use crate::backend::{BackendConfig, BackendKind, Device, Layout};
+use crate::backend::{BackendConfig, BackendKind, Device, Layout, Precision};
 use crate::base::limits;
 use crate::base::text::{quote, quote_path, quote_up_to};
 use crate::config::cli::CommonArgs;
@@ -48,6 +48,8 @@ pub struct Scenario {
     pub threads: Option<usize>,
     pub confidence: Option<f64>,
     pub search_time: Option<f64>,
+    /// `--precision`'s key.
+    pub precision: Option<String>,
 }
 
 impl Scenario {
@@ -106,6 +108,7 @@ impl Scenario {
             threads: None,
             confidence: Some(0.99),
             search_time: None,
+            precision: None,
         }
     }
 }
@@ -131,6 +134,9 @@ pub struct Settings {
     /// `--requests` (OpenVINO): asynchronous infer requests per worker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<usize>,
+    /// `--precision` asked for (`None`: the fp32 model, the runtime's default kernels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::base::model::Precision>,
     /// `--cores`, `--socket-id`: where the threads and memory go (`None`: where the
     /// OS puts them).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -343,8 +349,34 @@ impl Settings {
                 ))
             })?),
         };
+        let precision = match c.precision.as_deref().or(sc.precision.as_deref()) {
+            None => None,
+            Some(p) => Some(Precision::parse(p).ok_or_else(|| {
+                SettingsError(format!(
+                    "unknown --precision '{}': use fp32, int8 or bf16",
+                    quote(p)
+                ))
+            })?),
+        };
+        check_precision(precision, backend)?;
         let model = match (&c.model, profile_info) {
             (Some(m), _) => Some(m.clone()),
+            (None, Some(p)) if precision == Some(Precision::Int8) => {
+                let int8 = default_model_path(INT8_MODEL);
+                if p.model_file != "resnet50_v1.onnx" {
+                    return bad(format!(
+                        "--precision int8 has a quantized model for resnet50_v1.onnx only; give --model with an int8 model for {}",
+                        p.model_file
+                    ));
+                }
+                if !int8.is_file() {
+                    return bad(format!(
+                        "--precision int8 runs {}, which is not there: run scripts/setup.sh onnxruntime (it quantizes the fp32 model), or give --model with an int8 model",
+                        quote_path(&int8)
+                    ));
+                }
+                Some(int8)
+            }
             (None, Some(p)) if backend.needs_model() => Some(default_model_path(p.model_file)),
             _ => None,
         };
@@ -537,6 +569,7 @@ impl Settings {
             threads,
             intra_threads: c.intra_threads,
             requests: c.requests,
+            precision,
             placement,
             inter_threads: c.inter_threads,
             count,
@@ -575,7 +608,31 @@ impl Settings {
             verbose: self.verbose,
             op_profile: self.op_profile,
             requests: self.requests,
+            precision: self.precision,
         }
+    }
+
+    /// The settings of the fp32 run a lower `--precision` is checked against (the
+    /// accuracy pass's agreement): the same backend on the profile's fp32 model, or
+    /// `None` for fp32 itself, and for an int8 model the user named (whose fp32
+    /// original loadgen does not know).
+    pub fn fp32_reference(&self) -> Option<Settings> {
+        let mut r = self.clone();
+        match self.precision? {
+            Precision::Fp32 => return None,
+            Precision::Bf16 => {}
+            Precision::Int8 => {
+                let default_int8 = default_model_path(INT8_MODEL);
+                if self.model.as_deref() != Some(default_int8.as_path()) {
+                    return None;
+                }
+                r.model = Some(default_model_path(self.profile_info?.model_file));
+            }
+        }
+        r.precision = Some(Precision::Fp32);
+        r.op_profile = false;
+        r.requests = None;
+        Some(r)
     }
 
     pub fn targets(&self) -> impl Iterator<Item = (f64, Duration)> + '_ {
@@ -735,6 +792,30 @@ fn kserve_config(
         io_threads,
         batch_size,
     }))
+}
+
+/// The quantized ResNet-50 `models/make_int8_model.py` makes (scripts/setup.sh).
+pub const INT8_MODEL: &str = "resnet50_v1.int8.onnx";
+
+/// `--precision` on a backend that cannot give it: one sentence naming those that can.
+fn check_precision(p: Option<Precision>, backend: BackendKind) -> Result<(), SettingsError> {
+    let refuse = |what: &str| {
+        bad(format!(
+            "--precision {} runs on {what}; --backend {} runs fp32 here",
+            p.map_or("", Precision::name),
+            backend.name()
+        ))
+    };
+    match (p, backend) {
+        (None | Some(Precision::Fp32), BackendKind::OnnxRuntime | BackendKind::Tf | BackendKind::OpenVino) => Ok(()),
+        (Some(_), BackendKind::Kserve) => bad("--precision applies to in-process runtimes; a kserve server's model is the server's (drop --precision)"),
+        (Some(_), BackendKind::Sim | BackendKind::Null) => bad(format!("--precision applies to real runtimes, not --backend {}", backend.name())),
+        (None, _) => Ok(()),
+        (Some(Precision::Int8), BackendKind::OnnxRuntime | BackendKind::OpenVino) => Ok(()),
+        (Some(Precision::Int8), _) => refuse("--backend onnxruntime or openvino (a QDQ-quantized ONNX model)"),
+        (Some(Precision::Bf16), BackendKind::OpenVino) => Ok(()),
+        (Some(Precision::Bf16), _) => refuse("--backend openvino (its bf16 kernels, where the CPU has them)"),
+    }
 }
 
 /// `models/<file>` of the project (or of the working directory).
