@@ -849,12 +849,12 @@ fn latency_runs_one_query_at_a_time() {
             "--precision int8 runs on --backend onnxruntime or openvino",
         ),
         (
-            vec!["--backend", "tf", "--precision", "bf16"],
-            "--precision bf16 runs on --backend openvino",
+            vec!["--backend", "null", "--precision", "bf16"],
+            "--precision applies to real runtimes",
         ),
         (
             vec!["--backend", "onnxruntime", "--precision", "bf16"],
-            "--backend onnxruntime runs fp32 here",
+            "--precision bf16 runs on --backend openvino or tf",
         ),
         (
             vec!["--backend", "sim", "--precision", "int8"],

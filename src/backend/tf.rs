@@ -21,7 +21,7 @@ use crate::backend::config::BackendConfig;
 use crate::backend::tf_capi::{
     Api, DataType, Error as TfError, Graph, Operation, Session as TfSession, SessionOptions, Tensor,
 };
-use crate::base::model::{Device, Layout, ModelInfo};
+use crate::base::model::{Device, Layout, ModelInfo, Precision};
 use crate::base::op_profile::{self, OpProfile, OpTotals, SharedTotals};
 use crate::base::paths;
 use crate::base::sut::{Backend, BackendError, Batch, Prediction, Session};
@@ -203,12 +203,30 @@ struct ConfigProto {
     intra_op_parallelism_threads: i32,
     #[prost(int32, tag = "5")]
     inter_op_parallelism_threads: i32,
+    #[prost(message, optional, tag = "10")]
+    graph_options: Option<GraphOptions>,
+}
+
+/// `GraphOptions` with only `rewrite_options`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct GraphOptions {
+    #[prost(message, optional, tag = "10")]
+    rewrite_options: Option<RewriterConfig>,
+}
+
+/// `RewriterConfig` (core/protobuf/rewriter_config.proto) with only the oneDNN bf16
+/// auto-mixed-precision pass: a `Toggle`, ON = 1.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RewriterConfig {
+    #[prost(int32, tag = "31")]
+    auto_mixed_precision_onednn_bfloat16: i32,
 }
 
 /// A serialized `ConfigProto`: `device_count {"GPU": 0}` when `hide_gpu`, the
 /// intra-op and inter-op thread counts (a negative inter-op count runs each step's
-/// ops in the calling thread, see [`INTER_OP_IN_CALLER`]).
-pub fn config_proto(intra: i32, inter: i32, hide_gpu: bool) -> Vec<u8> {
+/// ops in the calling thread, see [`INTER_OP_IN_CALLER`]), and with `bf16` grappler's
+/// oneDNN bfloat16 auto-mixed-precision pass (`--precision bf16`).
+pub fn config_proto(intra: i32, inter: i32, hide_gpu: bool, bf16: bool) -> Vec<u8> {
     use prost::Message;
     let mut device_count = std::collections::HashMap::new();
     if hide_gpu {
@@ -218,8 +236,24 @@ pub fn config_proto(intra: i32, inter: i32, hide_gpu: bool) -> Vec<u8> {
         device_count,
         intra_op_parallelism_threads: intra,
         inter_op_parallelism_threads: inter,
+        graph_options: bf16.then_some(GraphOptions {
+            rewrite_options: Some(RewriterConfig {
+                auto_mixed_precision_onednn_bfloat16: 1,
+            }),
+        }),
     }
     .encode_to_vec()
+}
+
+/// Whether the CPU has bf16 arithmetic, which TensorFlow's oneDNN bf16 pass needs to
+/// be faster than fp32 rather than an emulation of it.
+fn cpu_has_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines().filter(|l| l.starts_with("flags")).any(|l| {
+            l.split_whitespace()
+                .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+        })
+    })
 }
 
 /// `inter_op_parallelism_threads` meaning "run each step's ops in the calling thread":
@@ -449,7 +483,17 @@ impl TfBackend {
                 .unwrap_or_else(|| default_intra_threads(cores, workers)),
         );
         let inter = cfg.inter_threads.map_or(INTER_OP_IN_CALLER, as_i32);
-        let config = config_proto(intra, inter, cfg.device == Device::Cpu);
+        if cfg.precision == Some(Precision::Bf16) && !cpu_has_bf16() {
+            return Err(BackendError::DeviceUnavailable(
+                "--precision bf16: this CPU has no bf16 instructions (neither avx512_bf16 nor amx_bf16 in /proc/cpuinfo), so TensorFlow's bf16 pass would only emulate them; use fp32".into(),
+            ));
+        }
+        let config = config_proto(
+            intra,
+            inter,
+            cfg.device == Device::Cpu,
+            cfg.precision == Some(Precision::Bf16),
+        );
 
         let first = new_session(api, &graph, &config)?;
         check_device(&first, cfg.device, &version)?;
@@ -882,17 +926,23 @@ mod tests {
         // Python writes the map entry's value 0, prost leaves it out (the default):
         // the same message, so compare what TensorFlow would read.
         let python = [10, 7, 10, 3, 71, 80, 85, 16, 0, 16, 2, 40, 1];
-        let ours = config_proto(2, 1, true);
+        let ours = config_proto(2, 1, true, false);
         assert_eq!(
             ConfigProto::decode(&ours[..]).unwrap(),
             ConfigProto::decode(&python[..]).unwrap()
         );
         assert_eq!(ours, vec![10, 5, 10, 3, 71, 80, 85, 16, 2, 40, 1]);
         // intra 300 needs a two-byte varint.
-        assert_eq!(config_proto(300, 1, false), vec![16, 172, 2, 40, 1]);
+        assert_eq!(config_proto(300, 1, false, false), vec![16, 172, 2, 40, 1]);
+        // Python: ConfigProto() with graph_options.rewrite_options.
+        // auto_mixed_precision_onednn_bfloat16 = RewriterConfig.ON.
+        assert_eq!(
+            config_proto(0, 0, false, true),
+            [0x52, 0x05, 0x52, 0x03, 0xf8, 0x01, 0x01]
+        );
         // inter -1 (run in the caller's thread): a ten-byte varint, as protobuf writes it.
         assert_eq!(
-            config_proto(1, INTER_OP_IN_CALLER, false),
+            config_proto(1, INTER_OP_IN_CALLER, false, false),
             vec![16, 1, 40, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1]
         );
     }

@@ -813,8 +813,8 @@ fn check_precision(p: Option<Precision>, backend: BackendKind) -> Result<(), Set
         (None, _) => Ok(()),
         (Some(Precision::Int8), BackendKind::OnnxRuntime | BackendKind::OpenVino) => Ok(()),
         (Some(Precision::Int8), _) => refuse("--backend onnxruntime or openvino (a QDQ-quantized ONNX model)"),
-        (Some(Precision::Bf16), BackendKind::OpenVino) => Ok(()),
-        (Some(Precision::Bf16), _) => refuse("--backend openvino (its bf16 kernels, where the CPU has them)"),
+        (Some(Precision::Bf16), BackendKind::OpenVino | BackendKind::Tf) => Ok(()),
+        (Some(Precision::Bf16), _) => refuse("--backend openvino or tf (their bf16 kernels, where the CPU has them)"),
     }
 }
 
