@@ -155,7 +155,7 @@ pub struct CommonArgs {
     #[arg(long = "inter-threads", allow_hyphen_values = true, value_parser = runtime_threads)]
     pub inter_threads: Option<usize>,
     /// fp32, int8 (the QDQ model scripts/setup.sh quantizes; onnxruntime and
-    /// openvino) or bf16 (openvino, where the CPU has bf16 instructions). Left out:
+    /// openvino) or bf16 (openvino and tf, where the CPU has bf16 instructions). Left out:
     /// the fp32 model with the runtime's default kernels (OpenVINO's is bf16 where
     /// the CPU has it).
     #[arg(long)]
