@@ -892,7 +892,10 @@ fn a_step_in_which_no_query_finished_says_so() {
         .unwrap();
     let mut slow = loadgen_testkit::TestModel::identity("slow", &[16]);
     // No answer comes within a second; the step stops on its first query older than
-    // its 10 ms target.
+    // its 100 ms target. (At a 10 ms target the generator's tolerance is 2.5 ms, and a
+    // loaded 2-core machine once held the issuer back 3.7 ms: the step then read as
+    // spoiled by the generator, which is right, but not what this test is about. A
+    // 25-ms tolerance takes several lost time slices in a row.)
     slow.delay = Some(Duration::from_secs(1));
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let server = rt
@@ -905,7 +908,7 @@ fn a_step_in_which_no_query_finished_says_so() {
             .args(["--model-name", "slow", "--qps", "200", "--time", "0.05"])
             .args([
                 "--max-latency",
-                "0.01",
+                "0.1",
                 "--min-queries",
                 "0",
                 "--warmup",
@@ -924,10 +927,10 @@ fn a_step_in_which_no_query_finished_says_so() {
     let line = r
         .stderr
         .lines()
-        .find(|l| l.starts_with("linear/0.01/200 qps="))
+        .find(|l| l.starts_with("linear/0.1/200 qps="))
         .unwrap_or_default();
     assert!(
-        line.starts_with("linear/0.01/200 qps=0.00, no query finished: ")
+        line.starts_with("linear/0.1/200 qps=0.00, no query finished: ")
             && line.ends_with("dropped unanswered when the step stopped"),
         "{}",
         r.stderr
