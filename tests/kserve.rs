@@ -31,13 +31,19 @@ struct Server {
 }
 
 fn start(models: Vec<TestModel>) -> Server {
+    start_with(models, ServerOptions::default())
+}
+
+fn start_with(models: Vec<TestModel>, options: ServerOptions) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let info = rt.block_on(V2Server::start(models, any, any)).unwrap();
+    let info = rt
+        .block_on(V2Server::start_with(models, any, any, options))
+        .unwrap();
     Server { _rt: rt, info }
 }
 
@@ -93,20 +99,11 @@ fn argmax(row: &[f32]) -> i64 {
 /// machine, or one answer sent in small frames, failed every request in flight.
 #[test]
 fn grpc_answers_in_many_small_frames_are_read() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let options = ServerOptions {
         grpc_frame_bytes: Some(1),
     };
-    let model = TestModel::identity("identity", &[512]);
-    let info = rt
-        .block_on(V2Server::start_with(vec![model], any, any, options))
-        .unwrap();
-    let mut cfg = config(format!("grpc://{}", info.grpc), "identity");
+    let s = start_with(vec![TestModel::identity("identity", &[512])], options);
+    let mut cfg = config(format!("grpc://{}", s.info.grpc), "identity");
     cfg.kserve.as_mut().unwrap().batch_size = 1;
     let b = load(&cfg).unwrap();
     let mut session = b.session(0).unwrap();
