@@ -149,6 +149,7 @@ fn stopped_step(asynchronous: bool) -> StepSummary {
         confidence: 0.99,
         burst: 1.0,
         to_confidence: false,
+        share: None,
         service_ref: None,
     };
     run_open(&pool, &spec, &AtomicBool::new(false)).unwrap()
@@ -275,6 +276,7 @@ fn no_in_process_or_in_flight_step_passes_with_a_failing_stop() {
             confidence: 0.99,
             burst: 1.0,
             to_confidence: false,
+            share: None,
             service_ref: None,
         };
         let backend: Arc<dyn Backend> = if case % 2 == 0 {

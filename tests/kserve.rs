@@ -273,6 +273,7 @@ fn spec(
         confidence: 0.99,
         burst: 1.0,
         to_confidence: false,
+        share: None,
         service_ref: None,
     }
 }

@@ -116,6 +116,28 @@ impl NsHistogram {
         Some(bytes)
     }
 
+    /// The recorded buckets as `(value, count)` pairs, each value one the bucket
+    /// holds: how an agent sends a histogram to its coordinator. Re-recorded with
+    /// [`NsHistogram::from_buckets`] into a histogram of our own bounds, so a
+    /// misbehaving peer cannot make the receiver allocate what it likes (a V2 header
+    /// names its own range).
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.0
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    /// A histogram of `(value, count)` pairs ([`NsHistogram::buckets`]); values
+    /// beyond one hour saturate, as recording does.
+    pub fn from_buckets(pairs: &[(u64, u64)]) -> NsHistogram {
+        let mut h = NsHistogram::new();
+        for &(v, n) in pairs {
+            h.record_n(v, n);
+        }
+        h
+    }
+
     /// `{"50.0": s, "80.0": s, ...}` for [`PERCENTILES`].
     pub fn percentiles(&self) -> Percentiles {
         Percentiles(
@@ -224,6 +246,20 @@ impl ServiceTimes {
         self.calls += other.calls;
         self.sum_s += other.sum_s;
         self.sum_sq_s += other.sum_sq_s;
+    }
+
+    /// `(calls, Σ seconds, Σ seconds²)`: what an agent sends of its calls.
+    pub fn parts(&self) -> (u64, f64, f64) {
+        (self.calls, self.sum_s, self.sum_sq_s)
+    }
+
+    /// The figures of [`ServiceTimes::parts`].
+    pub fn from_parts((calls, sum_s, sum_sq_s): (u64, f64, f64)) -> ServiceTimes {
+        ServiceTimes {
+            calls,
+            sum_s,
+            sum_sq_s,
+        }
     }
 
     /// Mean seconds per call.

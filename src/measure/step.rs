@@ -63,6 +63,20 @@ pub struct StepSpec {
     /// late fraction is from 1 % (an ordinary step stops on its point estimate
     /// there): the search's step for the interval's low end.
     pub to_confidence: bool,
+    /// Set on an agent: the step is this agent's share of a step split over agents
+    /// (see `crate::agents`), run at the instant every agent agreed on.
+    pub share: Option<Share>,
+}
+
+/// An agent's share of a distributed step. The verdict belongs to the coordinator, on
+/// the merged exact counts, so the share runs its plan without stopping early (an
+/// agent's own counts are a fraction of the evidence: stopping on them would judge by
+/// another rule than one process does), and keeps its episodes of late queries so
+/// that bursts that hit every agent at once count as one burst in the merge.
+#[derive(Clone, Copy, Debug)]
+pub struct Share {
+    /// The step's first planned send on this agent.
+    pub start: Instant,
 }
 
 impl StepSpec {
@@ -136,6 +150,7 @@ impl StepSpec {
             burst: 1.0,
             service_ref: None,
             to_confidence: false,
+            share: None,
         }
     }
 }
@@ -604,6 +619,17 @@ pub struct Monitor {
     closed_sq: u64,
     /// See [`StepSpec::to_confidence`].
     to_confidence: bool,
+    /// Every episode, kept only on an agent's share (see [`Share`]): O(episodes).
+    log: Option<Vec<Episode>>,
+}
+
+/// One episode of late queries: when it began and last grew (ns since the step's
+/// start) and how many late queries it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Episode {
+    pub start_ns: u64,
+    pub last_ns: u64,
+    pub size: u64,
 }
 
 /// Counts discounted for bursts: `(judged / burst, late / burst)`, rounded against a
@@ -614,6 +640,25 @@ pub fn discounted(judged: u64, late: u64, burst: f64) -> (u64, u64) {
         (judged as f64 / b).floor() as u64,
         (late as f64 / b).ceil() as u64,
     )
+}
+
+/// The episodes of several agents' shares of one step as one process would have seen
+/// them: sorted by start, an episode that begins within `gap_ns` of the previous
+/// one's last rise joins it (a server's stall makes every agent's queries late at
+/// once: one burst, not one per agent).
+pub fn merge_episodes(mut all: Vec<Episode>, gap_ns: u64) -> Vec<Episode> {
+    all.sort_by_key(|e| (e.start_ns, e.last_ns));
+    let mut out: Vec<Episode> = Vec::with_capacity(all.len());
+    for e in all {
+        match out.last_mut() {
+            Some(m) if e.start_ns <= m.last_ns.saturating_add(gap_ns) => {
+                m.last_ns = m.last_ns.max(e.last_ns);
+                m.size += e.size;
+            }
+            _ => out.push(e),
+        }
+    }
+    out
 }
 
 impl Monitor {
@@ -631,13 +676,41 @@ impl Monitor {
             episode_start: 0,
             closed_sq: 0,
             to_confidence: false,
+            log: None,
         }
+    }
+
+    /// The monitor of a step merged from agents' shares: `episodes` from
+    /// [`merge_episodes`], whose sizes sum to the late queries the agents saw.
+    pub fn merged(spec: &StepSpec, episodes: &[Episode]) -> Monitor {
+        let mut m = Monitor::for_step(spec);
+        let (last, closed) = episodes
+            .split_last()
+            .map_or((0, &[][..]), |(l, c)| (l.size, c));
+        m.episodes = episodes.len() as u64;
+        m.closed_sq = closed.iter().map(|e| e.size * e.size).sum();
+        m.episode_start = closed.iter().map(|e| e.size).sum();
+        m.seen_late = m.episode_start + last;
+        m.last_rise_ns = episodes.last().map(|e| e.last_ns);
+        m
+    }
+
+    /// The episodes seen, the last one grown to the final exact `late` count (late
+    /// queries that finish after the last check belong to it); empty unless the
+    /// step was an agent's share.
+    pub fn episode_log(&self, late: u64) -> Vec<Episode> {
+        let mut log = self.log.clone().unwrap_or_default();
+        if let Some(e) = log.last_mut() {
+            e.size += late.saturating_sub(self.seen_late);
+        }
+        log
     }
 
     /// The monitor of `spec`'s step.
     pub fn for_step(spec: &StepSpec) -> Monitor {
         Monitor {
             to_confidence: spec.to_confidence,
+            log: spec.share.map(|_| Vec::new()),
             ..Monitor::new(
                 spec.planned,
                 spec.cap,
@@ -659,8 +732,19 @@ impl Monitor {
                 self.closed_sq += size * size;
                 self.episode_start = self.seen_late;
                 self.episodes += 1;
+                if let Some(log) = &mut self.log {
+                    log.push(Episode {
+                        start_ns: now_ns,
+                        last_ns: now_ns,
+                        size: 0,
+                    });
+                }
             }
             self.last_rise_ns = Some(now_ns);
+            if let Some(e) = self.log.as_mut().and_then(|l| l.last_mut()) {
+                e.last_ns = now_ns;
+                e.size += late - self.seen_late;
+            }
             self.seen_late = late;
         }
     }
@@ -896,6 +980,8 @@ pub fn summarize_open(spec: &StepSpec, mut o: OpenCounts) -> StepSummary {
 struct LiveJudge<'a> {
     live: &'a [crossbeam_utils::CachePadded<LiveCounters>],
     target_ns: Option<u64>,
+    /// An agent's share (see [`Share`]): watch the late count, never stop on it.
+    share: bool,
     monitor: Monitor,
     interrupt: &'a AtomicBool,
     stop: Option<StopReason>,
@@ -943,13 +1029,17 @@ impl StopCheck for LiveJudge<'_> {
             return false;
         };
         let (judged, late) = live_tally(self.live, probe, now_ns, target);
+        if self.share {
+            self.monitor.observe(now_ns, late);
+            return false;
+        }
         self.stop = self.monitor.check(now_ns, judged, late);
         self.stop.is_some()
     }
 }
 
 /// How long to wait for outstanding queries after the last one was issued.
-fn drain_timeout(spec: &StepSpec) -> Duration {
+pub fn drain_timeout(spec: &StepSpec) -> Duration {
     let base = Duration::from_secs(10);
     spec.target.map_or(base, |t| base.max(t.saturating_mul(20)))
 }
@@ -960,7 +1050,7 @@ pub fn run_open(
     spec: &StepSpec,
     interrupt: &AtomicBool,
 ) -> Result<StepSummary, BackendError> {
-    let counts = run_open_raw(pool, spec, interrupt)?;
+    let counts = run_open_counts(pool, spec, interrupt)?;
     Ok(summarize_open(spec, counts))
 }
 
@@ -968,7 +1058,9 @@ fn as_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn run_open_raw(
+/// Runs one open-loop step on `pool` and returns its counts unsummarised: an agent
+/// sends them to the coordinator, which merges every agent's before judging.
+pub fn run_open_counts(
     pool: &WorkerPool,
     spec: &StepSpec,
     interrupt: &AtomicBool,
@@ -977,12 +1069,16 @@ fn run_open_raw(
     let thresholds: Arc<[u64]> = std::iter::once(target_ns.unwrap_or(u64::MAX))
         .chain(spec.also_count.iter().map(|&d| as_ns(d)))
         .collect();
-    // Start a little in the future so that the first query is not born late.
-    let epoch = Instant::now() + Duration::from_millis(2);
+    // Start a little in the future so that the first query is not born late; an
+    // agent's share at the instant agreed with the coordinator.
+    let epoch = spec
+        .share
+        .map_or_else(|| Instant::now() + Duration::from_millis(2), |s| s.start);
     pool.begin_open(epoch, Arc::clone(&thresholds));
     let mut check = LiveJudge {
         live: pool.live(),
         target_ns,
+        share: spec.share.is_some(),
         monitor: Monitor::for_step(spec),
         interrupt,
         stop: None,
@@ -1018,12 +1114,12 @@ fn run_open_raw(
             }
             let now_ns = Instant::now().saturating_duration_since(epoch).as_nanos() as u64;
             // Only a certain failure may cut the drain short: the queries in flight
-            // belong to the verdict.
+            // belong to the verdict (an agent's share leaves that to the coordinator).
             if let Some(t) = target_ns {
                 let (_, late) =
                     live_tally(pool.live(), &BacklogProbe::new(pool.queue()), now_ns, t);
                 check.monitor.observe(now_ns, late);
-                if late as f64 > LATE_FRACTION * spec.cap as f64 {
+                if spec.share.is_none() && late as f64 > LATE_FRACTION * spec.cap as f64 {
                     check.stop = Some(StopReason::CertainFail);
                     break;
                 }
@@ -1103,7 +1199,7 @@ pub fn run_closed(
     duration: Duration,
     interrupt: &AtomicBool,
 ) -> Result<StepSummary, BackendError> {
-    let (stats, runtime) = closed_stats(pool, duration, interrupt)?;
+    let (stats, runtime) = run_closed_counts(pool, duration, interrupt)?;
     Ok(closed_summary(&stats, runtime, interrupt))
 }
 
@@ -1118,20 +1214,22 @@ pub fn run_probe(
     mut extending: impl FnMut(f64),
 ) -> Result<StepSummary, BackendError> {
     let first = Duration::from_secs_f64(probe_seconds(step_seconds));
-    let (mut stats, mut runtime) = closed_stats(pool, first, interrupt)?;
+    let (mut stats, mut runtime) = run_closed_counts(pool, first, interrupt)?;
     let cv = stats.service.cv().unwrap_or(0.0);
     let extra = probe_extension(step_seconds, runtime, stats.service.calls, cv);
     if extra > 0.0 && stats.errors == 0 && !interrupt.load(Ordering::Relaxed) {
         extending(extra);
-        let (more, more_runtime) = closed_stats(pool, Duration::from_secs_f64(extra), interrupt)?;
+        let (more, more_runtime) =
+            run_closed_counts(pool, Duration::from_secs_f64(extra), interrupt)?;
         stats.merge(&more);
         runtime += more_runtime;
     }
     Ok(closed_summary(&stats, runtime, interrupt))
 }
 
-/// One closed-loop run's merged figures and its seconds (to the last completion).
-fn closed_stats(
+/// One closed-loop run's merged figures and its seconds (to the last completion):
+/// what an agent sends of its share of the capacity probe.
+pub fn run_closed_counts(
     pool: &WorkerPool,
     duration: Duration,
     interrupt: &AtomicBool,
@@ -1152,7 +1250,8 @@ fn closed_stats(
     Ok((s, runtime))
 }
 
-fn closed_summary(s: &WorkerStats, runtime: f64, interrupt: &AtomicBool) -> StepSummary {
+/// A closed loop's summary from its merged figures and seconds.
+pub fn closed_summary(s: &WorkerStats, runtime: f64, interrupt: &AtomicBool) -> StepSummary {
     let interrupted = interrupt.load(Ordering::Relaxed);
     StepSummary {
         qps: if runtime > 0.0 {
