@@ -23,6 +23,7 @@
 //! - [`output`]: log lines, results.json records, the progress bar. It never measures;
 //! - [`app`]: one file per subcommand, gluing the layers together (and printing what
 //!   `signals` heard).
+pub mod agents;
 pub mod app;
 pub mod backend;
 pub mod base;
