@@ -23,6 +23,18 @@ pub struct Cancelled(pub String);
 #[error("{0}")]
 pub struct ServerFault(pub String);
 
+/// An agent cannot take part in the run (unreachable, a wrong token, its clock, its
+/// settings): one sentence naming it, exit 2 before anything is measured.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AgentRefused(pub String);
+
+/// An agent was lost during the run (it disappeared, stopped answering or sent
+/// counts that do not add up): exit 1, the finished targets kept in results.json.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AgentLost(pub String);
+
 /// A child process (a tuning candidate's) already said what went wrong on stderr and
 /// ended with this exit code; `main` passes the code on and adds nothing.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +47,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if let Some(Reported(code)) = cause.downcast_ref::<Reported>() {
             return *code;
         }
-        if cause.is::<SettingsError>() || cause.is::<WriteError>() {
+        if cause.is::<SettingsError>() || cause.is::<WriteError>() || cause.is::<AgentRefused>() {
             return 2;
         }
         if cause.is::<Interrupted>() || cause.is::<Cancelled>() {

@@ -20,6 +20,7 @@ fn main() {
         Command::Accuracy(a) => loadgen::app::accuracy(a),
         Command::Compare(a) => loadgen::app::compare(a),
         Command::Report(a) => loadgen::app::report(a),
+        Command::Agent(a) => loadgen::app::agent(a),
     };
     if let Err(e) = result {
         let code = loadgen::error::exit_code(&e);

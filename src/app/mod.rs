@@ -4,8 +4,10 @@
 
 pub mod accuracy;
 pub mod accuracy_pass;
+pub mod agent;
 pub mod common;
 pub mod compare;
+pub mod coordinator;
 pub mod fixed;
 pub mod latency;
 pub mod report;
@@ -15,6 +17,7 @@ pub mod tune;
 pub mod tune_processes;
 
 pub use accuracy::accuracy;
+pub use agent::agent;
 pub use common::install_signals;
 pub use compare::compare;
 pub use fixed::fixed;

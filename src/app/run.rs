@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::coordinator::Agents;
 use crate::backend::{BackendKind, Device};
 use crate::config::cli::RunArgs;
 use crate::config::settings::{RunOverrides, Settings, Tune};
@@ -42,6 +43,8 @@ struct PoolRunner<'a> {
     /// The capacity probe's call times, against which a failed step's are judged
     /// (in-process runtimes; see [`StepSpec::service_ref`]).
     service_ref: Option<ServiceTimes>,
+    /// `--agents`: the steps run on them, not on the pool.
+    agents: Option<&'a mut Agents>,
 }
 
 impl StepRunner for PoolRunner<'_> {
@@ -84,10 +87,25 @@ impl StepRunner for PoolRunner<'_> {
         };
         self.progress.stage(&stage, &name);
         self.progress.bracket(ask.bracket.0, ask.bracket.1);
-        self.progress
-            .track(self.sut.pool.live_handle(), spec.planned);
-        let summary = step::run_open(&self.sut.pool, &spec, signals::flag())
-            .map_err(|e| SearchStop::Failed(e.into()))?;
+        let summary = match self.agents.as_deref_mut() {
+            Some(agents) => {
+                let s = agents.step(&spec, &name);
+                self.results.agents = Some(agents.record());
+                s.map_err(|e| {
+                    if signals::interrupted() {
+                        SearchStop::Interrupted
+                    } else {
+                        SearchStop::Failed(e)
+                    }
+                })?
+            }
+            None => {
+                self.progress
+                    .track(self.sut.pool.live_handle(), spec.planned);
+                step::run_open(&self.sut.pool, &spec, signals::flag())
+                    .map_err(|e| SearchStop::Failed(e.into()))?
+            }
+        };
         self.progress.end_step();
         if signals::interrupted() {
             return Err(SearchStop::Interrupted);
@@ -205,6 +223,7 @@ struct Searcher<'a> {
     progress: &'a mut Progress,
     results: &'a mut Results,
     output: &'a Path,
+    agents: Option<&'a mut Agents>,
 }
 
 impl Searcher<'_> {
@@ -238,6 +257,7 @@ impl Searcher<'_> {
             results: self.results,
             label: arm.candidate.map(|c| c.to_string()),
             service_ref: slowdown_reference(&settings_here, &arm.probe),
+            agents: self.agents.as_deref_mut(),
         };
         let task = search::Search {
             dist,
@@ -408,8 +428,10 @@ impl Searcher<'_> {
     }
 }
 
-/// `loadgen run`: the scenario's whole procedure.
-pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
+/// The settings of `loadgen run`'s flags (an agent resolves its coordinator's the
+/// same way). With `--agents` the configuration is the flags' (no tuning): the
+/// agents' sessions are loaded once, before the run.
+pub(crate) fn run_settings(args: &RunArgs) -> Result<Settings> {
     let o = RunOverrides {
         time: args.time,
         max_latency: args.max_latency.clone(),
@@ -422,7 +444,16 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         tunes: true,
         op_profile: false,
     };
-    let settings = Settings::resolve(&args.common, &o)?;
+    let mut settings = Settings::resolve(&args.common, &o)?;
+    if !args.agents.is_empty() {
+        settings.tune = Tune::Off;
+    }
+    Ok(settings)
+}
+
+/// `loadgen run`: the scenario's whole procedure.
+pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
+    let settings = run_settings(&args)?;
     let output = args
         .output
         .clone()
@@ -445,6 +476,25 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
             tune::with_candidate(&settings, list[0])
         }
         _ => settings,
+    };
+    // Agents first: one that cannot take part is refused before anything is measured.
+    let mut agents = match args.agents.is_empty() {
+        true => None,
+        false => {
+            let token = super::coordinator::token(args.token.as_deref())?;
+            let own: Vec<String> = std::env::args().skip(1).collect();
+            let a = Agents::connect(
+                &args.agents,
+                &token,
+                limits::duration(args.agents_wait),
+                &own,
+            )?;
+            crate::output::lines::note(&format!(
+                "loadgen: {} agents ready; each step's load is split over them",
+                a.len()
+            ));
+            Some(a)
+        }
     };
     let sut = load_sut(&settings)?;
     let mut progress = Progress::new(settings.quiet);
@@ -490,11 +540,16 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     };
     let mut arms: Vec<tune::Arm> = Vec::new();
     if candidates.is_empty() {
-        warm_up(&sut, &settings, &mut progress)?;
-        let probe = match tune::probe(&sut, &settings, &mut progress, "probe") {
+        if agents.is_none() {
+            warm_up(&sut, &settings, &mut progress)?;
+        } else {
+            results.agents = agents.as_ref().map(|a| a.record());
+        }
+        let probe = match tune::probe_on(&sut, &settings, &mut progress, "probe", agents.as_mut()) {
             Ok(p) => p,
-            // A broken server found by the probe: results.json says so too.
-            Err(e) if e.is::<ServerFault>() => {
+            // A broken server found by the probe (or an agent lost): results.json says
+            // so too.
+            Err(e) if e.is::<ServerFault>() || e.is::<crate::error::AgentLost>() => {
                 progress.finish();
                 results.mark_failed(format!("{e:#}"), all_targets(&settings));
                 write_results(&output, &results)?;
@@ -581,6 +636,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         progress: &mut progress,
         results: &mut results,
         output: &output,
+        agents: agents.as_mut(),
     };
     if args.tune_child {
         return searcher.serve_parent(&arms);
@@ -624,6 +680,9 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
     progress.finish();
     println!("{}", results.final_results.line());
     write_results(&output, &results)?;
+    if let Some(a) = &mut agents {
+        a.close();
+    }
     Ok(())
 }
 

@@ -67,14 +67,28 @@ pub(crate) fn probe(
     progress: &mut Progress,
     label: &str,
 ) -> Result<StepSummary> {
+    probe_on(sut, settings, progress, label, None)
+}
+
+/// [`probe`], on the agents where the run has them (their rates add).
+pub(crate) fn probe_on(
+    sut: &Sut,
+    settings: &Settings,
+    progress: &mut Progress,
+    label: &str,
+    agents: Option<&mut super::coordinator::Agents>,
+) -> Result<StepSummary> {
     let probe_time = step::probe_seconds(settings.time);
     progress.stage(label, &format!("{probe_time:.0} s closed loop"));
-    let probe = step::run_probe(&sut.pool, settings.time, signals::flag(), |extra| {
-        progress.stage(
-            label,
-            &format!("{extra:.0} s more closed loop: the calls' times vary"),
-        );
-    })?;
+    let probe = match agents {
+        Some(a) => a.probe(probe_time)?,
+        None => step::run_probe(&sut.pool, settings.time, signals::flag(), |extra| {
+            progress.stage(
+                label,
+                &format!("{extra:.0} s more closed loop: the calls' times vary"),
+            );
+        })?,
+    };
     if let Some(f) = crate::measure::fault::of(&probe).filter(|_| !signals::interrupted()) {
         return Err(crate::error::ServerFault(f.describe(
             &super::common::fault_subject(settings, sut),

@@ -53,6 +53,9 @@ pub enum Command {
     /// are overlaid); `loadgen run` writes one beside its results.json.
     #[command(long_about = REPORT_ABOUT)]
     Report(ReportArgs),
+    /// Serve load for a coordinator (`loadgen run --agents`): each step's share, at
+    /// the instant agreed, with exact counts sent back.
+    Agent(AgentArgs),
 }
 
 /// `loadgen report --help`.
@@ -277,6 +280,42 @@ pub struct RunArgs {
     /// the parent asks on stdin (see app/tune_processes.rs).
     #[arg(long = "tune-child", hide = true)]
     pub tune_child: bool,
+    /// Spread each step's load over these agents (`loadgen agent`), comma separated
+    /// HOST:PORT; this process coordinates, judges and writes the results.
+    #[arg(long, value_delimiter = ',')]
+    pub agents: Vec<String>,
+    /// Seconds to keep trying to reach every agent before giving up (exit 2).
+    #[arg(long = "agents-wait", default_value_t = 60.0, allow_hyphen_values = true, value_parser = wait_seconds)]
+    pub agents_wait: f64,
+    /// The token agents expect (default: the LOADGEN_TOKEN environment variable).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+/// `loadgen agent`.
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// Address to listen on for a coordinator.
+    #[arg(long, default_value = "0.0.0.0:7420")]
+    pub listen: String,
+    /// The token a coordinator must present (default: the LOADGEN_TOKEN environment
+    /// variable; one of the two is required).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Quit after serving this many coordinators (default: serve until stopped).
+    #[arg(long)]
+    pub sessions: Option<u64>,
+}
+
+/// `--agents-wait`: 0 to 3600 s.
+fn wait_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected seconds from 0 to 3600, got {}",
+            crate::base::text::quote(s)
+        )),
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -125,6 +125,8 @@ pub struct Results {
     /// The run ended on a failure (a broken server): its sentence, and the targets
     /// it did not finish (`failed` in results.json).
     pub failed: Option<Failed>,
+    /// `--agents`: each agent's address, clock and figures per step.
+    pub agents: Option<Value>,
 }
 
 /// Why a run ended before its last target, and which targets it left unanswered.
@@ -265,6 +267,9 @@ impl Results {
         });
         if let Some(s) = &self.server {
             doc["server"] = s.clone();
+        }
+        if let Some(a) = &self.agents {
+            doc["agents"] = a.clone();
         }
         if let Some(r) = &self.runtime_info {
             doc["runtime_info"] = r.clone();
