@@ -7,6 +7,7 @@
 //!
 //! `cargo test --test all cli_sim::` runs one file's tests.
 
+mod agents;
 mod cli_compare;
 mod cli_hostile;
 mod cli_report;
