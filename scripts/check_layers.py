@@ -12,6 +12,7 @@ resolves it to the file that defines the module. Rules:
 - a file under src/measure/ imports nothing of the crate but base and measure;
 - a file under src/backend/ imports nothing of measure, config, output, app, tune;
 - a file under src/base/ imports nothing of the crate but base;
+- a file under src/agents/ imports nothing of the crate but base, measure and agents;
 - the file-level import graph has no cycle, nor the folder-level one (a path
   `crate::x::y` is folder x; src/signals.rs is folder signals).
 
@@ -29,6 +30,7 @@ SRC = os.path.join(ROOT, "src")
 ALLOWED = {
     "measure": {"base", "measure"},
     "base": {"base"},
+    "agents": {"base", "measure", "agents"},
 }
 FORBIDDEN = {
     "backend": {"measure", "config", "output", "app", "tune"},
