@@ -20,6 +20,7 @@ fn main() {
         Command::Accuracy(a) => loadgen::app::accuracy(a),
         Command::Compare(a) => loadgen::app::compare(a),
         Command::Report(a) => loadgen::app::report(a),
+        Command::K8s(a) => loadgen::app::k8s(a),
     };
     if let Err(e) = result {
         let code = loadgen::error::exit_code(&e);
