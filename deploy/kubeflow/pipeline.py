@@ -40,6 +40,7 @@ pipeline exposes them), then loadgen's own. How each becomes a loadgen flag:
 
 import argparse
 import json
+import os
 import sys
 from typing import NamedTuple
 
@@ -190,8 +191,9 @@ def main():
     group.add_argument("--local", action="store_true", help="run it with kfp's local runner")
     ap.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
                     help="a pipeline parameter for --local (repeatable)")
-    ap.add_argument("--pipeline-root", default="local_outputs", metavar="DIR",
-                    help="where --local puts the outputs (default: ./local_outputs)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--pipeline-root", default=os.path.join(here, "local_outputs"), metavar="DIR",
+                    help="where --local puts the outputs (default: deploy/kubeflow/local_outputs)")
     args = ap.parse_args()
     if args.compile:
         compiler.Compiler().compile(loadgen_pipeline, package_path=args.compile)
