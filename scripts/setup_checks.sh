@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# What the suite's cross-checks need beside the runtimes: scripts/setup_checks.sh browser|hdrhistogram
+# What the suite's cross-checks need beside the runtimes: scripts/setup_checks.sh browser|hdrhistogram|k8s|kfp
 #   browser       Debian's chromium (apt-get, as root, when /usr/bin/chromium is missing)
 #                 and tests/browser/node_modules (npm ci: playwright-core, which drives
 #                 that chromium, and pngjs), for the report's browser test;
 #   hdrhistogram  the PyPI hdrhistogram package in .venv (scripts/setup.sh makes it),
-#                 which reads results.json's stored histograms in scripts/check_histograms.py.
+#                 which reads results.json's stored histograms in scripts/check_histograms.py;
+#   k8s           .venv-k8s with the pinned kubernetes-validate (scripts/requirements-k8s.txt),
+#                 which checks `loadgen k8s`'s manifests offline (scripts/check_k8s.py);
+#   kfp           .venv-kfp with the pinned Kubeflow Pipelines SDK (deploy/kubeflow/
+#                 requirements.txt), which compiles deploy/kubeflow/pipeline.py and runs
+#                 it with its local runner. Own venvs: no pin of the runtimes' .venv moves.
 # Safe to run again: a second run only checks. No browser is downloaded by npm:
 # playwright-core brings none, and the test starts Debian's.
 set -euo pipefail
@@ -47,8 +52,25 @@ hdrhistogram() {
     fi
 }
 
+# A venv of its own from one requirements file; a copy of the file in the venv marks
+# it done, so an edited pin installs again.
+own_venv() {
+    local venv=$1 req=$2
+    if [[ -x $venv/bin/python ]] && cmp -s "$req" "$venv/installed-requirements.txt"; then
+        say "${venv#"$root"/} already there"
+        return
+    fi
+    command -v python3 >/dev/null || { echo "setup_checks: python3 was not found; install python3 and python3-venv" >&2; exit 1; }
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/installed-requirements.txt"
+    say "installed ${venv#"$root"/} from ${req#"$root"/}"
+}
+
 case "${1:-}" in
     browser) browser ;;
     hdrhistogram) hdrhistogram ;;
-    *) echo "usage: $0 browser|hdrhistogram" >&2; exit 2 ;;
+    k8s) own_venv "$root/.venv-k8s" "$root/scripts/requirements-k8s.txt" ;;
+    kfp) own_venv "$root/.venv-kfp" "$root/deploy/kubeflow/requirements.txt" ;;
+    *) echo "usage: $0 browser|hdrhistogram|k8s|kfp" >&2; exit 2 ;;
 esac

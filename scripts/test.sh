@@ -5,7 +5,8 @@
 #             TensorFlow and OpenVINO from their pinned wheels in .venv, and the project's ResNet-50
 #             models, then scripts/setup_checks.sh: the PyPI hdrhistogram package, and
 #             Debian's chromium with tests/browser's npm packages for the report's
-#             browser test; once the ONNX model is there, a real Triton
+#             browser test, .venv-k8s (kubernetes-validate) and .venv-kfp (the
+#             Kubeflow Pipelines SDK) for the deploy/ checks; once the ONNX model is there, a real Triton
 #             (scripts/serve_triton.sh, its own .venv-triton) starts on TRITON_PORT
 #             (default 8730, and 8731/8732) for the kserve tests, stopped at the end;
 #   lint      the layering rule (scripts/check_layers.py), formatting;
@@ -16,8 +17,8 @@
 #             the real-time CLI runs one at a time: .config/nextest.toml), while the
 #             setup finishes;
 #   runtimes  wait for the setup and Triton;
-#   ignored   the tests that need ONNX Runtime, TensorFlow, OpenVINO, Triton, Chromium or the
-#             PyPI hdrhistogram (--run-ignored only);
+#   ignored   the tests that need ONNX Runtime, TensorFlow, OpenVINO, Triton, Chromium, the
+#             PyPI hdrhistogram, kubernetes-validate or kfp (--run-ignored only);
 #   golden    golden checks on a generated ImageNet-layout set: preprocessing vs
 #             OpenCV, top-1 vs Python onnxruntime, top-1 and softmax vs Python TF;
 #   scripts   shellcheck, hadolint, run_and_time.sh without Docker, a short
@@ -87,12 +88,19 @@ triton_pid=$!
 # The report's browser test: Debian's chromium and tests/browser/node_modules.
 scripts/setup_checks.sh browser >"$logs/browser.log" 2>&1 &
 browser_pid=$!
+# The deploy/ checks: kubernetes-validate and kfp, each in a venv of its own.
+(
+  scripts/setup_checks.sh k8s
+  scripts/setup_checks.sh kfp
+) >"$logs/deploy.log" 2>&1 &
+deploy_pid=$!
 # shellcheck disable=SC2329 # called by the trap
 finish() {
   local rc=$?
   kill -TERM "$setup_pid" 2>/dev/null || true
   kill -TERM "$triton_pid" 2>/dev/null || true
   kill -TERM "$browser_pid" 2>/dev/null || true
+  kill -TERM "$deploy_pid" 2>/dev/null || true
   wait "$triton_pid" 2>/dev/null || true
   if ((rc != 0)); then
     [[ ${stage_name} == runtimes ]] && tail -n 40 "$logs/setup.log" "$logs/triton.log" >&2
@@ -141,6 +149,12 @@ if ! wait "$browser_pid"; then
   exit 1
 fi
 tail -n 2 "$logs/browser.log"
+if ! wait "$deploy_pid"; then
+  cat "$logs/deploy.log" >&2
+  echo "FAIL: scripts/setup_checks.sh k8s / kfp failed (its log is above)" >&2
+  exit 1
+fi
+tail -n 2 "$logs/deploy.log"
 until grep -q '^ready: ' "$logs/triton.ready"; do
   if ! kill -0 "$triton_pid" 2>/dev/null; then
     cat "$logs/triton.log" >&2
@@ -152,7 +166,7 @@ done
 export TRITON_PORT=$triton_port
 echo "ok: $(cat "$logs/triton.ready")"
 
-stage ignored "tests that need ONNX Runtime, TensorFlow, OpenVINO, Triton, Chromium or PyPI's hdrhistogram (cargo nextest --run-ignored only)"
+stage ignored "tests that need ONNX Runtime, TensorFlow, OpenVINO, Triton, Chromium, PyPI's hdrhistogram, kubernetes-validate or kfp (cargo nextest --run-ignored only)"
 cargo nextest run --workspace --cargo-profile "$PROFILE" --run-ignored only --status-level fail --final-status-level slow
 
 stage golden "golden checks on a generated ImageNet-layout set"

@@ -21,6 +21,7 @@ fn main() {
         Command::Compare(a) => loadgen::app::compare(a),
         Command::Report(a) => loadgen::app::report(a),
         Command::Agent(a) => loadgen::app::agent(a),
+        Command::K8s(a) => loadgen::app::k8s(a),
     };
     if let Err(e) = result {
         let code = loadgen::error::exit_code(&e);

@@ -13,6 +13,7 @@ mod cli_hostile;
 mod cli_report;
 mod cli_runtime;
 mod cli_sim;
+mod deploy;
 mod hostile_server;
 mod kserve;
 mod triton;

@@ -115,6 +115,9 @@ fn session(stream: TcpStream, peer: &str, token: &str, busy: &Mutex<()>) -> Opti
             refuse(&stream, "it did not begin with hello");
             return None;
         }
+        // A connection that closes unsaid is a port check (a readiness probe): not
+        // worth a line every few seconds.
+        Err(WireError::Closed) => return None,
         Err(e) => {
             refuse(&stream, &format!("no hello: {e}"));
             return None;

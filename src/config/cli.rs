@@ -56,6 +56,67 @@ pub enum Command {
     /// Serve load for a coordinator (`loadgen run --agents`): each step's share, at
     /// the instant agreed, with exact counts sent back.
     Agent(AgentArgs),
+    /// Kubernetes manifests (YAML on stdout) for a run spread over N agent pods.
+    #[command(long_about = K8S_ABOUT)]
+    K8s(K8sArgs),
+}
+
+/// `loadgen k8s --help` (docs/CONTRACT.md §4.7).
+const K8S_ABOUT: &str = "Kubernetes manifests, as one multi-document YAML on stdout, for \
+a run spread over N agent pods: a Secret with the agents' token (a random one unless \
+--token or --no-secret), a ConfigMap with the scenario file, a headless Service, the \
+agents as an Indexed Job (`loadgen agent --listen 0.0.0.0:7420`) and the coordinator \
+Job (`loadgen run --agents NAME-agents-0.NAME-agents:7420,… --url URL RUN_FLAGS…`). \
+Pipe it to `kubectl apply -f -`; the coordinator's log ends with ===FINAL_RESULT. \
+Flags after the others (or after `--`) go to the coordinator's `loadgen run`. Exit 2 \
+on a bad value, one sentence.";
+
+/// The most agent pods `loadgen k8s` writes.
+pub const K8S_MAX_AGENTS: u64 = 1000;
+
+/// `loadgen k8s --agents N --url URL [...] [-- RUN_FLAGS...]`.
+#[derive(Args, Debug, Clone)]
+pub struct K8sArgs {
+    /// Agent pods (1 to 1000).
+    #[arg(long, allow_hyphen_values = true, value_parser = k8s_agents)]
+    pub agents: u32,
+    /// The server under test, passed to the coordinator's `loadgen run --url`.
+    #[arg(long)]
+    pub url: String,
+    /// Container image with `loadgen` on its PATH (Dockerfile.cpu builds it).
+    #[arg(long, default_value = "loadgen:cpu")]
+    pub image: String,
+    /// Namespace of every object (default: kubectl's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Prefix of every object's name: lowercase letters, digits and '-'.
+    #[arg(long, default_value = "loadgen")]
+    pub name: String,
+    /// Scenario file put into the ConfigMap (default: scenarios/cloud.toml).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Token the Secret holds (default: 32 random hex digits).
+    #[arg(long, conflicts_with = "no_secret")]
+    pub token: Option<String>,
+    /// No Secret document: make NAME-token (key `token`) yourself.
+    #[arg(long = "no-secret")]
+    pub no_secret: bool,
+    /// Seconds the coordinator keeps trying to reach every agent.
+    #[arg(long = "agents-wait", default_value_t = 60, allow_hyphen_values = true, value_parser = k8s_agents_wait)]
+    pub agents_wait: u32,
+    /// activeDeadlineSeconds of both Jobs: the agents end then at the latest.
+    #[arg(long, default_value_t = 3600, allow_hyphen_values = true, value_parser = k8s_deadline)]
+    pub deadline: u32,
+    /// PersistentVolumeClaim to keep results.json in (mounted at /results).
+    #[arg(long = "results-pvc", value_name = "CLAIM")]
+    pub results_pvc: Option<String>,
+    /// `loadgen run` flags for the coordinator (after the others, or after `--`).
+    #[arg(
+        value_name = "RUN_FLAGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub run_flags: Vec<String>,
 }
 
 /// `loadgen report --help`.
@@ -577,6 +638,18 @@ fn confidence_level(s: &str) -> Result<f64, String> {
             got(s)
         )),
     }
+}
+
+fn k8s_agents(s: &str) -> Result<u32, String> {
+    whole_in(s, 1, K8S_MAX_AGENTS, "agent pods", "2").map(|n| n as u32)
+}
+
+fn k8s_agents_wait(s: &str) -> Result<u32, String> {
+    whole_in(s, 1, 3_600, "seconds", "60").map(|n| n as u32)
+}
+
+fn k8s_deadline(s: &str) -> Result<u32, String> {
+    whole_in(s, 1, 30 * 86_400, "seconds", "3600").map(|n| n as u32)
 }
 
 fn zero_or_one(s: &str) -> Result<bool, String> {

@@ -4,6 +4,7 @@
 pub mod accuracy;
 pub mod compare;
 pub mod files;
+pub mod k8s;
 pub mod latency;
 pub mod lines;
 pub mod op_profile;
