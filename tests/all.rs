@@ -14,4 +14,5 @@ mod cli_runtime;
 mod cli_sim;
 mod hostile_server;
 mod kserve;
+mod serve;
 mod triton;
