@@ -57,9 +57,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             tokio::time::sleep(POLL).await;
         }
     });
-    drop(server);
-    // Requests still in flight are dropped with the runtime; the workers finish the
-    // one they hold.
+    // The accept loop and the requests still in flight end with the runtime; the
+    // workers finish the one they hold.
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

@@ -33,18 +33,16 @@ pub use model::Models;
 /// The largest gRPC message read or written, as for HTTP bodies.
 const MAX_MESSAGE: usize = http::MAX_BODY;
 
-/// A listening server. It serves until dropped (its accept loop ends then; the
-/// connections open end with their runtime).
+/// A listening server. It serves until its tokio runtime ends.
 pub struct Server {
     pub addr: SocketAddr,
-    accept: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
+/// Applied to every gRPC answer before it is sent: a test server may frame its
+/// answers otherwise (testkit's `grpc_frame_bytes`). The product passes none.
+pub type GrpcAnswerMap = Arc<
+    dyn Fn(hyper::Response<tonic::body::Body>) -> hyper::Response<tonic::body::Body> + Send + Sync,
+>;
 
 /// The connection settings. HTTP/2 (gRPC): an open-loop client cancels the requests
 /// still out when a step stops, many stream resets at once, which h2's defences
@@ -54,7 +52,11 @@ impl Drop for Server {
 /// a server at capacity holds many small requests unread, hence a large window.
 fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1().timer(TokioTimer::new());
+    // No timeout on a request's head: it would also close a client's idle keep-alive
+    // connections, which a load generator holds open between steps.
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None::<Duration>);
     b.http2()
         .timer(TokioTimer::new())
         .max_pending_accept_reset_streams(Some(1 << 20))
@@ -75,6 +77,15 @@ impl Server {
     /// Binds `addr` (port 0: a free one) and serves `models` on the current tokio
     /// runtime.
     pub async fn start(models: Models, addr: SocketAddr) -> std::io::Result<Server> {
+        Self::start_with(models, addr, None).await
+    }
+
+    /// [`Server::start`], each gRPC answer passed through `grpc_map` when given.
+    pub async fn start_with(
+        models: Models,
+        addr: SocketAddr,
+        grpc_map: Option<GrpcAnswerMap>,
+    ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let models = Arc::new(models);
@@ -82,7 +93,7 @@ impl Server {
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let builder = Arc::new(builder());
-        let accept = tokio::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 let stream = match listener.accept().await {
                     Ok((s, _)) => s,
@@ -94,13 +105,23 @@ impl Server {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (models, grpc, builder) =
-                    (Arc::clone(&models), grpc.clone(), Arc::clone(&builder));
+                let (models, grpc, builder, grpc_map) = (
+                    Arc::clone(&models),
+                    grpc.clone(),
+                    Arc::clone(&builder),
+                    grpc_map.clone(),
+                );
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let (models, mut grpc) = (Arc::clone(&models), grpc.clone());
+                    let grpc_map = grpc_map.clone();
                     async move {
                         if is_grpc(&req) {
-                            grpc.call(req).await
+                            let r = grpc.call(req).await;
+                            Ok::<_, std::convert::Infallible>(match (r, grpc_map) {
+                                (Ok(r), Some(f)) => f(r),
+                                (Ok(r), None) => r,
+                                (Err(never), _) => match never {},
+                            })
                         } else {
                             let r = http::handle(models, req).await;
                             Ok(r.map(tonic::body::Body::new))
@@ -112,6 +133,6 @@ impl Server {
                 });
             }
         });
-        Ok(Server { addr, accept })
+        Ok(Server { addr })
     }
 }
