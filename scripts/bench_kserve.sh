@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The kserve client's own ceiling, side by side with a peer users trust (oha), against
-# the fast local KServe v2 server (loadgen-v2-server: an identity model that answers
-# in microseconds), both sending the same HTTP request (binary tensor extension, one
-# FP32 [1,16] tensor) at the same fixed open-loop rates over the same number of
+# a fast local KServe v2 server (`loadgen serve --backend null`: model `null`, one
+# worker that answers at once, its answer one FP32 per item), both sending the same
+# HTTP request (binary tensor extension, one FP32 [1,16] tensor) at the same fixed
+# open-loop rates over the same number of
 # connections, latency corrected for coordinated omission on both sides (oha
 # --latency-correction; loadgen always times from the planned send).
 #
@@ -35,8 +36,8 @@ done
 [[ $conns =~ ^[0-9]+$ && $conns -gt 0 ]] || die 2 "--connections '$conns' must be a positive number"
 
 cd "$ROOT"
-note "building loadgen and loadgen-v2-server (cargo build --release; the server is in testkit/)..."
-cargo build --release --quiet --bin loadgen --bin loadgen-v2-server -p loadgen -p loadgen-testkit >&2 || die 1 "cargo build --release failed"
+note "building loadgen (cargo build --release; the server is loadgen serve)..."
+cargo build --release --quiet --bin loadgen -p loadgen >&2 || die 1 "cargo build --release failed"
 loadgen=$ROOT/target/release/loadgen
 oha=$(command -v oha || true)
 if [[ -z $oha ]]; then
@@ -47,12 +48,12 @@ if [[ -z $oha ]]; then
   fi
 fi
 
-"$ROOT/target/release/loadgen-v2-server" --port "$port" --threads 1 >/tmp/bench_kserve.$$ &
+"$loadgen" serve --backend null --shape 16 --threads 1 --listen "127.0.0.1:$port" 2>/tmp/bench_kserve.$$ &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -f /tmp/bench_kserve.$$ "$body"' EXIT
 body=$(mktemp)
-until grep -q '^ready: ' /tmp/bench_kserve.$$; do
-  kill -0 "$server" 2>/dev/null || die 1 "loadgen-v2-server did not start (port $port busy? set BENCH_PORT)"
+until grep -q '^loadgen serve: listening on ' /tmp/bench_kserve.$$; do
+  kill -0 "$server" 2>/dev/null || die 1 "loadgen serve did not start: $(cat /tmp/bench_kserve.$$) (port $port busy? set BENCH_PORT)"
   sleep 0.2
 done
 url=http://127.0.0.1:$port
@@ -68,14 +69,14 @@ oha_json=(--output-format json)
 "$oha" --help 2>/dev/null | grep -q -- '--output-format' || oha_json=(--json)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-echo "machine: $cpu, $(nproc) cores; server: loadgen-v2-server (1 thread); ${secs} s per rate, $conns connections"
+echo "machine: $cpu, $(nproc) cores; server: loadgen serve --backend null (1 worker); ${secs} s per rate, $conns connections"
 printf '%8s | %12s %10s | %12s %10s %12s\n' offered oha_qps oha_p99_ms loadgen_qps lg_p99_ms lg_late_p99
 for r in ${rates//,/ }; do
   o=$("$oha" -z "${secs}s" -q "$r" -c "$conns" --latency-correction --no-tui "${oha_json[@]}" \
     -m POST -H "Inference-Header-Content-Length: ${#header}" -H 'Content-Type: application/octet-stream' \
-    -D "$body" "$url/v2/models/identity/infer" 2>/dev/null || true)
+    -D "$body" "$url/v2/models/null/infer" 2>/dev/null || true)
   oq=$(printf '%s' "$o" | python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["summary"]; print("%.0f %.2f %d" % (s["requestsPerSec"]*s["successRate"], d["latencyPercentiles"]["p99"]*1e3, sum(d.get("errorDistribution",{}).values())))' 2>/dev/null || echo "? ? ?")
-  l=$("$loadgen" fixed --backend kserve --url "$url" --model-name identity --qps "$r" --time "$secs" \
+  l=$("$loadgen" fixed --backend kserve --url "$url" --model-name null --qps "$r" --time "$secs" \
     --distribution linear --connections "$conns" --warmup 1 --quiet --json 2>/dev/null | tail -n 1)
   lq=$(printf '%s' "$l" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f %.2f %.3f %d" % (d["qps"], d["percentiles"]["99.0"]*1e3, d["lateness"]["p99"]*1e3, d["errors"]))' 2>/dev/null || echo "? ? ? ?")
   read -r oqps op99 oerr <<<"$oq"
@@ -86,7 +87,7 @@ done
 
 echo "highest rate loadgen sustains with p99 under 10 ms (loadgen run --max-latency 0.01, linear):"
 mkdir -p out
-"$loadgen" run --backend kserve --url "$url" --model-name identity --max-latency 0.01 \
+"$loadgen" run --backend kserve --url "$url" --model-name null --max-latency 0.01 \
   --distributions linear --time "$secs" --connections "$conns" --quiet --output out/bench_kserve.json \
   2>out/bench_kserve.stderr | grep -E '^===RESULT' || true
 grep -E 'warning' out/bench_kserve.stderr || true

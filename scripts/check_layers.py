@@ -11,6 +11,7 @@ resolves it to the file that defines the module. Rules:
 
 - a file under src/measure/ imports nothing of the crate but base and measure;
 - a file under src/backend/ imports nothing of measure, config, output, app, tune;
+- a file under src/serve/ imports nothing of measure, config, output, app, tune, data;
 - a file under src/base/ imports nothing of the crate but base;
 - a file under src/agents/ imports nothing of the crate but base, measure and agents;
 - the file-level import graph has no cycle, nor the folder-level one (a path
@@ -34,6 +35,8 @@ ALLOWED = {
 }
 FORBIDDEN = {
     "backend": {"measure", "config", "output", "app", "tune"},
+    # `loadgen serve` serves backends; it measures, configures and reports nothing.
+    "serve": {"measure", "config", "output", "app", "tune", "data"},
 }
 
 

@@ -21,6 +21,8 @@
 //! - [`config`]: the command line, scenario files and profiles, resolved into checked
 //!   settings;
 //! - [`output`]: log lines, results.json records, the progress bar. It never measures;
+//! - [`serve`]: `loadgen serve`, a KServe v2 server (HTTP and gRPC) for the `sim`
+//!   and `null` backends, its requests in one queue of worker sessions;
 //! - [`app`]: one file per subcommand, gluing the layers together (and printing what
 //!   `signals` heard).
 pub mod agents;
@@ -32,6 +34,7 @@ pub mod data;
 pub mod error;
 pub mod measure;
 pub mod output;
+pub mod serve;
 pub mod signals;
 #[cfg(test)]
 mod stop_tests;

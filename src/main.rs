@@ -9,7 +9,11 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
-    loadgen::app::install_signals();
+    // A server stops on the first signal; the measuring commands finish their step.
+    match cli.command {
+        Command::Serve(_) => loadgen::app::serve::install_signals(),
+        _ => loadgen::app::install_signals(),
+    }
     loadgen::base::clock::tighten_timer_slack();
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
     let result = match cli.command {
@@ -22,6 +26,7 @@ fn main() {
         Command::Report(a) => loadgen::app::report(a),
         Command::Agent(a) => loadgen::app::agent(a),
         Command::K8s(a) => loadgen::app::k8s(a),
+        Command::Serve(a) => loadgen::app::serve(a),
     };
     if let Err(e) = result {
         let code = loadgen::error::exit_code(&e);

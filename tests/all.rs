@@ -16,4 +16,5 @@ mod cli_sim;
 mod deploy;
 mod hostile_server;
 mod kserve;
+mod serve;
 mod triton;

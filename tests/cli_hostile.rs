@@ -899,7 +899,7 @@ fn a_step_in_which_no_query_finished_says_so() {
     slow.delay = Some(Duration::from_secs(1));
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let server = rt
-        .block_on(loadgen_testkit::V2Server::start(vec![slow], any, any))
+        .block_on(loadgen_testkit::V2Server::start(vec![slow], any))
         .unwrap();
     let url = format!("http://{}", server.http);
     let r = wait(

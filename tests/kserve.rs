@@ -42,7 +42,7 @@ fn start_with(models: Vec<TestModel>, options: ServerOptions) -> Server {
         .unwrap();
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let info = rt
-        .block_on(V2Server::start_with(models, any, any, options))
+        .block_on(V2Server::start_with(models, any, options))
         .unwrap();
     Server { _rt: rt, info }
 }

@@ -59,6 +59,10 @@ pub enum Command {
     /// Kubernetes manifests (YAML on stdout) for a run spread over N agent pods.
     #[command(long_about = K8S_ABOUT)]
     K8s(K8sArgs),
+    /// Serve the sim or null backend over KServe v2 (HTTP/REST and gRPC on one port):
+    /// a model server whose service law is known, to measure clients against.
+    #[command(long_about = SERVE_ABOUT)]
+    Serve(ServeArgs),
 }
 
 /// `loadgen k8s --help` (docs/CONTRACT.md §4.7).
@@ -117,6 +121,45 @@ pub struct K8sArgs {
         allow_hyphen_values = true
     )]
     pub run_flags: Vec<String>,
+}
+
+/// `loadgen serve --help`: the queue law ([`crate::serve::queue`]).
+const SERVE_ABOUT: &str = "Serve the sim or null backend as a KServe v2 model server, \
+HTTP/REST and gRPC on one port, model named after the backend, one FP32 input INPUT0 \
+[-1, --shape] and one FP32 output OUTPUT0 [-1, 1] (each item's top-1 class). Requests \
+wait in one first-in first-out queue served by --threads workers, each with its own \
+session: sim with --sim-service-time exp:5ms and --threads c is an M/M/c queue under \
+Poisson arrivals; null answers at once. Prints one line on stderr once the port is \
+bound; stops on SIGINT or SIGTERM (exit 0). Exit 2 on a bad flag or a port that \
+cannot be bound.";
+
+/// Dimensions of a tensor, from a comma-separated list (a type of its own: clap reads
+/// a `Vec` field as a repeated flag).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dims(pub Vec<i64>);
+
+/// `loadgen serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// sim or null.
+    #[arg(long, value_parser = served_backend)]
+    pub backend: String,
+    /// HOST:PORT to listen on, for HTTP and gRPC alike; port 0 picks a free one.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8000", value_parser = listen_addr)]
+    pub listen: std::net::SocketAddr,
+    /// Worker threads serving the queue, each with its own session.
+    #[arg(long, default_value = "1", allow_hyphen_values = true, value_parser = threads)]
+    pub threads: usize,
+    /// Dimensions of one input item, comma separated (the batch dimension is -1).
+    #[arg(long, value_name = "D1,D2,...", default_value = "16", allow_hyphen_values = true, value_parser = item_shape)]
+    pub shape: Dims,
+    /// Service-time law of the sim backend: fixed:5ms (default), exp:5ms,
+    /// lognormal:5ms:0.5, uniform:2ms:8ms.
+    #[arg(long = "sim-service-time", allow_hyphen_values = true)]
+    pub sim_service_time: Option<String>,
+    /// Seed of the sim backend's service times.
+    #[arg(long, default_value = "42", allow_hyphen_values = true, value_parser = seed)]
+    pub seed: u64,
 }
 
 /// `loadgen report --help`.
@@ -650,6 +693,55 @@ fn k8s_agents_wait(s: &str) -> Result<u32, String> {
 
 fn k8s_deadline(s: &str) -> Result<u32, String> {
     whole_in(s, 1, 30 * 86_400, "seconds", "3600").map(|n| n as u32)
+}
+
+/// `serve --backend`: the built-in backends only.
+fn served_backend(s: &str) -> Result<String, String> {
+    match s {
+        "sim" | "null" => Ok(s.to_string()),
+        _ => Err(format!("takes sim or null; {}", got(s))),
+    }
+}
+
+/// `serve --listen`: an address and port, a name resolved (`localhost:8000`).
+fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bad = || format!("takes HOST:PORT, e.g. 127.0.0.1:8000; {}", got(s));
+    if let Ok(a) = s.trim().parse() {
+        return Ok(a);
+    }
+    s.trim()
+        .to_socket_addrs()
+        .map_err(|_| bad())?
+        .next()
+        .ok_or_else(bad)
+}
+
+/// `serve --shape`: positive dimensions, as many as a tensor may have.
+fn item_shape(s: &str) -> Result<Dims, String> {
+    let dims: Option<Vec<i64>> = s
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|&d| d > 0 && d <= 1 << 24)
+        })
+        .collect();
+    match dims {
+        Some(d)
+            if (1..=8).contains(&d.len())
+                && d.iter()
+                    .try_fold(1i64, |a, &x| a.checked_mul(x))
+                    .is_some_and(|n| n <= 1 << 26) =>
+        {
+            Ok(Dims(d))
+        }
+        _ => Err(format!(
+            "takes up to 8 positive dimensions, comma separated, of at most 2^26 values in all, e.g. 3,224,224; {}",
+            got(s)
+        )),
+    }
 }
 
 fn zero_or_one(s: &str) -> Result<bool, String> {

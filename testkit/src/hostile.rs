@@ -63,7 +63,7 @@ pub enum Mode {
 impl Mode {
     /// `silent`, `trickle-ready`, `trickle-answer`, `dies-after:SECONDS`,
     /// `silent-after:SECONDS`, `flaky-after:SECONDS`, `wrong-shape`, `short-values`,
-    /// `wrong-name`, `garbage` or `good` (`loadgen-v2-server --hostile`).
+    /// `wrong-name`, `garbage` or `good`.
     pub fn parse(s: &str) -> Option<Mode> {
         let after = |v: &str| {
             v.parse::<f64>()
