@@ -340,24 +340,26 @@ fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() 
     assert_eq!(agents.len(), 2);
     let steps = doc["scan"]["exponential"].as_object().unwrap();
     assert!(!steps.is_empty());
-    for (name, step) in steps {
-        let sum = |key: &str| -> u64 {
+    // scan keys the n-th run of a rate `NAME#n`; the agents list every run in order.
+    for (key, step) in steps {
+        let (name, nth) = match key.split_once('#') {
+            Some((n, k)) => (n, k.parse::<usize>().unwrap() - 1),
+            None => (key.as_str(), 0),
+        };
+        let sum = |field: &str| -> u64 {
             agents
                 .iter()
                 .map(|a| {
-                    let s = a["steps"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .find(|s| s["name"] == name.as_str());
-                    s.unwrap_or_else(|| panic!("agent {} has no step {name}", a["address"]))[key]
+                    let runs = a["steps"].as_array().unwrap().iter();
+                    let s = runs.filter(|s| s["name"] == name).nth(nth);
+                    s.unwrap_or_else(|| panic!("agent {} has no {key}", a["address"]))[field]
                         .as_u64()
                         .unwrap()
                 })
                 .sum()
         };
-        for key in ["issued", "count", "errors", "late"] {
-            assert_eq!(step[key].as_u64().unwrap(), sum(key), "{name}: {key}");
+        for field in ["issued", "count", "errors", "late"] {
+            assert_eq!(step[field].as_u64().unwrap(), sum(field), "{key}: {field}");
         }
     }
     for a in agents {
@@ -420,7 +422,7 @@ fn an_agent_killed_mid_run_ends_it_with_exit_1_keeping_finished_targets() {
         killed.elapsed()
     );
     assert!(
-        text.contains("agent '10.77.5.2:7420' was lost during"),
+        text.contains("agent 10.77.5.2:7420 was lost during step linear/0.1/"),
         "{text}"
     );
     assert!(!text.contains("===FINAL_RESULT"), "{text}");
@@ -454,7 +456,7 @@ fn a_wrong_token_is_refused_before_measuring() {
     let (code, text) = finish(c, &mut lines, Duration::from_secs(60));
     assert_eq!(code, 2, "{text}");
     assert!(
-        text.contains("agent '10.77.4.2:7420': it refused this coordinator: wrong token"),
+        text.contains("agent 10.77.4.2:7420: it refused this coordinator: wrong token"),
         "{text}"
     );
     assert!(!out.exists(), "nothing measured, nothing written");
