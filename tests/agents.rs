@@ -464,3 +464,140 @@ fn a_wrong_token_is_refused_before_measuring() {
     a1.lines.wait_for("refused", Duration::from_secs(10));
     assert!(a1.child.try_wait().unwrap().is_none());
 }
+
+/// Between a coordinator and its agent, forwards every line and sends each report
+/// twice: a duplicate report must be ignored, not counted twice.
+fn doubling_proxy(agent: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for coordinator in listener.incoming().map_while(Result::ok) {
+            let upstream = std::net::TcpStream::connect(agent).unwrap();
+            // One write per line, sent at once (Nagle would hold the pings' answers).
+            let _ = (upstream.set_nodelay(true), coordinator.set_nodelay(true));
+            let (mut c_in, mut a_out) = (
+                coordinator.try_clone().unwrap(),
+                upstream.try_clone().unwrap(),
+            );
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut a_out);
+            });
+            let mut c_out = coordinator;
+            std::thread::spawn(move || {
+                for line in BufReader::new(upstream).lines().map_while(Result::ok) {
+                    let times = if line.contains("\"type\":\"report\"") {
+                        2
+                    } else {
+                        1
+                    };
+                    let bytes = format!("{line}\n");
+                    for _ in 0..times {
+                        if c_out.write_all(bytes.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A local process, its stderr watched (no namespace needed).
+fn local(args: &[&str], ready: &str) -> (Child, Lines, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .env_remove("LOADGEN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    let line = lines.wait_for(ready, Duration::from_secs(60));
+    (child, lines, line)
+}
+
+#[test]
+fn a_report_sent_twice_is_counted_once() {
+    let (mut srv, _, line) = local(
+        &[
+            "serve",
+            "--backend",
+            "sim",
+            "--sim-service-time",
+            "exp:5ms",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "listening",
+    );
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let (mut agent, _, line) = local(
+        &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
+        "listening on",
+    );
+    let agent_addr: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let proxy = doubling_proxy(agent_addr).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let (mut c, mut lines, _) = {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args([
+                "run",
+                "--backend",
+                "kserve",
+                "--url",
+                &url,
+                "--model-name",
+                "sim",
+                "--no-accuracy",
+                "--max-latency",
+                "0.05",
+                "--distributions",
+                "linear",
+                "--time",
+                "1",
+                "--search-time",
+                "6",
+                "--output",
+                out.to_str().unwrap(),
+                "--agents",
+                &proxy,
+                "--token",
+                TOKEN,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Lines::of(&mut child);
+        (child, lines, ())
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let code = loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "{}", lines.rest());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = lines.rest();
+    let _ = (srv.kill(), agent.kill(), srv.wait(), agent.wait());
+    assert_eq!(code, Some(0), "{text}");
+    let doc = read(&out);
+    let runs = doc["agents"][0]["steps"].as_array().unwrap().clone();
+    let scan = doc["scan"]["linear"].as_object().unwrap();
+    assert_eq!(runs.len(), scan.len(), "one record per step: {text}");
+    // Each step holds its own report once: what it issued is what it planned (a
+    // duplicate taken for the next step's report, or merged twice, would not be).
+    for (name, step) in scan {
+        if step["stop"] != "time_cap" {
+            assert_eq!(step["issued"], step["planned"], "{name}: {step}");
+        }
+    }
+}

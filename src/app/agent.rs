@@ -96,6 +96,7 @@ fn session(stream: TcpStream, peer: &str, token: &str, busy: &Mutex<()>) -> Opti
         eprintln!("loadgen agent: refused {peer}: {why}");
     };
     let _ = stream.set_read_timeout(Some(HELLO_WITHIN));
+    let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     match protocol::receive::<Request>(&mut reader) {
         Ok(Request::Hello {

@@ -489,10 +489,10 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
                 limits::duration(args.agents_wait),
                 &own,
             )?;
-            crate::output::lines::note(&format!(
-                "loadgen: {} agents ready; each step's load is split over them",
-                a.len()
-            ));
+            crate::output::lines::note(&match a.len() {
+                1 => "loadgen: 1 agent ready; each step's load runs on it".to_string(),
+                n => format!("loadgen: {n} agents ready; each step's load is split over them"),
+            });
             Some(a)
         }
     };
