@@ -220,10 +220,13 @@ fn setup(args: &[String]) -> Result<Sut> {
             crate::config::cli::usage_sentence(&e)
         ))
     })?;
-    let Command::Run(run) = cli.command else {
-        anyhow::bail!(SettingsError("agents serve `loadgen run` only".into()));
+    let mut settings = match cli.command {
+        Command::Run(run) => super::run::run_settings(&run)?,
+        Command::Fixed(fixed) => super::fixed::fixed_settings(&fixed)?.0,
+        _ => anyhow::bail!(SettingsError(
+            "agents serve `loadgen run` and `loadgen fixed` only".into()
+        )),
     };
-    let mut settings = super::run::run_settings(&run)?;
     settings.quiet = true;
     let sut = load_sut(&settings)?;
     let mut progress = Progress::new(true);

@@ -121,6 +121,23 @@ fn answer(a: &mut Agent, within: Duration) -> Result<Reply, WireError> {
 }
 
 impl Agents {
+    /// The agents of `--agents`, reached and set up with this process's own
+    /// arguments; `None` without the flag.
+    pub(crate) fn from_flags(f: &crate::config::cli::AgentsFlags) -> Result<Option<Agents>> {
+        if f.agents.is_empty() {
+            return Ok(None);
+        }
+        let token = token(f.token.as_deref())?;
+        let own: Vec<String> = std::env::args().skip(1).collect();
+        let wait = crate::base::limits::duration(f.agents_wait);
+        let a = Agents::connect(&f.agents, &token, wait, &own)?;
+        crate::output::lines::note(&match a.len() {
+            1 => "loadgen: 1 agent ready; each step's load runs on it".to_string(),
+            n => format!("loadgen: {n} agents ready; each step's load is split over them"),
+        });
+        Ok(Some(a))
+    }
+
     /// Reaches every agent of `addrs` within `wait`, checks the token and the
     /// protocol, measures each clock and has each load the system under test from
     /// `args` (this run's own arguments, from the subcommand on).

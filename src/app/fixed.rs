@@ -11,8 +11,9 @@ use crate::signals;
 
 use super::common::*;
 
-/// `loadgen fixed`: one step at a fixed offered rate.
-pub fn fixed(args: FixedArgs) -> Result<()> {
+/// The settings of `loadgen fixed`'s flags, its distribution and target (an agent
+/// resolves its coordinator's the same way).
+pub(crate) fn fixed_settings(args: &FixedArgs) -> Result<(Settings, Distribution, Option<f64>)> {
     let dist = Distribution::parse(&args.distribution).ok_or_else(|| {
         SettingsError(format!(
             "unknown distribution '{}': use linear or exponential",
@@ -31,7 +32,17 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     let settings = Settings::resolve(&args.common, &o)?;
     // Before loading anything: a rate too low for the step is bad input.
     check_rate(args.qps, settings.time)?;
-    let (sut, mut progress) = load_and_warm_up(&settings)?;
+    Ok((settings, dist, target))
+}
+
+/// `loadgen fixed`: one step at a fixed offered rate, here or split over `--agents`.
+pub fn fixed(args: FixedArgs) -> Result<()> {
+    let (settings, dist, target) = fixed_settings(&args)?;
+    let mut agents = super::coordinator::Agents::from_flags(&args.spread)?;
+    let (sut, mut progress) = match agents {
+        Some(_) => (load_sut(&settings)?, Progress::new(settings.quiet)),
+        None => load_and_warm_up(&settings)?,
+    };
     let spec = StepSpec::judged(
         dist,
         args.qps,
@@ -43,8 +54,17 @@ pub fn fixed(args: FixedArgs) -> Result<()> {
     );
     let name = lines::step_name(dist, target, args.qps);
     progress.stage("fixed", &name);
-    progress.track(sut.pool.live_handle(), spec.planned);
-    let summary = step::run_open(&sut.pool, &spec, signals::flag())?;
+    let summary = match &mut agents {
+        Some(a) => {
+            let s = a.step(&spec, &name)?;
+            a.close();
+            s
+        }
+        None => {
+            progress.track(sut.pool.live_handle(), spec.planned);
+            step::run_open(&sut.pool, &spec, signals::flag())?
+        }
+    };
     cut_short(&mut progress, "step")?;
     progress.finish();
     if summary.stop() == crate::measure::step::StopReason::TimeCap {

@@ -445,7 +445,7 @@ pub(crate) fn run_settings(args: &RunArgs) -> Result<Settings> {
         op_profile: false,
     };
     let mut settings = Settings::resolve(&args.common, &o)?;
-    if !args.agents.is_empty() {
+    if !args.spread.agents.is_empty() {
         settings.tune = Tune::Off;
     }
     Ok(settings)
@@ -478,24 +478,7 @@ pub fn run(args: RunArgs, cmdline: String) -> Result<()> {
         _ => settings,
     };
     // Agents first: one that cannot take part is refused before anything is measured.
-    let mut agents = match args.agents.is_empty() {
-        true => None,
-        false => {
-            let token = super::coordinator::token(args.token.as_deref())?;
-            let own: Vec<String> = std::env::args().skip(1).collect();
-            let a = Agents::connect(
-                &args.agents,
-                &token,
-                limits::duration(args.agents_wait),
-                &own,
-            )?;
-            crate::output::lines::note(&match a.len() {
-                1 => "loadgen: 1 agent ready; each step's load runs on it".to_string(),
-                n => format!("loadgen: {n} agents ready; each step's load is split over them"),
-            });
-            Some(a)
-        }
-    };
+    let mut agents = Agents::from_flags(&args.spread)?;
     let sut = load_sut(&settings)?;
     let mut progress = Progress::new(settings.quiet);
     let mut results = Results {

@@ -384,6 +384,13 @@ pub struct RunArgs {
     /// the parent asks on stdin (see app/tune_processes.rs).
     #[arg(long = "tune-child", hide = true)]
     pub tune_child: bool,
+    #[command(flatten)]
+    pub spread: AgentsFlags,
+}
+
+/// `--agents` and what goes with it (`run`, `fixed`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AgentsFlags {
     /// Spread each step's load over these agents (`loadgen agent`), comma separated
     /// HOST:PORT; this process coordinates, judges and writes the results.
     #[arg(long, value_delimiter = ',')]
@@ -448,6 +455,8 @@ pub struct FixedArgs {
     /// nothing else; the human-readable line goes to stderr.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub spread: AgentsFlags,
 }
 
 /// `loadgen latency`.
