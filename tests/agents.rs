@@ -375,6 +375,7 @@ fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() 
     let (q2, l2, h2) = interval(&doc, "exponential", "0.05");
     let (q1, l1, h1) = interval(&read(&one), "exponential", "0.05");
     assert!(q1 > 0.0 && q2 > 0.0, "both answered: {q1}, {q2}");
+    eprintln!("two agents {q2} [{l2}, {h2}], one process {q1} [{l1}, {h1}] (theory 107.9)");
     assert!(
         l2 <= h1 && l1 <= h2,
         "two agents {q2} [{l2}, {h2}] against one process {q1} [{l1}, {h1}]"
