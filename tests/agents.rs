@@ -546,50 +546,39 @@ fn a_report_sent_twice_is_counted_once() {
     let proxy = doubling_proxy(agent_addr).to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let (mut c, mut lines, _) = {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-            .args([
-                "run",
-                "--backend",
-                "kserve",
-                "--url",
-                &url,
-                "--model-name",
-                "sim",
-                "--no-accuracy",
-                "--max-latency",
-                "0.05",
-                "--distributions",
-                "linear",
-                "--time",
-                "1",
-                "--search-time",
-                "6",
-                "--output",
-                out.to_str().unwrap(),
-                "--agents",
-                &proxy,
-                "--token",
-                TOKEN,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Lines::of(&mut child);
-        (child, lines, ())
-    };
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let code = loop {
-        if let Some(s) = c.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(Instant::now() < deadline, "{}", lines.rest());
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let text = lines.rest();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            "--backend",
+            "kserve",
+            "--url",
+            &url,
+            "--model-name",
+            "sim",
+            "--no-accuracy",
+            "--max-latency",
+            "0.05",
+            "--distributions",
+            "linear",
+            "--time",
+            "1",
+            "--search-time",
+            "6",
+            "--output",
+            out.to_str().unwrap(),
+            "--agents",
+            &proxy,
+            "--token",
+            TOKEN,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut c);
+    let (code, text) = finish(c, &mut lines, Duration::from_secs(180));
     let _ = (srv.kill(), agent.kill(), srv.wait(), agent.wait());
-    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(code, 0, "{text}");
     let doc = read(&out);
     let runs = doc["agents"][0]["steps"].as_array().unwrap().clone();
     let scan = doc["scan"]["linear"].as_object().unwrap();

@@ -169,32 +169,8 @@ fn session(stream: TcpStream, peer: &str, token: &str, busy: &Mutex<()>) -> Opti
                 id,
                 seconds,
                 start_wall_ns,
-            } => match &sut {
-                None => not_set_up(id),
-                Some(s) => match probe(s, seconds, start_wall_ns) {
-                    Ok(counts) => Reply::Report {
-                        id,
-                        counts: Box::new(counts),
-                    },
-                    Err(e) => Reply::Failed {
-                        id: Some(id),
-                        message: format!("{e:#}"),
-                    },
-                },
-            },
-            Request::Step { id, step } => match &sut {
-                None => not_set_up(id),
-                Some(s) => match run_share(s, &step) {
-                    Ok(counts) => Reply::Report {
-                        id,
-                        counts: Box::new(counts),
-                    },
-                    Err(e) => Reply::Failed {
-                        id: Some(id),
-                        message: format!("{e:#}"),
-                    },
-                },
-            },
+            } => report(id, sut.as_ref(), |s| probe(s, seconds, start_wall_ns)),
+            Request::Step { id, step } => report(id, sut.as_ref(), |s| run_share(s, &step)),
             Request::Bye => return Some("the coordinator said goodbye".into()),
         };
         if protocol::send(&mut w, &reply).is_err() {
@@ -203,10 +179,24 @@ fn session(stream: TcpStream, peer: &str, token: &str, busy: &Mutex<()>) -> Opti
     }
 }
 
-fn not_set_up(id: u64) -> Reply {
-    Reply::Failed {
-        id: Some(id),
-        message: "no setup before the first step".into(),
+/// The answer to request `id`: what `run` measured on the system under test, or why
+/// it could not.
+fn report(id: u64, sut: Option<&Sut>, run: impl FnOnce(&Sut) -> Result<ShareCounts>) -> Reply {
+    let Some(sut) = sut else {
+        return Reply::Failed {
+            id: Some(id),
+            message: "no setup before the first step".into(),
+        };
+    };
+    match run(sut) {
+        Ok(counts) => Reply::Report {
+            id,
+            counts: Box::new(counts),
+        },
+        Err(e) => Reply::Failed {
+            id: Some(id),
+            message: format!("{e:#}"),
+        },
     }
 }
 
