@@ -591,3 +591,39 @@ fn a_report_sent_twice_is_counted_once() {
         }
     }
 }
+
+#[test]
+fn an_agent_stops_on_sigterm_while_a_coordinator_is_connected() {
+    use std::io::Write;
+    let (mut agent, _, line) = local(
+        &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
+        "listening on",
+    );
+    let addr: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    // A coordinator that says hello and then waits: the session idles in a read.
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    writeln!(c, r#"{{"type":"hello","token":"{TOKEN}","protocol":1}}"#).unwrap();
+    let mut welcome = String::new();
+    BufReader::new(c.try_clone().unwrap())
+        .read_line(&mut welcome)
+        .unwrap();
+    assert!(welcome.contains("welcome"), "{welcome}");
+    let term = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    let code = loop {
+        if let Some(s) = agent.try_wait().unwrap() {
+            break s.code();
+        }
+        // The accept loop looks for a signal every 50 ms; 10 s is slack for a busy
+        // machine, far below the session's 15-minute idle time-out.
+        assert!(
+            term.elapsed() < Duration::from_secs(10),
+            "the agent did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(143));
+}

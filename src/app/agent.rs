@@ -79,11 +79,13 @@ pub fn agent(args: AgentArgs) -> Result<()> {
         }
         sessions.retain(|h| !h.is_finished());
     }
+    if signals::interrupted() {
+        // A session's step stops on the same signal; one waiting for its coordinator's
+        // next request ends with the process.
+        return Err(crate::error::Cancelled("the agent was stopped".into()).into());
+    }
     for h in sessions {
         let _ = h.join();
-    }
-    if signals::interrupted() {
-        return Err(crate::error::Cancelled("the agent was stopped".into()).into());
     }
     Ok(())
 }
