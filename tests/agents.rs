@@ -466,9 +466,13 @@ fn a_wrong_token_is_refused_before_measuring() {
     assert!(a1.child.try_wait().unwrap().is_none());
 }
 
-/// Between a coordinator and its agent, forwards every line and sends each report
-/// twice: a duplicate report must be ignored, not counted twice.
-fn doubling_proxy(agent: std::net::SocketAddr) -> std::net::SocketAddr {
+/// Between a coordinator and its agent: forwards every line of the coordinator's, and
+/// each of the agent's `copies(line)` times after `delay`.
+fn proxy(
+    agent: std::net::SocketAddr,
+    copies: fn(&str) -> usize,
+    delay: Duration,
+) -> std::net::SocketAddr {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -487,13 +491,9 @@ fn doubling_proxy(agent: std::net::SocketAddr) -> std::net::SocketAddr {
             let mut c_out = coordinator;
             std::thread::spawn(move || {
                 for line in BufReader::new(upstream).lines().map_while(Result::ok) {
-                    let times = if line.contains("\"type\":\"report\"") {
-                        2
-                    } else {
-                        1
-                    };
+                    std::thread::sleep(delay);
                     let bytes = format!("{line}\n");
-                    for _ in 0..times {
+                    for _ in 0..copies(&line) {
                         if c_out.write_all(bytes.as_bytes()).is_err() {
                             return;
                         }
@@ -543,7 +543,15 @@ fn a_report_sent_twice_is_counted_once() {
         "listening on",
     );
     let agent_addr: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
-    let proxy = doubling_proxy(agent_addr).to_string();
+    // A duplicate report must be ignored, not counted twice.
+    let twice = |line: &str| {
+        if line.contains("\"type\":\"report\"") {
+            2
+        } else {
+            1
+        }
+    };
+    let proxy = proxy(agent_addr, twice, Duration::ZERO).to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -626,4 +634,49 @@ fn an_agent_stops_on_sigterm_while_a_coordinator_is_connected() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(143));
+}
+
+#[test]
+fn an_agent_whose_clock_cannot_be_compared_closely_is_refused() {
+    let (mut agent, _, line) = local(
+        &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
+        "listening on",
+    );
+    let addr: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    // Every answer 30 ms late: round trips of at least 30 ms, an offset uncertain by
+    // 15 ms, above the 10 ms a run accepts.
+    let slow = proxy(addr, |_| 1, Duration::from_millis(30)).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            "--backend",
+            "sim",
+            "--max-latency",
+            "0.05",
+            "--time",
+            "1",
+            "--output",
+            out.to_str().unwrap(),
+            "--agents",
+            &slow,
+            "--token",
+            TOKEN,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut c);
+    let (code, text) = finish(c, &mut lines, Duration::from_secs(60));
+    let _ = (agent.kill(), agent.wait());
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!(
+            "agent {slow}: its clock can only be compared to within"
+        )),
+        "{text}"
+    );
+    assert!(!out.exists(), "nothing measured, nothing written");
 }
