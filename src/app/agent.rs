@@ -215,8 +215,9 @@ fn setup(args: &[String]) -> Result<Sut> {
     let mut settings = match cli.command {
         Command::Run(run) => super::run::run_settings(&run)?,
         Command::Fixed(fixed) => super::fixed::fixed_settings(&fixed)?.0,
+        Command::Throughput(t) => super::throughput::throughput_settings(&t)?,
         _ => anyhow::bail!(SettingsError(
-            "agents serve `loadgen run` and `loadgen fixed` only".into()
+            "agents serve `loadgen run`, `fixed` and `throughput` only".into()
         )),
     };
     settings.quiet = true;

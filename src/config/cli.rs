@@ -503,6 +503,8 @@ pub struct ThroughputArgs {
     pub output: Option<PathBuf>,
     #[arg(long, help = OP_PROFILE_HELP)]
     pub op_profile: bool,
+    #[command(flatten)]
+    pub spread: AgentsFlags,
 }
 
 #[derive(Args, Debug, Clone)]
