@@ -680,3 +680,74 @@ fn an_agent_whose_clock_cannot_be_compared_closely_is_refused() {
     );
     assert!(!out.exists(), "nothing measured, nothing written");
 }
+
+#[test]
+fn throughput_over_agents_adds_their_closed_loops_within_the_servers_capacity() {
+    // Two workers of fixed 5 ms: the server cannot answer more than 400 queries/s.
+    let (mut srv, _, line) = local(
+        &[
+            "serve",
+            "--backend",
+            "sim",
+            "--sim-service-time",
+            "fixed:5ms",
+            "--threads",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "listening",
+    );
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let agent = || {
+        local(
+            &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
+            "listening on",
+        )
+    };
+    let ((mut a1, _, l1), (mut a2, _, l2)) = (agent(), agent());
+    let addrs = [&l1, &l2]
+        .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        .join(",");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args([
+                "throughput",
+                "--backend",
+                "kserve",
+                "--url",
+                &url,
+                "--model-name",
+                "sim",
+            ])
+            .args([
+                "--time", "2", "--json", "--agents", &addrs, "--token", TOKEN,
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let refused = run(&["--op-profile"]);
+    let _ = (
+        srv.kill(),
+        a1.kill(),
+        a2.kill(),
+        srv.wait(),
+        a1.wait(),
+        a2.wait(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let qps = doc["qps"].as_f64().unwrap();
+    // Each agent keeps its requests in flight against the same two workers: together
+    // they keep both busy (far above one worker's 200/s), never above the capacity.
+    assert!(qps > 200.0 && qps <= 400.0 * 1.02, "{qps} queries/s: {err}");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--op-profile"));
+}
