@@ -19,6 +19,13 @@ import onnxruntime as ort
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
+import pytriton.client.client as pytriton_client
+
+# pytriton (0.7.0, pinned) loads each model with an HTTP call bounded by a private 60 s
+# network time-out. On 2 cores busy compiling and testing, Triton's Python-backend stub
+# once took longer than that to start, and the call failed with TimeoutError. Allow
+# 300 s: serve_triton.sh's READY_TIMEOUT still bounds the whole start.
+pytriton_client._DEFAULT_NETWORK_TIMEOUT_S = 300.0
 
 
 def main() -> int:
