@@ -72,6 +72,8 @@ fn sessions_over(
         settings.batch_size,
         signals::flag(),
     )?;
+    // Every session is loaded: what their loads freed goes back to the system.
+    crate::base::memory::release_free_heap();
     Ok(Sut {
         backend,
         dataset,

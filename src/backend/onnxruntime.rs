@@ -597,7 +597,11 @@ fn open_session(
                 ))
             })?;
     }
-    builder.commit_from_file(path).map_err(|e| {
+    let session = builder.commit_from_file(path);
+    // The load's transient buffers, freed, go back to the system before the next
+    // session loads (see crate::base::memory).
+    crate::base::memory::release_free_heap();
+    session.map_err(|e| {
         if device == Device::Gpu && e.code() == ort::ErrorCode::ExecutionProviderFailure {
             BackendError::DeviceUnavailable(format!(
                 "--device gpu: the CUDA execution provider failed on model {} ({e}); use --device cpu",
