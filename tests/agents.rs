@@ -295,6 +295,12 @@ fn finish(mut child: Child, lines: &mut Lines, within: Duration) -> (i32, String
     }
 }
 
+/// Runs `child` to its end (at most `within`): its exit code and every line.
+fn ended(mut child: Child, within: Duration) -> (i32, String) {
+    let mut lines = Lines::of(&mut child);
+    finish(child, &mut lines, within)
+}
+
 fn read(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -329,9 +335,7 @@ fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() 
     let two = dir.path().join("two.json");
     let mut args = run_args(two.to_str().unwrap(), &search);
     args.extend(["--agents", AGENTS, "--token", TOKEN]);
-    let mut c = net.spawn("co", &args);
-    let mut lines = Lines::of(&mut c);
-    let (code, text) = finish(c, &mut lines, Duration::from_secs(300));
+    let (code, text) = ended(net.spawn("co", &args), Duration::from_secs(300));
     assert_eq!(code, 0, "{text}");
     let doc = read(&two);
 
@@ -368,9 +372,10 @@ fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() 
 
     // One process on the same server: the answers agree within their intervals.
     let one = dir.path().join("one.json");
-    let mut c = net.spawn("co", &run_args(one.to_str().unwrap(), &search));
-    let mut lines = Lines::of(&mut c);
-    let (code, text) = finish(c, &mut lines, Duration::from_secs(300));
+    let (code, text) = ended(
+        net.spawn("co", &run_args(one.to_str().unwrap(), &search)),
+        Duration::from_secs(300),
+    );
     assert_eq!(code, 0, "{text}");
     let (q2, l2, h2) = interval(&doc, "exponential", "0.05");
     let (q1, l1, h1) = interval(&read(&one), "exponential", "0.05");
@@ -452,9 +457,7 @@ fn a_wrong_token_is_refused_before_measuring() {
         &["--max-latency", "0.05", "--time", "1"],
     );
     args.extend(["--agents", AGENTS, "--token", "not-the-token"]);
-    let mut c = net.spawn("co", &args);
-    let mut lines = Lines::of(&mut c);
-    let (code, text) = finish(c, &mut lines, Duration::from_secs(60));
+    let (code, text) = ended(net.spawn("co", &args), Duration::from_secs(60));
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("agent 10.77.4.2:7420: it refused this coordinator: wrong token"),
@@ -505,44 +508,49 @@ fn proxy(
     addr
 }
 
-/// A local process, its stderr watched (no namespace needed).
-fn local(args: &[&str], ready: &str) -> (Child, Lines, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+/// `loadgen ARGS` here (no namespace), stdout and stderr piped.
+fn spawn_here(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(args)
         .env_remove("LOADGEN_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .unwrap()
+}
+
+/// A local process, once it printed a line containing `ready` (that line).
+fn local(args: &[&str], ready: &str) -> (Child, String) {
+    let mut child = spawn_here(args);
+    let line = Lines::of(&mut child).wait_for(ready, Duration::from_secs(60));
+    (child, line)
+}
+
+/// A local `loadgen serve --backend sim` with these extra flags, and its URL.
+fn local_server(extra: &[&str]) -> (Child, String) {
+    let mut args = vec!["serve", "--backend", "sim", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let (child, line) = local(&args, "listening");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
         .unwrap();
-    let mut lines = Lines::of(&mut child);
-    let line = lines.wait_for(ready, Duration::from_secs(60));
-    (child, lines, line)
+    (child, url.to_string())
+}
+
+/// A local agent with the test's token, and its address.
+fn local_agent() -> (Child, std::net::SocketAddr) {
+    let (child, line) = local(
+        &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
+        "listening on",
+    );
+    (child, line.rsplit(' ').next().unwrap().parse().unwrap())
 }
 
 #[test]
 fn a_report_sent_twice_is_counted_once() {
-    let (mut srv, _, line) = local(
-        &[
-            "serve",
-            "--backend",
-            "sim",
-            "--sim-service-time",
-            "exp:5ms",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        "listening",
-    );
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
-    let (mut agent, _, line) = local(
-        &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
-        "listening on",
-    );
-    let agent_addr: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut srv, url) = local_server(&["--sim-service-time", "exp:5ms"]);
+    let (mut agent, agent_addr) = local_agent();
     // A duplicate report must be ignored, not counted twice.
     let twice = |line: &str| {
         if line.contains("\"type\":\"report\"") {
@@ -554,8 +562,8 @@ fn a_report_sent_twice_is_counted_once() {
     let proxy = proxy(agent_addr, twice, Duration::ZERO).to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
+    let (code, text) = ended(
+        spawn_here(&[
             "run",
             "--backend",
             "kserve",
@@ -578,13 +586,9 @@ fn a_report_sent_twice_is_counted_once() {
             &proxy,
             "--token",
             TOKEN,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::of(&mut c);
-    let (code, text) = finish(c, &mut lines, Duration::from_secs(180));
+        ]),
+        Duration::from_secs(180),
+    );
     let _ = (srv.kill(), agent.kill(), srv.wait(), agent.wait());
     assert_eq!(code, 0, "{text}");
     let doc = read(&out);
@@ -603,11 +607,7 @@ fn a_report_sent_twice_is_counted_once() {
 #[test]
 fn an_agent_stops_on_sigterm_while_a_coordinator_is_connected() {
     use std::io::Write;
-    let (mut agent, _, line) = local(
-        &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
-        "listening on",
-    );
-    let addr: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut agent, addr) = local_agent();
     // A coordinator that says hello and then waits: the session idles in a read.
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     writeln!(c, r#"{{"type":"hello","token":"{TOKEN}","protocol":1}}"#).unwrap();
@@ -638,18 +638,14 @@ fn an_agent_stops_on_sigterm_while_a_coordinator_is_connected() {
 
 #[test]
 fn an_agent_whose_clock_cannot_be_compared_closely_is_refused() {
-    let (mut agent, _, line) = local(
-        &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
-        "listening on",
-    );
-    let addr: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut agent, addr) = local_agent();
     // Every answer 30 ms late: round trips of at least 30 ms, an offset uncertain by
     // 15 ms, above the 10 ms a run accepts.
     let slow = proxy(addr, |_| 1, Duration::from_millis(30)).to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
+    let (code, text) = ended(
+        spawn_here(&[
             "run",
             "--backend",
             "sim",
@@ -663,13 +659,9 @@ fn an_agent_whose_clock_cannot_be_compared_closely_is_refused() {
             &slow,
             "--token",
             TOKEN,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::of(&mut c);
-    let (code, text) = finish(c, &mut lines, Duration::from_secs(60));
+        ]),
+        Duration::from_secs(60),
+    );
     let _ = (agent.kill(), agent.wait());
     assert_eq!(code, 2, "{text}");
     assert!(
@@ -684,35 +676,9 @@ fn an_agent_whose_clock_cannot_be_compared_closely_is_refused() {
 #[test]
 fn throughput_over_agents_adds_their_closed_loops_within_the_servers_capacity() {
     // Two workers of fixed 5 ms: the server cannot answer more than 400 queries/s.
-    let (mut srv, _, line) = local(
-        &[
-            "serve",
-            "--backend",
-            "sim",
-            "--sim-service-time",
-            "fixed:5ms",
-            "--threads",
-            "2",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        "listening",
-    );
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
-    let agent = || {
-        local(
-            &["agent", "--listen", "127.0.0.1:0", "--token", TOKEN],
-            "listening on",
-        )
-    };
-    let ((mut a1, _, l1), (mut a2, _, l2)) = (agent(), agent());
-    let addrs = [&l1, &l2]
-        .map(|l| l.rsplit(' ').next().unwrap().to_string())
-        .join(",");
+    let (mut srv, url) = local_server(&["--sim-service-time", "fixed:5ms", "--threads", "2"]);
+    let ((mut a1, addr1), (mut a2, addr2)) = (local_agent(), local_agent());
+    let addrs = format!("{addr1},{addr2}");
     let run = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_loadgen"))
             .args([
