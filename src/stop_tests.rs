@@ -15,7 +15,7 @@ use crate::backend::{
 };
 use crate::measure::pool::{SampleLibrary, WorkerPool};
 use crate::measure::schedule::Distribution;
-use crate::measure::step::{run_open, StepSpec, StepSummary, StopReason};
+use crate::measure::step::{run_open, RunOn, StepSpec, StepSummary, StopReason};
 
 /// Answers the first `fast` requests after 1 ms, every later one after `slow`.
 struct TurnsSlow {
@@ -148,7 +148,7 @@ fn stopped_step(asynchronous: bool) -> StepSummary {
         seed: 1,
         confidence: 0.99,
         burst: 1.0,
-        to_confidence: false,
+        run_on: RunOn::NearBoundary,
         share: None,
         service_ref: None,
     };
@@ -275,7 +275,7 @@ fn no_in_process_or_in_flight_step_passes_with_a_failing_stop() {
             seed: case,
             confidence: 0.99,
             burst: 1.0,
-            to_confidence: false,
+            run_on: RunOn::NearBoundary,
             share: None,
             service_ref: None,
         };

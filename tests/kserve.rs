@@ -20,7 +20,7 @@ use loadgen::backend::{
 use loadgen::data::dataset::Dataset;
 use loadgen::measure::pool::{SampleLibrary, WorkerPool};
 use loadgen::measure::schedule::Distribution;
-use loadgen::measure::step::{self, StepSpec, Verdict};
+use loadgen::measure::step::{self, RunOn, StepSpec, Verdict};
 use loadgen_testkit::{ServerOptions, TestModel, V2Server};
 use serde_json::Value;
 
@@ -272,7 +272,7 @@ fn spec(
         seed,
         confidence: 0.99,
         burst: 1.0,
-        to_confidence: false,
+        run_on: RunOn::NearBoundary,
         share: None,
         service_ref: None,
     }

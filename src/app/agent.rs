@@ -18,7 +18,7 @@ use crate::agents::protocol::{self, Reply, Request, ShareCounts, ShareSpec, Wire
 use crate::config::cli::{AgentArgs, Cli, Command};
 use crate::config::settings::SettingsError;
 use crate::measure::schedule::Distribution;
-use crate::measure::step::{self, Share, StepSpec};
+use crate::measure::step::{self, RunOn, Share, StepSpec};
 
 use super::common::*;
 
@@ -287,7 +287,7 @@ fn run_share(sut: &Sut, s: &ShareSpec) -> Result<ShareCounts> {
         confidence: s.confidence,
         burst: 1.0,
         service_ref: None,
-        to_confidence: false,
+        run_on: RunOn::NearBoundary,
         share: Some(Share { start }),
     };
     let counts = step::run_open_counts(&sut.pool, &spec, signals::flag())?;

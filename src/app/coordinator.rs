@@ -24,7 +24,7 @@ use crate::agents::split;
 use crate::base::text::quote;
 use crate::error::{AgentLost, AgentRefused};
 use crate::measure::stats::WorkerStats;
-use crate::measure::step::{self, StepSpec, StepSummary};
+use crate::measure::step::{self, RunOn, StepSpec, StepSummary};
 use crate::signals;
 
 /// How long an agent may take to answer a hello or a ping.
@@ -244,7 +244,7 @@ impl Agents {
     pub(crate) fn step(&mut self, spec: &StepSpec, name: &str) -> Result<StepSummary> {
         let mut whole = spec.clone();
         whole.cap = whole.planned;
-        whole.to_confidence = false;
+        whole.run_on = RunOn::NearBoundary;
         let shares = split::split(
             whole.distribution,
             whole.offered_qps,

@@ -18,6 +18,7 @@ pub mod search;
 pub mod stats;
 pub mod step;
 pub mod sync;
+pub mod tail_fit;
 pub mod theory;
 pub mod verdict;
 #[cfg(test)]

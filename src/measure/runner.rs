@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::measure::schedule::Distribution;
-use crate::measure::step::{StepSpec, StepSummary};
+use crate::measure::step::{RunOn, StepSpec, StepSummary, END_STRETCH};
 
 /// The run was interrupted (a signal) or failed; the search gives up.
 #[derive(Debug)]
@@ -26,26 +26,36 @@ pub struct Ask {
     pub seed: u64,
     /// The size of late bursts seen so far (see [`crate::measure::step::StepSpec::burst`]).
     pub burst: f64,
-    /// Run on (within the step's cap) until the verdict is confident at this
-    /// confidence, even where the late fraction is far from 1 %: the step that looks
-    /// for the interval's low end, at the interval's confidence
-    /// ([`crate::measure::policy::end_confidence`]).
-    pub to_confidence: Option<f64>,
+    /// For a step of the interval's ends: how far it runs on, and to which
+    /// confidence ([`crate::measure::policy::end_step`]).
+    pub end: Option<EndStep>,
     /// The highest rate passed so far and the lowest failed above it (spoiled steps
     /// say nothing): how far the search has narrowed, for the progress bar.
     pub bracket: (Option<f64>, Option<f64>),
 }
 
 impl Ask {
-    /// What the ask adds to a step's spec: the bursts seen so far and, for the
-    /// low-end step, running to its own confidence.
+    /// What the ask adds to a step's spec: the bursts seen so far and, for an end
+    /// step, running on to its own confidence within a cap [`END_STRETCH`] times an
+    /// ordinary step's.
     pub fn shape(&self, spec: &mut StepSpec) {
         spec.burst = self.burst;
-        if let Some(c) = self.to_confidence {
-            spec.to_confidence = true;
-            spec.confidence = c;
+        if let Some(end) = self.end {
+            spec.run_on = end.run_on;
+            spec.confidence = end.confidence;
+            spec.cap = spec.cap.saturating_mul(END_STRETCH);
+            spec.time_cap = spec.time_cap.saturating_mul(END_STRETCH as u32);
         }
     }
+}
+
+/// A step for one of the interval's ends: it runs on while its verdict is open, as
+/// `run_on` says, until it is confident at `confidence` (the end's, not the
+/// verdicts').
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EndStep {
+    pub run_on: RunOn,
+    pub confidence: f64,
 }
 
 /// Runs steps for the search. The real one drives the worker pool; tests use a

@@ -29,6 +29,13 @@ use crate::measure::verdict::{point_pass, Evidence, Rule, LATE_FRACTION};
 /// confident near the boundary and most steps plan fewer.
 pub const EXTENSION: u64 = 4;
 
+/// The steps for the interval's ends ([`RunOn::ToPass`], [`RunOn::ToFail`]) may run
+/// this many times further than an ordinary step (8 × `--time` by default): near the
+/// answer late queries come in bursts of 5–20, so a confident verdict at a rate 10–15 %
+/// from it needs 3,000–6,000 queries, more than an ordinary step's cap holds at the
+/// default `--time`. The policy asks for one only where the search's budget has room.
+pub const END_STRETCH: u64 = 2;
+
 /// The time cap is never below this, so that a very short `--time` still sends a
 /// few queries.
 pub const MIN_TIME_CAP_S: f64 = 1.0;
@@ -59,13 +66,29 @@ pub struct StepSpec {
     /// (the capacity probe's), for in-process runtimes: a failed step whose calls ran
     /// clearly slower is put down to the machine (see [`ServiceTimes`]).
     pub service_ref: Option<ServiceTimes>,
-    /// Run on while a confident pass is reachable within the cap, however far the
-    /// late fraction is from 1 % (an ordinary step stops on its point estimate
-    /// there): the search's step for the interval's low end.
-    pub to_confidence: bool,
+    /// How far the step runs on while its verdict is open: an ordinary step only near
+    /// 1 %, the interval's end steps to a confident verdict.
+    pub run_on: RunOn,
     /// Set on an agent: the step is this agent's share of a step split over agents
     /// (see `crate::agents`), run at the instant every agent agreed on.
     pub share: Option<Share>,
+}
+
+/// How far a step whose verdict is still open runs on past its planned queries
+/// (within its cap).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunOn {
+    /// While its point estimate is within a factor of two of 1 % and a confident pass
+    /// is still reachable: only there does running on change verdicts often enough
+    /// to pay (an ordinary step).
+    #[default]
+    NearBoundary,
+    /// While a confident pass is reachable, however far the late fraction is from
+    /// 1 %: the step for the interval's low end.
+    ToPass,
+    /// While its point estimate fails, until the fail is confident: the step for the
+    /// interval's high end.
+    ToFail,
 }
 
 /// An agent's share of a distributed step. The verdict belongs to the coordinator, on
@@ -149,7 +172,7 @@ impl StepSpec {
             confidence,
             burst: 1.0,
             service_ref: None,
-            to_confidence: false,
+            run_on: RunOn::NearBoundary,
             share: None,
         }
     }
@@ -617,8 +640,8 @@ pub struct Monitor {
     episode_start: u64,
     /// Sum of the squared sizes of the finished episodes.
     closed_sq: u64,
-    /// See [`StepSpec::to_confidence`].
-    to_confidence: bool,
+    /// See [`StepSpec::run_on`].
+    run_on: RunOn,
     /// Every episode, kept only on an agent's share (see [`Share`]): O(episodes).
     log: Option<Vec<Episode>>,
 }
@@ -675,7 +698,7 @@ impl Monitor {
             episodes: 0,
             episode_start: 0,
             closed_sq: 0,
-            to_confidence: false,
+            run_on: RunOn::NearBoundary,
             log: None,
         }
     }
@@ -709,7 +732,7 @@ impl Monitor {
     /// The monitor of `spec`'s step.
     pub fn for_step(spec: &StepSpec) -> Monitor {
         Monitor {
-            to_confidence: spec.to_confidence,
+            run_on: spec.run_on,
             log: spec.share.map(|_| Vec::new()),
             ..Monitor::new(
                 spec.planned,
@@ -810,13 +833,16 @@ impl Monitor {
                 // Running on is worth it only while a confident pass can still be
                 // reached within the cap with the late queries seen so far (a
                 // confident fail needs more late queries, which would come sooner).
-                Evidence::Undecided
-                    if !self.pass_reachable(late)
-                        || !(self.to_confidence || self.near(judged, late)) =>
-                {
-                    Some(StopReason::PointEstimate)
+                Evidence::Undecided => {
+                    let on = match self.run_on {
+                        RunOn::NearBoundary => self.near(judged, late) && self.pass_reachable(late),
+                        RunOn::ToPass => self.pass_reachable(late),
+                        // A fail needs only more late queries, which come while the
+                        // point estimate stays above 1 %.
+                        RunOn::ToFail => !point_pass(judged, late),
+                    };
+                    (!on).then_some(StopReason::PointEstimate)
                 }
-                Evidence::Undecided => None,
             }
         } else if evidence == Evidence::ConfidentFail
             && late as f64 > LATE_FRACTION * self.planned as f64
