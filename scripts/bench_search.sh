@@ -8,6 +8,9 @@
 #
 #   scripts/bench_search.sh [SEEDS] [TIME]     (default: 5 seeds, --time 10)
 #   QUEUES="M/D/1 M/M/2" scripts/bench_search.sh   (only those queues)
+#   JOBS=35 scripts/bench_search.sh   (runs at once, default 1: a sim run sleeps between
+#                                      queries and uses ~5 % of a core, so a quiet
+#                                      2-core machine holds all 35 runs together)
 #
 # Queues (one server unless said):
 #   M/M/1  exp:5ms,   exponential, T = 50 ms:  theory mu - ln(100)/T = 107.9 qps
@@ -37,18 +40,37 @@ trap 'rm -rf "$out"' EXIT
 
 queues=${QUEUES:-M/M/1 M/D/1 M/M/2 M/D/1-T3 M/D/1-T5 M/D/1-T6 D/D/1}
 
+jobs_max=${JOBS:-1}
+# One run: its ===RESULT line and its wall seconds, in files named after the queue and
+# seed (a / in a queue's name becomes _).
+run_one() { # name law dist target threads seed
+  local f=$out/${1//\//_}.$6 start
+  start=$(date +%s)
+  "$bin" run --backend sim --sim-service-time "$2" --threads "$5" --distributions "$3" \
+    --max-latency "$4" --no-accuracy --quiet --time "$time_s" --seed "$6" \
+    --output "$f.json" 2>/dev/null | grep '^===RESULT' >"$f.line" || true
+  echo $(($(date +%s) - start)) >"$f.secs"
+}
+
+# First every run (JOBS at a time), then each queue's lines and summary.
+start_queue() { # name law dist target theory threads [cover]
+  case " $queues " in *" $1 "*) ;; *) return 0 ;; esac
+  local seed
+  for seed in $(seq 1 "$seeds"); do
+    while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
+    run_one "$1" "$2" "$3" "$4" "$6" "$seed" &
+  done
+}
+
 run_queue() { # name law dist target theory threads [rate the interval should cover]
-  local name=$1 law=$2 dist=$3 target=$4 theory=$5 threads=$6 cover=${7:-$5}
+  local name=$1 law=$2 target=$4 theory=$5 cover=${7:-$5}
   case " $queues " in *" $name "*) ;; *) return 0 ;; esac
   : >"$out/summary"
   for seed in $(seq 1 "$seeds"); do
-    local start end line
-    start=$(date +%s)
-    line=$("$bin" run --backend sim --sim-service-time "$law" --threads "$threads" --distributions "$dist" \
-      --max-latency "$target" --no-accuracy --quiet --time "$time_s" --seed "$seed" \
-      --output "$out/$name.$seed.json" 2>/dev/null | grep '^===RESULT')
-    end=$(date +%s)
-    python3 - "$name" "$seed" "$theory" "$((end - start))" "$line" "$out/summary" "$cover" "$out/$name.$seed.json" "$law" "$target" <<'PY'
+    local f=$out/${name//\//_}.$seed line secs
+    line=$(cat "$f.line")
+    secs=$(cat "$f.secs")
+    python3 - "$name" "$seed" "$theory" "$secs" "$line" "$out/summary" "$cover" "$f.json" "$law" "$target" <<'PY'
 import json, math, re, sys
 name, seed, theory, secs, line, summary = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 want = float(sys.argv[7])
@@ -97,7 +119,7 @@ widths = [float(r[2]) for r in rows if r[2] != "nan"]
 width = (f"median width {statistics.median(widths):.0f} % of theory over the {len(widths)} with both ends"
          if widths else "no interval with both ends")
 if name == "D/D/1":
-    ok = sum(190 <= float(v) <= 201 for v, _ in rows)
+    ok = sum(190 <= float(r[0]) <= 201 for r in rows)
     print(f"{name}: {ok} of {n} answers in 190-201, intervals cover 199 in {cov} of {n}; {width}")
 else:
     print(f"{name}: median {med:+.1f} % ({'within' if abs(med) <= 5 else 'OUTSIDE'} ±5 %), "
@@ -105,14 +127,19 @@ else:
 PY
 }
 
-run_queue "M/M/1" exp:5ms exponential 0.05 107.9 1
-run_queue "M/D/1" fixed:5ms exponential 0.05 154.7 1
-run_queue "M/M/2" exp:10ms exponential 0.1 151.6 2
-# Flat tails: deterministic service and a target of 3, 5 or 6 service times, where the
-# late fraction climbs slowly near the answer (at 89 % of it 0.66, 0.43, 0.34 %).
-run_queue "M/D/1-T3" fixed:5ms exponential 0.015 63.9 1
-run_queue "M/D/1-T5" fixed:5ms exponential 0.025 112.2 1
-run_queue "M/D/1-T6" fixed:5ms exponential 0.03 125.9 1
-# D/D/1: at 200 qps the server is never idle, so the highest rate a step can pass is
-# 199 (whole numbers from 10 qps up); the interval is checked against that.
-run_queue "D/D/1" fixed:5ms linear 0.02 200 1 199
+each_queue() { # what to do with each queue: start_queue or run_queue
+  "$1" "M/M/1" exp:5ms exponential 0.05 107.9 1
+  "$1" "M/D/1" fixed:5ms exponential 0.05 154.7 1
+  "$1" "M/M/2" exp:10ms exponential 0.1 151.6 2
+  # Flat tails: deterministic service and a target of 3, 5 or 6 service times, where
+  # the late fraction climbs slowly near the answer (at 89 % of it 0.66, 0.43, 0.34 %).
+  "$1" "M/D/1-T3" fixed:5ms exponential 0.015 63.9 1
+  "$1" "M/D/1-T5" fixed:5ms exponential 0.025 112.2 1
+  "$1" "M/D/1-T6" fixed:5ms exponential 0.03 125.9 1
+  # D/D/1: at 200 qps the server is never idle, so the highest rate a step can pass is
+  # 199 (whole numbers from 10 qps up); the interval is checked against that.
+  "$1" "D/D/1" fixed:5ms linear 0.02 200 1 199
+}
+each_queue start_queue
+wait
+each_queue run_queue

@@ -65,6 +65,20 @@ summary() {
   printf '  %-10s %6s\n' total "$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')"
 }
 
+# The slowest tests of the nextest pass that just ended, from its JUnit report
+# (.config/nextest.toml): where the stage's time went.
+slowest() {
+  python3 - "$ROOT/target/nextest/default/junit.xml" <<'PY' || true
+import sys, xml.etree.ElementTree as ET
+cases = [(float(c.get("time", 0)), c.get("classname", "") + " " + c.get("name", ""))
+         for c in ET.parse(sys.argv[1]).iter("testcase")]
+cases.sort(reverse=True)
+print(f"slowest of {len(cases)} tests ({sum(t for t, _ in cases):.0f} s in all):")
+for t, name in cases[:8]:
+    print(f"  {t:6.1f} s  {name}")
+PY
+}
+
 # Background: the runtimes and models, then Triton once the ONNX model exists. Their
 # downloads and model making overlap the compile.
 logs=$(mktemp -d)
@@ -135,6 +149,7 @@ cargo test --workspace --profile "$PROFILE" --no-run --quiet
 
 stage test "tests without any runtime library (cargo nextest, .config/nextest.toml), while the setup finishes"
 cargo nextest run --workspace --cargo-profile "$PROFILE" --status-level fail --final-status-level slow
+slowest
 
 stage runtimes "waiting for scripts/setup.sh all, scripts/setup_checks.sh and scripts/serve_triton.sh"
 if ! wait "$setup_pid"; then
@@ -168,6 +183,7 @@ echo "ok: $(cat "$logs/triton.ready")"
 
 stage ignored "tests that need ONNX Runtime, TensorFlow, OpenVINO, Triton, Chromium, PyPI's hdrhistogram, kubernetes-validate or kfp (cargo nextest --run-ignored only)"
 cargo nextest run --workspace --cargo-profile "$PROFILE" --run-ignored only --status-level fail --final-status-level slow
+slowest
 
 stage golden "golden checks on a generated ImageNet-layout set"
 data=$ROOT/data/testset
