@@ -1446,6 +1446,18 @@ mod tests {
         assert_eq!(high.unwrap_err().rate, 200.0);
     }
 
+    /// A capacity cliff: clean passes up to 35 qps (3 late of 3,000), overloaded from
+    /// `over` on.
+    fn cliff(over: f64) -> [StepSummary; 5] {
+        [
+            st(30.0, 3000, 0),
+            st(33.0, 3000, 0),
+            st(35.0, 3000, 3),
+            st(over, 1500, 200),
+            st(over + 2.0, 1000, 400),
+        ]
+    }
+
     #[test]
     fn interval_ends_come_from_the_fit_where_its_band_holds_the_answer() {
         // An M/M/1's expected late counts (f = exp(−(200 − r)·0.05), crossing 1 % at
@@ -1464,13 +1476,7 @@ mod tests {
         };
         let smooth = mm1(&[90.0, 100.0, 104.0, 107.0, 110.0, 115.0, 125.0]);
         // A cliff: nothing late up to 35 qps, overloaded from 36.
-        let cliff = [
-            st(30.0, 3000, 0),
-            st(33.0, 3000, 0),
-            st(35.0, 3000, 3),
-            st(36.0, 1500, 200),
-            st(38.0, 1000, 400),
-        ];
+        let cliff = cliff(36.0);
         // (steps, answer, low within, high within)
         type Case<'a> = (&'a [StepSummary], f64, (f64, f64), (f64, f64));
         let cases: [Case; 3] = [
@@ -1515,13 +1521,7 @@ mod tests {
         ];
         // A cliff: clean passes up to 35, overloaded from 37; whatever the fit makes
         // of the jump, the answer stays 35.
-        let cliff = [
-            st(30.0, 3000, 0),
-            st(33.0, 3000, 0),
-            st(35.0, 3000, 3),
-            st(37.0, 1500, 200),
-            st(39.0, 1000, 400),
-        ];
+        let cliff = cliff(37.0);
         // (steps, the monotone rule's answer, the answer)
         let cases: [(&[StepSummary], f64, f64); 2] = [(&flat, 100.0, 104.0), (&cliff, 35.0, 35.0)];
         for (steps, monotone, want) in cases {
