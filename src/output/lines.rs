@@ -230,6 +230,10 @@ pub fn result_line(
     }
 }
 
+/// A `--time` beyond this (an hour) is no advice: the end's late fraction is too near
+/// 1 % for any step a user would run.
+const PRACTICAL_S: f64 = 3600.0;
+
 /// One sentence per interval end that no step showed with `confidence` (none when
 /// both are shown): what would show it, as the `--time` that would hold enough
 /// queries (a step may run to [`EXTENSION`] × `--time`).
@@ -237,6 +241,12 @@ pub fn interval_note(interval: &Interval, confidence: f64, time: f64) -> Option<
     let pct = py_float(100.0 * confidence);
     let want = |u: &Unshown, what: &str| -> String {
         match u.queries {
+            Some(n) if u.rate > 0.0 && n as f64 / (EXTENSION as f64 * u.rate) > PRACTICAL_S => {
+                format!(
+                    "no rate was shown to {what} with {pct} % confidence: at {} qps the late fraction is too near 1 % for a step of practical length to show it",
+                    py_rate(u.rate)
+                )
+            }
             Some(n) if u.rate > 0.0 => {
                 let secs = (n as f64 / (EXTENSION as f64 * u.rate)).ceil();
                 let hint = if secs > time {
@@ -314,6 +324,51 @@ pub fn accuracy_line(a: &AccuracyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unshown_end_names_the_time_that_would_show_it_if_any_would() {
+        let unshown = |rate: f64, queries: Option<u64>| Unshown { rate, queries };
+        // (low end, --time, the sentence holds)
+        let cases = [
+            (
+                unshown(20.0, Some(400)),
+                10.0,
+                "a step at 20 qps needs about 400 queries",
+            ),
+            (
+                unshown(20.0, Some(2720)),
+                10.0,
+                "needs about 2720 queries; --time 34 would give one",
+            ),
+            (
+                unshown(5.41, Some(2_772_136)),
+                10.0,
+                "at 5.41 qps the late fraction is too near 1 % for a step of practical length",
+            ),
+            (
+                unshown(20.0, None),
+                10.0,
+                "no rate was shown to pass with 95.0 % confidence",
+            ),
+        ];
+        for (low, time, want) in cases {
+            let i = Interval {
+                low: Err(low),
+                high: Ok(30.0),
+            };
+            let note = interval_note(&i, 0.95, time).unwrap();
+            assert!(note.contains(want), "{note}");
+            assert!(
+                !note.contains("--time") || !want.contains("practical"),
+                "{note}"
+            );
+        }
+        let shown = Interval {
+            low: Ok(20.0),
+            high: Ok(30.0),
+        };
+        assert_eq!(interval_note(&shown, 0.95, 10.0), None);
+    }
 
     #[test]
     fn floats_print_like_python() {
