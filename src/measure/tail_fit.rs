@@ -36,7 +36,7 @@ pub struct Crossing {
     /// The highest rate whose band reaches 1 %: above it the fraction is over 1 %.
     pub high: f64,
     /// The variance inflation used: the larger of the bursts' design effect and the
-    /// fit's own scatter (Pearson χ² per degree of freedom).
+    /// fit's own scatter (the median squared Pearson residual over 0.455).
     pub dispersion: f64,
 }
 
