@@ -1,6 +1,6 @@
 //! `loadgen run --agents` across network namespaces: a coordinator and two agents,
-//! each in a namespace of its own, against `loadgen serve` (a simulated M/M/1 server,
-//! service exp:5ms) in a third. The namespaces are joined by veth pairs only (no
+//! each in a namespace of its own, against `loadgen serve` (a simulated server of one
+//! thread, service exp:5ms or fixed:5ms) in a third. The namespaces are joined by veth pairs only (no
 //! bridge, no forwarding): the server's address 10.9.9.9 sits on its loopback and is
 //! routed over the pair that reaches it from each other namespace. Needs root and
 //! iproute2, as CI has; without them the test fails and says so.
@@ -231,7 +231,8 @@ impl Drop for Proc {
     }
 }
 
-fn server(net: &Net) -> Proc {
+/// `loadgen serve` of the sim backend, one thread, service `law` (exp:5ms, fixed:5ms).
+fn server(net: &Net, law: &str) -> Proc {
     Proc::start(
         net,
         "srv",
@@ -240,7 +241,7 @@ fn server(net: &Net) -> Proc {
             "--backend",
             "sim",
             "--sim-service-time",
-            "exp:5ms",
+            law,
             "--threads",
             "1",
             "--listen",
@@ -314,10 +315,17 @@ fn interval(doc: &Value, dist: &str, target: &str) -> (f64, f64, f64) {
     (qps, low, high)
 }
 
+/// The answers compared are those of a D/D/1 (constant arrivals, fixed service): its
+/// answer is the server's capacity to within a rate step, every time, so two searches
+/// that count the same queries agree to a few percent. An M/M/1 searched in 2 s steps
+/// does not make a test: its answer varies from −10 % to +17 % of theory (p10–p90
+/// over 100 seeds on the virtual clock, `QUEUE=mm1 TIME=2 BUDGET=30`), and two such
+/// searches' 90 % intervals missed each other in CI. The two agents' Poisson shares
+/// are checked against one process's schedule in `agents::split`.
 #[test]
 fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() {
     let net = Net::new();
-    let _srv = server(&net);
+    let _srv = server(&net, "fixed:5ms");
     let _a1 = agent(&net, "a1");
     let _a2 = agent(&net, "a2");
     let dir = tempfile::tempdir().unwrap();
@@ -325,7 +333,7 @@ fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() 
         "--max-latency",
         "0.05",
         "--distributions",
-        "exponential",
+        "linear",
         "--time",
         "2",
         "--search-time",
@@ -342,7 +350,7 @@ fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() 
     // Every step's merged counts are the sums of the agents' own, exactly.
     let agents = doc["agents"].as_array().expect("agents in results.json");
     assert_eq!(agents.len(), 2);
-    let steps = doc["scan"]["exponential"].as_object().unwrap();
+    let steps = doc["scan"]["linear"].as_object().unwrap();
     assert!(!steps.is_empty());
     // scan keys the n-th run of a rate `NAME#n`; the agents list every run in order.
     for (key, step) in steps {
@@ -377,20 +385,22 @@ fn two_agents_in_their_own_namespaces_count_exactly_and_answer_as_one_process() 
         Duration::from_secs(300),
     );
     assert_eq!(code, 0, "{text}");
-    let (q2, l2, h2) = interval(&doc, "exponential", "0.05");
-    let (q1, l1, h1) = interval(&read(&one), "exponential", "0.05");
+    let (q2, l2, h2) = interval(&doc, "linear", "0.05");
+    let (q1, l1, h1) = interval(&read(&one), "linear", "0.05");
     assert!(q1 > 0.0 && q2 > 0.0, "both answered: {q1}, {q2}");
-    eprintln!("two agents {q2} [{l2}, {h2}], one process {q1} [{l1}, {h1}] (theory 107.9)");
-    assert!(
-        l2 <= h1 && l1 <= h2,
-        "two agents {q2} [{l2}, {h2}] against one process {q1} [{l1}, {h1}]"
-    );
+    eprintln!("two agents {q2} [{l2}, {h2}], one process {q1} [{l1}, {h1}] (capacity 200)");
+    let said = format!("two agents {q2} [{l2}, {h2}] against one process {q1} [{l1}, {h1}]");
+    assert!(l2 <= h1 && l1 <= h2, "{said}");
+    // The capacity, less the network path: the search's last steps are 1 % apart, and
+    // the two schedules are the same queries (see `agents::split`).
+    assert!((q2 / q1 - 1.0).abs() <= 0.03, "{said}");
+    assert!(q1 > 150.0 && q2 > 150.0, "{said}");
 }
 
 #[test]
 fn an_agent_killed_mid_run_ends_it_with_exit_1_keeping_finished_targets() {
     let net = Net::new();
-    let _srv = server(&net);
+    let _srv = server(&net, "exp:5ms");
     let _a1 = agent(&net, "a1");
     let mut a2 = agent(&net, "a2");
     let dir = tempfile::tempdir().unwrap();
@@ -447,7 +457,7 @@ fn an_agent_killed_mid_run_ends_it_with_exit_1_keeping_finished_targets() {
 #[test]
 fn a_wrong_token_is_refused_before_measuring() {
     let net = Net::new();
-    let _srv = server(&net);
+    let _srv = server(&net, "exp:5ms");
     let mut a1 = agent(&net, "a1");
     let _a2 = agent(&net, "a2");
     let dir = tempfile::tempdir().unwrap();

@@ -520,7 +520,7 @@ fn answer(e: &SoFar, d: &Decision, known: Option<f64>, end: End) -> Answer {
     // crossing lies below clean passes.
     let fit = rate
         .filter(|_| d.best.is_some())
-        .and_then(|r| fitted(e, &by_rate(e), r, burst_size(e.steps, e.target)));
+        .and_then(|r| fitted(e, r, burst_size(e.steps, e.target)));
     let iso = pooled(&points(e.steps, e.carried, e.target));
     let best = match fit {
         Some(c) => e
@@ -855,6 +855,34 @@ fn stayed_spoiled(steps: &[StepSummary]) -> bool {
         .is_some_and(|s| s.verdict().spoiled() && s.retries >= MAX_RETRIES)
 }
 
+/// Each step's counts for the fit across rates: one point per step, so that the fit's
+/// scatter is the steps' scatter (steps at one rate that disagree are overdispersion
+/// that pooling them would hide). A step stopped early as a fail counts at its planned
+/// length with its late queries alone: it stopped because a burst had just come, so
+/// its fraction at the stop is biased up by the stop itself (2 s steps of an M/M/1
+/// stopped at 30 queries of which 12 late, where the rate's fraction is 4 %); the
+/// queries it did not issue, counted on time, make it the least the step could have
+/// shown.
+fn fit_counts(e: &SoFar) -> Vec<Counts> {
+    e.steps
+        .iter()
+        .chain(e.carried)
+        .filter_map(|s| {
+            let p = point_of(s, e.target)?;
+            let judged = if s.stop().is_failure() {
+                p.judged.max(s.planned)
+            } else {
+                p.judged
+            };
+            Some(Counts {
+                rate: p.rate,
+                judged,
+                late: p.late,
+            })
+        })
+        .collect()
+}
+
 /// Per distinct rate, ascending: (rate, judged, late, late of the target's own
 /// steps, their Σ episode²).
 fn by_rate(e: &SoFar) -> Vec<(f64, u64, u64, u64, u64)> {
@@ -953,7 +981,7 @@ pub fn high_end_need(e: &SoFar, answer: f64) -> Unshown {
 /// late fraction fitted across rates ([`tail_fit`]) where it shows a crossing that
 /// holds the answer, else the monotone windows ([`windows`]).
 pub fn interval(e: &SoFar, answer: Option<f64>) -> (Result<f64, Unshown>, Result<f64, Unshown>) {
-    let fit = answer.and_then(|a| fitted(e, &by_rate(e), a, burst_size(e.steps, e.target)));
+    let fit = answer.and_then(|a| fitted(e, a, burst_size(e.steps, e.target)));
     match fit {
         Some(c) => (Ok(round_rate(c.low)), Ok(round_up(c.high))),
         None => windows(e, answer),
@@ -1104,20 +1132,10 @@ pub fn windows(e: &SoFar, answer: Option<f64>) -> (Result<f64, Unshown>, Result<
 
 /// The late fraction fitted across the rates within [`tail_fit::SPAN`] of `answer`
 /// (see [`tail_fit`]), its band at the end's confidence on each side.
-fn fitted(
-    e: &SoFar,
-    at: &[(f64, u64, u64, u64, u64)],
-    answer: f64,
-    burst: f64,
-) -> Option<tail_fit::Crossing> {
-    let near: Vec<Counts> = at
-        .iter()
-        .filter(|a| a.0 >= answer / tail_fit::SPAN && a.0 <= answer * tail_fit::SPAN)
-        .map(|a| Counts {
-            rate: a.0,
-            judged: a.1,
-            late: a.2,
-        })
+fn fitted(e: &SoFar, answer: f64, burst: f64) -> Option<tail_fit::Crossing> {
+    let near: Vec<Counts> = fit_counts(e)
+        .into_iter()
+        .filter(|c| c.rate >= answer / tail_fit::SPAN && c.rate <= answer * tail_fit::SPAN)
         .collect();
     let z = tail_fit::normal_quantile(end_confidence(e.confidence));
     // A band that leaves out the search's own answer (a measured pass, chosen by the
@@ -1456,6 +1474,22 @@ mod tests {
             st(over, 1500, 200),
             st(over + 2.0, 1000, 400),
         ]
+    }
+
+    #[test]
+    fn a_step_stopped_as_a_fail_enters_the_fit_at_its_planned_length() {
+        // Stopped at 30 of 280 planned queries, 12 late: the fit sees 12 of 280 (the
+        // least the step could have shown), not the 40 % the stop caught.
+        let mut stopped = st(140.0, 30, 12);
+        stopped.planned = 280;
+        stopped.outcome = StepOutcome::decided(false, true, StopReason::CertainFail);
+        // Run to its end: its own counts.
+        let ran = st(120.0, 240, 3);
+        let steps = [stopped, ran];
+        let why = [Bisect, Bisect];
+        let c = fit_counts(&ev(&steps, &why, &[]));
+        let got: Vec<(f64, u64, u64)> = c.iter().map(|c| (c.rate, c.judged, c.late)).collect();
+        assert_eq!(got, [(140.0, 280, 12), (120.0, 240, 3)]);
     }
 
     #[test]

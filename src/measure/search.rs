@@ -533,9 +533,9 @@ mod tests {
         // cannot pass with confidence, one run on to confidence at 18 can.
         assert_eq!(passes, [12.0, 22.0, 18.0], "{:?}", rates(&r));
         assert_eq!(rates(&r), [24.0, 12.0, 22.0, 23.0, 18.0]);
-        // The fit across rates: its band (17 to 23) holds the answer 22 and the
+        // The fit across rates: its band (18 to 23) holds the answer 22 and the
         // confident pass at 18.
-        assert_eq!(r.interval.ends(), (Some(17.0), Some(23.0)));
+        assert_eq!(r.interval.ends(), (Some(18.0), Some(23.0)));
     }
 
     fn rates(r: &SearchResult) -> Vec<f64> {

@@ -17,7 +17,8 @@
 //!
 //! Pure: no clock, no I/O; tested by tables.
 
-/// One rate's pooled counts: `judged` queries, `late` of them over the target.
+/// One step's counts (or several steps' at one rate, pooled): `judged` queries,
+/// `late` of them over the target.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Counts {
     pub rate: f64,
@@ -63,7 +64,10 @@ fn boundary(fraction: f64) -> f64 {
 pub fn crossing(points: &[Counts], fraction: f64, z: f64, burst: f64) -> Option<Crossing> {
     let pts: Vec<Counts> = points.iter().copied().filter(|p| p.judged > 0).collect();
     let late: u64 = pts.iter().map(|p| p.late).sum();
-    if pts.len() < MIN_RATES || late < MIN_LATE || pts.iter().all(|p| p.late == 0) {
+    let mut rates: Vec<f64> = pts.iter().map(|p| p.rate).collect();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
+    if rates.len() < MIN_RATES || late < MIN_LATE || pts.iter().all(|p| p.late == 0) {
         return None;
     }
     let (lo_r, hi_r) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
@@ -76,9 +80,10 @@ pub fn crossing(points: &[Counts], fraction: f64, z: f64, burst: f64) -> Option<
     let (c, s) = ((lo_r + hi_r) / 2.0, (hi_r - lo_r) / 2.0);
     let (a, b, info) = irls(&pts, c, s)?;
     // The scatter about the fit that the bursts do not explain: the median squared
-    // Pearson residual over its expectation under χ²₁ (0.455), robust to a step
-    // stopped early in one burst (45 queries, 20 late at 3 %: a residual of 16
-    // standard errors that a mean of squares would spread over every rate).
+    // Pearson residual over its expectation under χ²₁ (0.455). Given one point per
+    // step, it sees steps at one rate that disagree; a median, so that one step
+    // caught in one burst (45 queries, 20 late at 3 %: a residual of 16 standard
+    // errors) does not spread over every rate as a mean of squares would.
     let mut squares: Vec<f64> = pts
         .iter()
         .map(|p| {
