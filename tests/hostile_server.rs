@@ -258,7 +258,8 @@ fn a_silent_server_is_one_sentence_within_the_ready_timeout() {
 #[test]
 fn metadata_naming_another_model_is_a_warning() {
     let s = start(Mode::WrongName);
-    let r = run(&s.url, &[], WHILE);
+    // A short search: the warning comes before it, and results.json keeps it.
+    let r = run(&s.url, &["--search-time", "3"], WHILE);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let warning = "answered the metadata of model 'another' for --model-name 'm'";
     assert!(r.stderr.contains(warning), "{}", r.stderr);
