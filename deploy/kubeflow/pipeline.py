@@ -85,43 +85,44 @@ def loadgen_run(
     if benchmark_or_accuracy not in ("benchmark", "accuracy"):
         raise ValueError(f"benchmark_or_accuracy must be benchmark or accuracy; got {benchmark_or_accuracy!r}")
     binary = os.environ.get("LOADGEN_BIN") or shutil.which("loadgen") or "loadgen"
-    out_dir = tempfile.mkdtemp(prefix="loadgen-")
-    out = os.path.join(out_dir, "results.json")
-    cmd = [binary, "run", "--quiet", "--output", out, "--backend", backend,
-           "--max-latency", targets, "--distributions", distributions]
-    if data_location:
-        cmd += ["--dataset-path", data_location]
-    if model_name and backend in ("kserve", "triton"):
-        cmd += ["--model-name", model_name]
-    if precision:
-        cmd += ["--precision", precision]
-    if batch_size > 0:
-        cmd += ["--batch_size", str(batch_size)]
-    if socket_id >= 0:
-        cmd += ["--socket-id", str(socket_id)]
-    if verbose:
-        cmd.append("--verbose")
-    if benchmark_or_accuracy == "benchmark":
-        cmd.append("--no-accuracy")
-    if url:
-        cmd += ["--url", url]
-    if agents:
-        cmd += ["--agents", agents]
-    if time > 0:
-        cmd += ["--time", repr(time)]
-    cmd += shlex.split(extra_model_args)
-    print("loadgen_run: " + shlex.join(cmd), flush=True)
-    final = None
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as p:
-        for line in p.stdout:
-            print(line, end="", flush=True)
-            if line.startswith("===FINAL_RESULT: "):
-                final = ast.literal_eval(line[len("===FINAL_RESULT: "):].strip())
-    if p.returncode != 0:
-        raise RuntimeError(f"loadgen exited {p.returncode}")
-    if final is None:
-        raise RuntimeError("loadgen printed no ===FINAL_RESULT line")
-    shutil.copyfile(out, results.path)
+    # The run writes into a directory of its own, removed once its file is the artifact.
+    with tempfile.TemporaryDirectory(prefix="loadgen-") as out_dir:
+        out = os.path.join(out_dir, "results.json")
+        cmd = [binary, "run", "--quiet", "--output", out, "--backend", backend,
+               "--max-latency", targets, "--distributions", distributions]
+        if data_location:
+            cmd += ["--dataset-path", data_location]
+        if model_name and backend in ("kserve", "triton"):
+            cmd += ["--model-name", model_name]
+        if precision:
+            cmd += ["--precision", precision]
+        if batch_size > 0:
+            cmd += ["--batch_size", str(batch_size)]
+        if socket_id >= 0:
+            cmd += ["--socket-id", str(socket_id)]
+        if verbose:
+            cmd.append("--verbose")
+        if benchmark_or_accuracy == "benchmark":
+            cmd.append("--no-accuracy")
+        if url:
+            cmd += ["--url", url]
+        if agents:
+            cmd += ["--agents", agents]
+        if time > 0:
+            cmd += ["--time", repr(time)]
+        cmd += shlex.split(extra_model_args)
+        print("loadgen_run: " + shlex.join(cmd), flush=True)
+        final = None
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as p:
+            for line in p.stdout:
+                print(line, end="", flush=True)
+                if line.startswith("===FINAL_RESULT: "):
+                    final = ast.literal_eval(line[len("===FINAL_RESULT: "):].strip())
+        if p.returncode != 0:
+            raise RuntimeError(f"loadgen exited {p.returncode}")
+        if final is None:
+            raise RuntimeError("loadgen printed no ===FINAL_RESULT line")
+        shutil.copyfile(out, results.path)
     results.metadata["mode"] = mode
     for dist, answers in final.items():
         for target, qps in answers.items():
