@@ -401,6 +401,9 @@ fn a_batch_candidate_that_cannot_meet_any_target_is_left_out_after_its_probe() {
             "1",
             "--warmup",
             "0",
+            // What is checked is the calibration: short searches after it.
+            "--search-time",
+            "4",
             "--output",
             out_path.to_str().unwrap(),
         ]
