@@ -518,9 +518,7 @@ fn answer(e: &SoFar, d: &Decision, known: Option<f64>, end: End) -> Answer {
     // rate whose own step passed, whose own pooled steps pass, at or below the fitted
     // crossing. Never lowered: on a capacity cliff the fit smooths the jump and its
     // crossing lies below clean passes.
-    let fit = rate
-        .filter(|_| d.best.is_some())
-        .and_then(|r| fitted(e, r, burst_size(e.steps, e.target)));
+    let fit = rate.filter(|_| d.best.is_some()).and_then(|r| fitted(e, r));
     let iso = pooled(&points(e.steps, e.carried, e.target));
     let best = match fit {
         Some(c) => e
@@ -988,7 +986,7 @@ pub fn high_end_need(e: &SoFar, answer: f64) -> Unshown {
 /// late fraction fitted across rates ([`tail_fit`]) where it shows a crossing that
 /// holds the answer, else the monotone windows ([`windows`]).
 pub fn interval(e: &SoFar, answer: Option<f64>) -> (Result<f64, Unshown>, Result<f64, Unshown>) {
-    let fit = answer.and_then(|a| fitted(e, a, burst_size(e.steps, e.target)));
+    let fit = answer.and_then(|a| fitted(e, a));
     match fit {
         Some(c) => (Ok(round_rate(c.low)), Ok(round_up(c.high))),
         None => windows(e, answer),
@@ -1139,7 +1137,7 @@ pub fn windows(e: &SoFar, answer: Option<f64>) -> (Result<f64, Unshown>, Result<
 
 /// The late fraction fitted across the rates within [`tail_fit::SPAN`] of `answer`
 /// (see [`tail_fit`]), its band at the end's confidence on each side.
-fn fitted(e: &SoFar, answer: f64, burst: f64) -> Option<tail_fit::Crossing> {
+fn fitted(e: &SoFar, answer: f64) -> Option<tail_fit::Crossing> {
     let near: Vec<Counts> = fit_counts(e)
         .into_iter()
         .filter(|c| c.rate >= answer / tail_fit::SPAN && c.rate <= answer * tail_fit::SPAN)
@@ -1148,7 +1146,7 @@ fn fitted(e: &SoFar, answer: f64, burst: f64) -> Option<tail_fit::Crossing> {
     // A band that leaves out the search's own answer (a measured pass, chosen by the
     // rules above) contradicts the steps: the tail is not log-linear there (a capacity
     // cliff, where the fit smooths a jump into a slope), and the windows decide.
-    tail_fit::crossing(&near, LATE_FRACTION, z, burst)
+    tail_fit::crossing(&near, LATE_FRACTION, z, burst_size(e.steps, e.target))
         .filter(|c| c.low > 0.0 && c.low <= answer && answer <= c.high)
 }
 
